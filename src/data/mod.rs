@@ -1,0 +1,1 @@
+//! Image folders, decoding, preprocessing, augmentation and sampling.

@@ -1,0 +1,1 @@
+//! Open-set evaluation: metrics, threshold calibration and baselines.

@@ -1,0 +1,3 @@
+//! Architectures, the model file and batched inference.
+
+pub mod arch;

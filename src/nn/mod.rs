@@ -1,0 +1,42 @@
+//! The network engine: arrays in, arrays out.
+//!
+//! Shape glossary, used in every `// (…)` comment of this module:
+//! - `N` batch size, `C` channels, `H` height, `W` width (images are `(N, C, H, W)`),
+//! - `D` features of a flat vector (`(N, D)`), `K` classes or embedding dimension,
+//! - `O` output units / channels of a layer, `I` its input units / channels.
+//!
+//! Conventions (the same as PyTorch unless a doc comment says otherwise):
+//! - Linear weights are `(O, I)`, convolution weights `(O, I, kh, kw)`.
+//! - Every layer's `backward` *adds* into its parameter gradients; zeroing them is a
+//!   separate step (`Sequential::zero_grad`).
+//! - Wrong shapes are `NnError::Shape` errors naming the actual and expected shapes.
+
+pub mod error;
+pub mod layer;
+pub mod param;
+
+// Layers and their kernels.
+pub mod activation;
+pub mod batch_norm;
+pub mod conv2d;
+pub mod dropout;
+pub mod flatten;
+pub mod gemm;
+pub mod init;
+pub mod l2norm;
+pub mod linear;
+pub mod pool;
+pub mod sequential;
+
+// Training mathematics.
+pub mod loss;
+pub mod optim;
+pub mod schedule;
+
+pub use error::{NnError, Result};
+pub use layer::{Layer, Mode};
+pub use param::Param;
+
+/// The tensor type passed between layers: a dynamic-rank `f32` array in standard
+/// (row-major, C-contiguous) layout.
+pub type Tensor = ndarray::ArrayD<f32>;

@@ -1,0 +1,1 @@
+//! SQL persistence of galleries, identities and faces.

@@ -1,0 +1,1 @@
+//! The training loop: batches, checkpoints, logs and plots.
