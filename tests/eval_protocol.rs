@@ -120,6 +120,7 @@ fn fisherfaces_separate_fixture_identities_better_than_chance() {
     let fisher = Fisherfaces::fit(
         x.select(Axis(0), &train).view(),
         &train.iter().map(|&i| labels[i]).collect::<Vec<_>>(),
+        None,
     )
     .expect("fit");
     assert_eq!(fisher.dim(), 7, "c − 1 for 8 identities");
@@ -136,7 +137,7 @@ fn fisherfaces_separate_fixture_identities_better_than_chance() {
         eigen_rank1 >= 0.5 && raw_rank1 >= 0.5,
         "{eigen_rank1} {raw_rank1}"
     );
-    let wrong = Fisherfaces::fit(x.view(), &vec![0; x.nrows()]);
+    let wrong = Fisherfaces::fit(x.view(), &vec![0; x.nrows()], None);
     assert!(wrong.is_err(), "one identity");
 }
 

@@ -5,7 +5,7 @@
 //! - [`RawPixels`]: the preprocessed pixels themselves (`K = D`).
 //! - [`Eigenfaces`]: projection on the leading `K` principal components of a training
 //!   set (Turk & Pentland 1991).
-//! - [`Fisherfaces`]: PCA to `N − c` dimensions, then LDA to `c − 1` (Belhumeur,
+//! - [`Fisherfaces`]: PCA to `N − c` dimensions (or fewer), then LDA to `c − 1` (Belhumeur,
 //!   Hespanha & Kriegman 1997), for `N` training images of `c` identities. The LDA step
 //!   solves `S_b v = λ S_w v` by whitening `S_w = Q Λ Qᵀ` (`W₁ = Q Λ^(−1/2)`, dropping
 //!   directions with `λ ≤ 1e−10 λ_max`) and decomposing `W₁ᵀ S_b W₁`.
@@ -91,8 +91,15 @@ pub struct Fisherfaces(Projection);
 
 impl Fisherfaces {
     /// Fits on training rows `(N, D)` with identity `labels`; needs `c ≥ 2` identities
-    /// and `N > c` images.
-    pub fn fit(x: ArrayView2<f32>, labels: &[usize]) -> Result<Fisherfaces> {
+    /// and `N > c` images. The PCA step keeps `N − c` dimensions (the original method)
+    /// or, with `pca_components`, at most that many: on identities never seen in
+    /// training the full `N − c` overfits the training identities (measured in
+    /// BENCHMARKS.md).
+    pub fn fit(
+        x: ArrayView2<f32>,
+        labels: &[usize],
+        pca_components: Option<usize>,
+    ) -> Result<Fisherfaces> {
         if x.nrows() != labels.len() {
             return Err(EvalError::mismatch("labels", x.nrows(), labels.len()));
         }
@@ -106,7 +113,8 @@ impl Fisherfaces {
                  got {n} images of {c} identities"
             )));
         }
-        let pc = principal_components(&x.mapv(f64::from), n - c)?;
+        let pca = pca_components.map_or(n - c, |k| k.min(n - c));
+        let pc = principal_components(&x.mapv(f64::from), pca)?;
         let y = (&x.mapv(f64::from) - &pc.mean).dot(&pc.basis.t()); // (N, K), zero mean
         let k = y.ncols();
         let mut sw = Array2::<f64>::zeros((k, k));

@@ -7,6 +7,7 @@
 
 pub mod baselines;
 pub mod calibrate;
+pub mod compare;
 pub mod error;
 pub mod metrics;
 pub mod plot;
@@ -16,6 +17,7 @@ pub mod scores;
 
 pub use baselines::{Eigenfaces, Fisherfaces, RawPixels};
 pub use calibrate::{Threshold, calibrate};
+pub use compare::baseline_reports;
 pub use error::{EvalError, Result};
 pub use metrics::{AtFar, RocPoint, dir_at_far, eer, rank1, roc, tar_at_far};
 pub use protocol::{ProtocolConfig, ProtocolReport, open_set_protocol};

@@ -141,13 +141,40 @@ pub fn render(title: &str, axes: &Axes, series: &[Series]) -> RgbImage {
             }
             previous = Some(p);
         }
-        // Legend, top right, one row per series.
-        let y = TOP + 8 + 18 * i as i64;
-        let x = right - 12 - text_width(&s.name) - 30;
-        line(&mut img, (x, y + 6), (x + 22, y + 6), colour, 3);
-        text(&mut img, x + 30, y, &s.name, BLACK);
     }
+    legend(&mut img, right, series);
     img
+}
+
+/// Legend in a framed white box at the top right, one row per series.
+fn legend(img: &mut RgbImage, right: i64, series: &[Series]) {
+    if series.is_empty() {
+        return;
+    }
+    let widest = series
+        .iter()
+        .map(|s| text_width(&s.name))
+        .max()
+        .unwrap_or(0);
+    let (w, h) = (widest + 50, 18 * series.len() as i64 + 10);
+    let (x0, y0) = (right - 8 - w, TOP + 6);
+    for y in y0..y0 + h {
+        line(img, (x0, y), (x0 + w, y), WHITE, 1);
+    }
+    for (a, b) in [
+        ((0, 0), (w, 0)),
+        ((w, 0), (w, h)),
+        ((w, h), (0, h)),
+        ((0, h), (0, 0)),
+    ] {
+        line(img, (x0 + a.0, y0 + a.1), (x0 + b.0, y0 + b.1), GRID, 1);
+    }
+    for (i, s) in series.iter().enumerate() {
+        let colour = Rgb(PALETTE[i % PALETTE.len()]);
+        let y = y0 + 6 + 18 * i as i64;
+        line(img, (x0 + 8, y + 6), (x0 + 30, y + 6), colour, 3);
+        text(img, x0 + 38, y, &s.name, BLACK);
+    }
 }
 
 /// About five "nice" ticks (1, 2 or 5 × 10ᵏ apart) covering the values, and the axis
