@@ -9,20 +9,30 @@
 //!
 //! - [`ExactIndex`]: a vectorised scan over a contiguous `(N, D)` matrix with partial
 //!   selection. Exact; the reference in tests; the fastest choice for small galleries.
+//! - [`HnswIndex`]: an `hnsw_rs` graph; deletion by filtering plus background rebuilds.
+//! - [`GalleryIndex`]: what a gallery uses — exact below [`IndexConfig::crossover`]
+//!   faces, HNSW above, switching in the background as the gallery grows.
 //!
 //! None of them persist anything: the SQL store is the source of truth and an index is
 //! rebuilt from it at start-up (`insert_batch`).
 
+mod config;
 mod dot;
 mod error;
 mod exact;
+mod gallery;
+mod hnsw;
 mod identity_map;
 mod select;
 mod vector;
+mod worker;
 
+pub use config::IndexConfig;
 pub use dot::{dot, dot_many};
 pub use error::IndexError;
-pub use exact::ExactIndex;
+pub use exact::{ExactIndex, PARALLEL_SCAN_MIN_ROWS};
+pub use gallery::{GalleryIndex, IndexKind};
+pub use hnsw::HnswIndex;
 pub use vector::{UNIT_NORM_TOLERANCE, check_embedding};
 
 /// Database id of one stored face (one embedding).

@@ -72,3 +72,32 @@ pub fn probes(seed: u64, g: &Gallery, count: usize, sigma: f32) -> Vec<Vec<f32>>
         })
         .collect()
 }
+
+use faceprint::index::{ExactIndex, FaceIndex, GalleryIndex, HnswIndex, IndexConfig};
+
+/// A config for small test galleries: `ef_search` above the gallery size makes HNSW
+/// search every point, so results must equal exact search; rebuilds start early.
+pub fn small_config() -> IndexConfig {
+    IndexConfig {
+        ef_search: 256,
+        crossover: 40,
+        rebuild_min_deleted: 4,
+        ..IndexConfig::default()
+    }
+}
+
+/// An implementation under test and its name.
+pub type Named = (&'static str, Box<dyn FaceIndex>);
+
+/// Each implementation under test, by name: exact, HNSW, and a gallery index that
+/// switches from exact to HNSW at 40 faces (so most tests cross it).
+pub fn implementations(d: usize) -> Vec<Named> {
+    vec![
+        ("exact", Box::new(ExactIndex::new(d).unwrap())),
+        ("hnsw", Box::new(HnswIndex::new(d, small_config()).unwrap())),
+        (
+            "gallery",
+            Box::new(GalleryIndex::new(d, small_config()).unwrap()),
+        ),
+    ]
+}
