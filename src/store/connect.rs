@@ -1,0 +1,125 @@
+//! Opening the database: backend from the URL, SQLite durability settings, migrations.
+
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, Executor};
+
+use super::{Backend, Store, StoreError};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// How long a SQLite writer waits for another writer's lock before failing.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+
+impl Store {
+    /// Connect to `url` (`sqlite://path` — the file is created if missing — or
+    /// `postgres://…`), then apply pending migrations.
+    ///
+    /// SQLite connections run in WAL mode with `synchronous = FULL` (a commit is on disk
+    /// before it is acknowledged), a busy timeout and foreign keys on. On PostgreSQL,
+    /// `sqlx` takes an advisory lock while migrating, so replicas may start together.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalise_url(url)?;
+        let options = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30));
+        let options = match backend {
+            Backend::Sqlite => options
+                .after_connect(|conn, _meta| Box::pin(async move { sqlite_pragmas(conn).await })),
+            Backend::Postgres => options,
+        };
+        let pool = options.connect(&url).await?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await?;
+        Ok(Store { pool, backend })
+    }
+}
+
+/// The `Any` driver opens SQLite with sqlx's defaults, which set neither the journal mode
+/// nor `synchronous`; set both explicitly so durability never depends on how SQLite was
+/// compiled.
+async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute("PRAGMA synchronous = FULL").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    let busy = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}");
+    conn.execute(sqlx::AssertSqlSafe(busy)).await?;
+    Ok(())
+}
+
+/// The backend of `url`; SQLite URLs get `mode=rwc` (create if missing) unless they name
+/// a mode themselves.
+fn normalise_url(url: &str) -> Result<(Backend, String), StoreError> {
+    if url.starts_with("sqlite:") {
+        if url.contains("mode=") || url.contains(":memory:") {
+            return Ok((Backend::Sqlite, url.to_owned()));
+        }
+        let separator = if url.contains('?') { '&' } else { '?' };
+        Ok((Backend::Sqlite, format!("{url}{separator}mode=rwc")))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok((Backend::Postgres, url.to_owned()))
+    } else {
+        Err(StoreError::UnsupportedUrl {
+            url: redact_password(url),
+        })
+    }
+}
+
+/// `scheme://user:secret@host` → `scheme://user:***@host`, for error messages.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_are_created_if_missing_unless_they_choose_a_mode() {
+        let cases = [
+            ("sqlite://faceprint.db", "sqlite://faceprint.db?mode=rwc"),
+            (
+                "sqlite://a.db?cache=shared",
+                "sqlite://a.db?cache=shared&mode=rwc",
+            ),
+            ("sqlite://a.db?mode=ro", "sqlite://a.db?mode=ro"),
+        ];
+        for (given, expected) in cases {
+            let (backend, url) = normalise_url(given).expect("sqlite URL");
+            assert_eq!(backend, Backend::Sqlite, "{given}");
+            assert_eq!(url, expected, "{given}");
+        }
+    }
+
+    #[test]
+    fn unsupported_urls_are_refused_without_printing_the_password() {
+        let err = normalise_url("mysql://root:hunter2@db/faceprint").expect_err("mysql");
+        let message = err.to_string();
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(
+            message.contains("mysql://root:***@db/faceprint"),
+            "{message}"
+        );
+    }
+}

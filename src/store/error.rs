@@ -1,0 +1,16 @@
+//! Errors of the store.
+
+/// Anything that can go wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL {url:?} names no supported backend: expected sqlite://… or postgres://…")]
+    UnsupportedUrl { url: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("face {face}: stored embedding has {bytes} bytes, expected a multiple of 4")]
+    CorruptEmbedding { face: i64, bytes: usize },
+    #[error("metadata of identity {identity} is not a JSON object: {reason}")]
+    CorruptMetadata { identity: i64, reason: String },
+}

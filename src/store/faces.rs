@@ -1,0 +1,131 @@
+//! Faces: loading embeddings for the index, deleting one face, model versions, re-embedding.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, StoredFace, StoredImage, decode_embedding, encode_embedding};
+
+impl Store {
+    /// One page of a gallery's faces with embeddings, ordered by face id, after `after`.
+    pub async fn faces_page(
+        &self,
+        gallery_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredFace>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.identity_id, f.embedding FROM faces f \
+             JOIN identities i ON i.id = f.identity_id \
+             WHERE i.gallery_id = $1 AND f.id > $2 ORDER BY f.id LIMIT $3",
+        )
+        .bind(gallery_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.try_get("id")?;
+                let bytes: Vec<u8> = row.try_get("embedding")?;
+                let embedding = decode_embedding(&bytes).ok_or(StoreError::CorruptEmbedding {
+                    face: id,
+                    bytes: bytes.len(),
+                })?;
+                Ok(StoredFace {
+                    id,
+                    identity_id: row.try_get("identity_id")?,
+                    embedding,
+                })
+            })
+            .collect()
+    }
+
+    /// Delete face `face_id` of identity `external_id`; its identity id if it existed.
+    pub async fn delete_face(
+        &self,
+        gallery_id: i64,
+        external_id: &str,
+        face_id: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM faces WHERE id = $1 AND identity_id = \
+             (SELECT id FROM identities WHERE gallery_id = $2 AND external_id = $3) \
+             RETURNING identity_id",
+        )
+        .bind(face_id)
+        .bind(gallery_id)
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("identity_id")).transpose()?)
+    }
+
+    /// `(model version, number of faces)` for every version present.
+    pub async fn model_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT model_version, COUNT(*) AS n FROM faces \
+             GROUP BY model_version ORDER BY model_version",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("model_version")?, row.try_get("n")?)))
+            .collect()
+    }
+
+    /// Number of faces not embedded by `model_version` that have no stored image.
+    pub async fn count_stale_without_image(&self, model_version: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM faces WHERE model_version <> $1 AND image IS NULL",
+        )
+        .bind(model_version)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// One page of stored images of faces not embedded by `model_version`, after face `after`.
+    pub async fn stale_images_page(
+        &self,
+        model_version: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredImage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, image FROM faces \
+             WHERE model_version <> $1 AND image IS NOT NULL AND id > $2 \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(model_version)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredImage {
+                    face_id: row.try_get("id")?,
+                    image: row.try_get("image")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replace the embeddings of `faces` (face id, new embedding) in one transaction.
+    pub async fn replace_embeddings(
+        &self,
+        model_version: &str,
+        faces: &[(i64, Vec<f32>)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (face_id, embedding) in faces {
+            sqlx::query("UPDATE faces SET embedding = $1, model_version = $2 WHERE id = $3")
+                .bind(encode_embedding(embedding))
+                .bind(model_version)
+                .bind(*face_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

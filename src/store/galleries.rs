@@ -1,0 +1,58 @@
+//! Galleries: named partitions of identities, each with an optional threshold.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Gallery, Store, StoreError, now_ms};
+
+fn gallery_from_row(row: &AnyRow) -> Result<Gallery, sqlx::Error> {
+    Ok(Gallery {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        threshold: row.try_get("threshold")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    /// Every gallery, by name.
+    pub async fn galleries(&self) -> Result<Vec<Gallery>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, name, threshold, created_at FROM galleries ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(gallery_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The gallery called `name`, if it exists.
+    pub async fn gallery(&self, name: &str) -> Result<Option<Gallery>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, name, threshold, created_at FROM galleries WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.as_ref().map(gallery_from_row).transpose()?)
+    }
+
+    /// Create the gallery `name` or set its threshold (`None` = the model's default).
+    pub async fn put_gallery(
+        &self,
+        name: &str,
+        threshold: Option<f64>,
+    ) -> Result<Gallery, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO galleries (name, threshold, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET threshold = excluded.threshold \
+             RETURNING id, name, threshold, created_at",
+        )
+        .bind(name)
+        .bind(threshold)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(gallery_from_row(&row)?)
+    }
+}
