@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch reference values for faceprint's engine (tests/torch_reference.rs).
 
-Rerun from the repository root (seeded; bit-for-bit reproducible on one machine):
+Rerun from the repository root (seeded; the tensors come out identical bit for bit on
+one machine, though the order of the metadata in the file header may change):
 
     /work/pyenv/bin/python scripts/torch_reference.py        # any Python with torch,
                                                               # numpy and safetensors
@@ -12,7 +13,9 @@ tests/fixtures/torch/losses.safetensors
     Each loss on fixed inputs: value, input gradient (and, for the embedding losses, the
     number of terms and of active terms): softmax cross-entropy (ordinary and ±1e4
     logits), squared error, triplet loss in all three minings × both distances, and
-    contrastive loss with both weightings. Inputs are stored in float32; the references
+    contrastive loss with both weightings (written independently of the Rust code in
+    scripts/torch_losses.py; semi-hard mining is a port of TensorFlow Addons'
+    triplet_semihard_loss). Inputs are stored in float32; the references
     are computed in float64 from exactly those values (the truth an f32 engine is
     judged against). The embedding batch is chosen (first seed that qualifies) so that
     every margin, mining comparison and tie is at least 1e-3 away, and every branch is
@@ -31,8 +34,9 @@ tests/fixtures/torch/cnn.safetensors
         BN layer's running mean and variance after that forward (momentum 0.1, unbiased
         variance, as torch.nn.BatchNorm);
       - eval-mode embeddings right after it (with those running statistics);
-      - the parameters and running statistics after 5 Adam steps and, separately,
-        after 5 SGD-momentum steps from the same start, on the same batch.
+      - the parameters and running statistics after 5 Adam steps (ε̂ = 1e-3, see ADAM)
+        and, separately, after 5 SGD-momentum steps (L2 decay on the weights) from the
+        same start, on the same batch.
     Dropout uses explicit masks, recorded as `dropout.masks` (steps × 8 × 256, 1 = keep):
     step t of each trajectory uses mask t, and the single forward uses mask 0. The kept
     units are scaled by 1/(1 − p) (inverted dropout).
@@ -239,9 +243,9 @@ def cnn_fixtures():
 
 def main():
     torch.use_deterministic_algorithms(True)
-    # One thread fixes the order of reductions: with two, the float64 gradients of the
-    # biases feeding a batch norm (exactly 0, computed as ~1e-16 of noise) change in
-    # their last bits from run to run. Everything else is reproducible either way.
+    # One thread, so that the order of reductions does not depend on the core count: the
+    # float64 gradients of the biases feeding a batch norm (exactly 0, computed as ~1e-16
+    # of noise) change in their last bits with the number of threads.
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
     save_file(loss_fixtures(), str(OUT / "losses.safetensors"))
