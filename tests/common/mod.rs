@@ -2,4 +2,6 @@
 //! different subset of them.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod db;
+pub mod fixtures;
