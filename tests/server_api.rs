@@ -287,35 +287,3 @@ async fn health_and_readiness_answer_without_a_key() {
     assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["status"], "ready");
 }
-
-#[tokio::test]
-async fn the_server_refuses_to_start_on_embeddings_of_another_model() {
-    let db = TestDb::sqlite();
-    let store = faceprint::store::Store::connect(&db.url, 1)
-        .await
-        .expect("store");
-    store
-        .enroll(&faceprint::store::NewEnrollment {
-            gallery: "default".into(),
-            external_id: "old".into(),
-            metadata: None,
-            model_version: "some-older-model".into(),
-            faces: vec![faceprint::store::NewFace {
-                embedding: vec![1.0, 0.0],
-                image_sha256: "00".into(),
-                image: None,
-            }],
-        })
-        .await
-        .expect("enroll");
-    store.close().await;
-    let settings = test_settings(&db);
-    let error = match faceprint::server::Application::build(settings).await {
-        Ok(_) => panic!("the server started on embeddings of another model"),
-        Err(e) => e.to_string(),
-    };
-    assert!(
-        error.contains("some-older-model") && error.contains("reembed"),
-        "{error}"
-    );
-}

@@ -3,14 +3,13 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::app::{TestApp, json_of};
 use common::db::TestDb;
-use common::fixtures::{b64, face, model_path};
+use common::fixtures::{b64, face};
+use common::process::ServerProcess;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -59,56 +58,6 @@ on_both_backends!(
     eight_concurrent_clients_enrolling_and_identifying_see_no_errors,
     super::eight_concurrent_clients_enrolling_and_identifying_see_no_errors
 );
-
-/// The server binary as a child process, killed when dropped.
-struct ServerProcess {
-    child: Child,
-    base: String,
-}
-
-impl ServerProcess {
-    async fn start(db: &TestDb) -> ServerProcess {
-        // Port 0 cannot be used across processes without parsing logs; take a free port.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_faceprint-server"))
-            .env("FACEPRINT_SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("FACEPRINT_DATABASE__URL", &db.url)
-            .env("FACEPRINT_MODEL__PATH", model_path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start faceprint-server");
-        let server = ServerProcess {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..600 {
-            let ready = client.get(format!("{}/readyz", server.base)).send().await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("faceprint-server did not become ready");
-    }
-
-    fn kill(&mut self) {
-        // SIGKILL: no graceful shutdown, no flushing.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 async fn a_server_killed_mid_enrollment_keeps_every_acknowledged_enrollment_and_no_half_one(
     db: TestDb,

@@ -5,3 +5,4 @@
 pub mod app;
 pub mod db;
 pub mod fixtures;
+pub mod process;
