@@ -22,11 +22,21 @@ pub mod conv2d;
 pub mod dropout;
 pub mod flatten;
 pub mod gemm;
+pub mod im2col;
 pub mod init;
 pub mod l2norm;
 pub mod linear;
+pub mod maxout;
 pub mod pool;
+pub mod prelu;
 pub mod sequential;
+mod tensor;
+
+/// Finite-difference gradient checks for the tests of layers and losses.
+#[doc(hidden)]
+pub mod gradcheck;
+#[cfg(test)]
+mod layer_tests;
 
 // Training mathematics.
 pub mod loss;

@@ -1,1 +1,188 @@
+//! Pooling: max pooling over windows and global average pooling.
 
+use super::tensor::{data, from_vec, nchw, same_shape};
+use super::{Layer, Mode, NnError, Result, Tensor};
+use rayon::prelude::*;
+
+/// Max pooling: `y[n, c, oy, ox] = max over the kernel×kernel window at (oy·s, ox·s)`.
+///
+/// Shapes: `(N, C, H, W)` → `(N, C, Ho, Wo)` with `Ho = (H − k) / s + 1` (floor, no
+/// padding, as PyTorch's `MaxPool2d(k, s)`). Ties go to the first maximum in row-major
+/// window order; the gradient flows only to that element.
+#[derive(Debug, Clone)]
+pub struct MaxPool2d {
+    kernel: usize,
+    stride: usize,
+    cache: Option<PoolCache>,
+}
+
+#[derive(Debug, Clone)]
+struct PoolCache {
+    input_shape: [usize; 4],
+    /// Position of each output's maximum inside its input plane. (N, C, Ho, Wo)
+    argmax: Vec<u32>,
+}
+
+impl MaxPool2d {
+    pub fn new(kernel: usize, stride: usize) -> Result<Self> {
+        if kernel == 0 || stride == 0 {
+            return Err(NnError::Invalid(format!(
+                "max_pool2d: kernel and stride must be positive, got {kernel} and {stride}"
+            )));
+        }
+        Ok(MaxPool2d {
+            kernel,
+            stride,
+            cache: None,
+        })
+    }
+
+    fn dims(&self, shape: &[usize]) -> Result<([usize; 4], usize, usize)> {
+        let [n, c, h, w] = nchw("max_pool2d", shape, None)?;
+        if h < self.kernel || w < self.kernel || h * w > u32::MAX as usize {
+            return Err(NnError::shape(
+                "max_pool2d",
+                format!("[N, C, H, W] with H, W ≥ {}", self.kernel),
+                shape,
+            ));
+        }
+        let ho = (h - self.kernel) / self.stride + 1;
+        let wo = (w - self.kernel) / self.stride + 1;
+        Ok(([n, c, h, w], ho, wo))
+    }
+
+    fn run(&self, x: &Tensor) -> Result<(Tensor, Vec<u32>, [usize; 4])> {
+        let ([n, c, h, w], ho, wo) = self.dims(x.shape())?;
+        let x = data(x);
+        let mut y = vec![0.0f32; n * c * ho * wo];
+        let mut argmax = vec![0u32; y.len()];
+        let (k, s) = (self.kernel, self.stride);
+        y.par_chunks_mut(ho * wo)
+            .zip(argmax.par_chunks_mut(ho * wo))
+            .zip(x.par_chunks(h * w))
+            .for_each(|((y_pl, arg_pl), x_pl)| {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let (mut best, mut at) = (f32::NEG_INFINITY, (oy * s) * w + ox * s);
+                        for ky in 0..k {
+                            let row = (oy * s + ky) * w + ox * s;
+                            for (kx, &v) in x_pl[row..row + k].iter().enumerate() {
+                                // NaN propagates: a NaN input becomes the maximum.
+                                if v > best || (v.is_nan() && !best.is_nan()) {
+                                    best = v;
+                                    at = row + kx;
+                                }
+                            }
+                        }
+                        y_pl[oy * wo + ox] = best;
+                        arg_pl[oy * wo + ox] = at as u32;
+                    }
+                }
+            });
+        Ok((from_vec(&[n, c, ho, wo], y)?, argmax, [n, c, h, w]))
+    }
+}
+
+impl Layer for MaxPool2d {
+    fn kind(&self) -> &'static str {
+        "max_pool2d"
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let ([n, c, _, _], ho, wo) = self.dims(input)?;
+        Ok(vec![n, c, ho, wo])
+    }
+
+    fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let (y, argmax, input_shape) = self.run(x)?;
+        if mode == Mode::Train {
+            self.cache = Some(PoolCache {
+                input_shape,
+                argmax,
+            });
+        }
+        Ok(y)
+    }
+
+    fn infer(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.run(x)?.0)
+    }
+
+    fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
+        let cache = self
+            .cache
+            .as_ref()
+            .ok_or(NnError::NoForwardCache { op: "max_pool2d" })?;
+        let [n, c, h, w] = cache.input_shape;
+        let plane_out = cache.argmax.len() / (n * c).max(1);
+        let (_, ho, wo) = self.dims(&cache.input_shape)?;
+        same_shape("max_pool2d", dy, &[n, c, ho, wo])?;
+        let dy = data(dy);
+        let mut dx = vec![0.0f32; n * c * h * w];
+        dx.par_chunks_mut(h * w)
+            .zip(dy.par_chunks(plane_out))
+            .zip(cache.argmax.par_chunks(plane_out))
+            .for_each(|((dx_pl, dy_pl), arg_pl)| {
+                for (&g, &at) in dy_pl.iter().zip(arg_pl) {
+                    dx_pl[at as usize] += g;
+                }
+            });
+        from_vec(&[n, c, h, w], dx)
+    }
+}
+
+/// Global average pooling: `y[n, c] = mean over (h, w) of x[n, c, h, w]`.
+///
+/// Shapes: `(N, C, H, W)` → `(N, C)`; backward spreads `dy / (H·W)` evenly.
+#[derive(Debug, Clone, Default)]
+pub struct GlobalAvgPool {
+    input_shape: Option<[usize; 4]>,
+}
+
+impl GlobalAvgPool {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Layer for GlobalAvgPool {
+    fn kind(&self) -> &'static str {
+        "global_avg_pool"
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let [n, c, _, _] = nchw("global_avg_pool", input, None)?;
+        Ok(vec![n, c])
+    }
+
+    fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let y = self.infer(x)?;
+        if mode == Mode::Train {
+            self.input_shape = Some(nchw("global_avg_pool", x.shape(), None)?);
+        }
+        Ok(y)
+    }
+
+    fn infer(&self, x: &Tensor) -> Result<Tensor> {
+        let [n, c, h, w] = nchw("global_avg_pool", x.shape(), None)?;
+        let area = (h * w).max(1) as f32;
+        let y = data(x)
+            .chunks(h * w)
+            .map(|plane| plane.iter().sum::<f32>() / area)
+            .collect();
+        from_vec(&[n, c], y)
+    }
+
+    fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
+        let [n, c, h, w] = self.input_shape.ok_or(NnError::NoForwardCache {
+            op: "global_avg_pool",
+        })?;
+        same_shape("global_avg_pool", dy, &[n, c])?;
+        let area = (h * w) as f32;
+        let dx = data(dy)
+            .iter()
+            .flat_map(|&g| std::iter::repeat_n(g / area, h * w))
+            .collect();
+        from_vec(&[n, c, h, w], dx)
+    }
+}

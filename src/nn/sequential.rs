@@ -1,1 +1,218 @@
+//! The model container: layers run in order, parameters handed to the optimisers,
+//! tensors saved and loaded by name (safetensors).
 
+use super::{Layer, Mode, NnError, Param, Result, Tensor};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Layers applied one after the other: `y = f_L(… f_1(x))`.
+///
+/// Tensor names are `"{index}.{kind}.{name}"` with the layer's position, its kind and
+/// the parameter or buffer name, e.g. `0.conv2d.weight`, `1.batch_norm.running_var`.
+#[derive(Debug, Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Layer>>,
+}
+
+impl Sequential {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a layer.
+    pub fn push(&mut self, layer: impl Layer + 'static) -> &mut Self {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer>] {
+        &mut self.layers
+    }
+
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// The output shape for an input shape, or the first layer's shape error.
+    pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.layers
+            .iter()
+            .try_fold(input.to_vec(), |shape, layer| layer.output_shape(&shape))
+    }
+
+    /// Runs every layer; `Mode::Train` caches what `backward` needs.
+    pub fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let mut layers = self.layers.iter_mut();
+        let Some(first) = layers.next() else {
+            return Ok(x.clone());
+        };
+        let mut y = first.forward(x, mode)?;
+        for layer in layers {
+            y = layer.forward(&y, mode)?;
+        }
+        Ok(y)
+    }
+
+    /// Eval-mode forward through `&self` (many threads may share one model).
+    pub fn infer(&self, x: &Tensor) -> Result<Tensor> {
+        let mut layers = self.layers.iter();
+        let Some(first) = layers.next() else {
+            return Ok(x.clone());
+        };
+        let mut y = first.infer(x)?;
+        for layer in layers {
+            y = layer.infer(&y)?;
+        }
+        Ok(y)
+    }
+
+    /// Back-propagates dE/dy through every layer in reverse; adds into the parameter
+    /// gradients and returns dE/dx.
+    pub fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
+        let mut layers = self.layers.iter_mut().rev();
+        let Some(last) = layers.next() else {
+            return Ok(dy.clone());
+        };
+        let mut d = last.backward(dy)?;
+        for layer in layers {
+            d = layer.backward(&d)?;
+        }
+        Ok(d)
+    }
+
+    pub fn zero_grad(&mut self) {
+        for p in self.params_mut() {
+            p.zero_grad();
+        }
+    }
+
+    /// Every parameter, layer by layer, each layer's in its own order (`weight`, `bias`).
+    pub fn params(&self) -> Vec<&Param> {
+        self.layers.iter().flat_map(|l| l.params()).collect()
+    }
+
+    /// The same parameters in the same order, for `Optimizer::step`.
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut())
+            .collect()
+    }
+
+    /// Number of trainable scalars.
+    pub fn num_parameters(&self) -> usize {
+        self.params().iter().map(|p| p.value.len()).sum()
+    }
+
+    /// Parameters and buffers by name, in layer order (parameters before buffers).
+    pub fn named_tensors(&self) -> Vec<(String, &Tensor)> {
+        let mut named = Vec::new();
+        for (index, layer) in self.layers.iter().enumerate() {
+            let kind = layer.kind();
+            for p in layer.params() {
+                named.push((format!("{index}.{kind}.{}", p.name), &p.value));
+            }
+            for (name, t) in layer.buffers() {
+                named.push((format!("{index}.{kind}.{name}"), t));
+            }
+        }
+        named
+    }
+
+    /// The tensors as a safetensors file (f32, little-endian) with `metadata` in its header.
+    pub fn to_safetensors(&self, metadata: &HashMap<String, String>) -> Result<Vec<u8>> {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .named_tensors()
+            .into_iter()
+            .map(|(name, t)| {
+                let raw = t.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (name, t.shape().to_vec(), raw)
+            })
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(name, shape, raw)| {
+                TensorView::new(Dtype::F32, shape.clone(), raw)
+                    .map(|view| (name.clone(), view))
+                    .map_err(|e| NnError::TensorFile(format!("{name}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        safetensors::serialize(views, Some(metadata.clone()))
+            .map_err(|e| NnError::TensorFile(e.to_string()))
+    }
+
+    /// Writes `to_safetensors` to `path` (through a temporary file, so a crash never
+    /// leaves half a model behind).
+    pub fn save(&self, path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
+        let bytes = self.to_safetensors(metadata)?;
+        let tmp = path.with_extension("safetensors.tmp");
+        let io = |e: std::io::Error| NnError::TensorFile(format!("{}: {e}", path.display()));
+        std::fs::write(&tmp, bytes).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Replaces every tensor of this model with the one of the same name in `bytes`
+    /// and returns the file's metadata. Every tensor must be present with this model's
+    /// shape; nothing is changed unless all are.
+    pub fn load_safetensors(&mut self, bytes: &[u8]) -> Result<HashMap<String, String>> {
+        let err = |e: safetensors::SafeTensorError| NnError::TensorFile(e.to_string());
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(err)?;
+        let file = SafeTensors::deserialize(bytes).map_err(err)?;
+        let mut loaded = HashMap::new();
+        for (name, current) in self.named_tensors() {
+            let view = file
+                .tensor(&name)
+                .map_err(|_| NnError::TensorFile(format!("missing tensor {name}")))?;
+            if view.shape() != current.shape() {
+                return Err(NnError::TensorFile(format!(
+                    "tensor {name}: the model expects shape {:?}, the file has {:?}",
+                    current.shape(),
+                    view.shape()
+                )));
+            }
+            if view.dtype() != Dtype::F32 {
+                return Err(NnError::TensorFile(format!(
+                    "tensor {name}: expected dtype F32, the file has {:?}",
+                    view.dtype()
+                )));
+            }
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            loaded.insert(name, super::tensor::from_vec(view.shape(), values)?);
+        }
+        // Parameters and buffers of one layer cannot be borrowed mutably at once: two passes.
+        for (index, layer) in self.layers.iter_mut().enumerate() {
+            let kind = layer.kind();
+            for p in layer.params_mut() {
+                if let Some(v) = loaded.remove(&format!("{index}.{kind}.{}", p.name)) {
+                    p.value = v;
+                }
+            }
+            for (name, t) in layer.buffers_mut() {
+                if let Some(v) = loaded.remove(&format!("{index}.{kind}.{name}")) {
+                    *t = v;
+                }
+            }
+        }
+        Ok(header.metadata().clone().unwrap_or_default())
+    }
+
+    /// Reads a file written by `save`; see `load_safetensors`.
+    pub fn load(&mut self, path: &Path) -> Result<HashMap<String, String>> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| NnError::TensorFile(format!("{}: {e}", path.display())))?;
+        self.load_safetensors(&bytes)
+    }
+}

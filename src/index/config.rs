@@ -1,0 +1,138 @@
+//! Tuning of the per-gallery index; every field has a measured default.
+
+use serde::{Deserialize, Serialize};
+
+use super::IndexError;
+
+/// How a gallery's index is built and searched. Defaults come from
+/// `cargo bench --bench index` on 128-d embeddings (BENCHMARKS.md, index section).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// HNSW links per node on upper layers (`M`; layer 0 keeps `2M`). 1..=256.
+    pub m: usize,
+    /// Candidate list size while inserting (`ef_construction`); ≥ 1.
+    pub ef_construction: usize,
+    /// Candidate list size while searching (`ef`); raised to the neighbours asked for.
+    pub ef_search: usize,
+    /// Gallery size (live faces) from which HNSW replaces the exact scan. A gallery that
+    /// shrinks below half of it goes back to the exact scan.
+    pub crossover: usize,
+    /// Rebuild the HNSW graph without its deleted points once they are this fraction of
+    /// all points in it. In (0, 1].
+    pub rebuild_fraction: f64,
+    /// ... and at least this many: rebuilding a tiny graph for each deletion is waste.
+    pub rebuild_min_deleted: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+            crossover: 20_000,
+            rebuild_fraction: 0.2,
+            rebuild_min_deleted: 256,
+        }
+    }
+}
+
+impl IndexConfig {
+    /// Checks every field's range; hnsw_rs exits the process on `m > 256`, so this must
+    /// run before a graph is made.
+    pub fn validate(&self) -> Result<(), IndexError> {
+        let bad = |field, value: String, expected| {
+            Err(IndexError::Config {
+                field,
+                value,
+                expected,
+            })
+        };
+        if !(1..=256).contains(&self.m) {
+            return bad("m", self.m.to_string(), "1..=256");
+        }
+        if self.ef_construction == 0 {
+            return bad("ef_construction", "0".into(), "at least 1");
+        }
+        if self.ef_search == 0 {
+            return bad("ef_search", "0".into(), "at least 1");
+        }
+        if !(self.rebuild_fraction > 0.0 && self.rebuild_fraction <= 1.0) {
+            return bad(
+                "rebuild_fraction",
+                self.rebuild_fraction.to_string(),
+                "in (0, 1]",
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_out_of_range_fields_are_named() {
+        assert_eq!(IndexConfig::default().validate(), Ok(()));
+        let cases = [
+            (
+                "m",
+                IndexConfig {
+                    m: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "m",
+                IndexConfig {
+                    m: 257,
+                    ..Default::default()
+                },
+            ),
+            (
+                "ef_construction",
+                IndexConfig {
+                    ef_construction: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "ef_search",
+                IndexConfig {
+                    ef_search: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "rebuild_fraction",
+                IndexConfig {
+                    rebuild_fraction: 0.0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "rebuild_fraction",
+                IndexConfig {
+                    rebuild_fraction: f64::NAN,
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (field, config) in cases {
+            match config.validate() {
+                Err(IndexError::Config { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn missing_fields_take_defaults_and_unknown_fields_are_refused() {
+        let c: IndexConfig = serde_json::from_str(r#"{"ef_search": 128}"#).unwrap();
+        assert_eq!(c.ef_search, 128);
+        assert_eq!(c.m, IndexConfig::default().m);
+        assert!(serde_json::from_str::<IndexConfig>(r#"{"ef": 1}"#).is_err());
+    }
+}

@@ -1,0 +1,305 @@
+//! Approximate search on an `hnsw_rs` graph, with deletion and background rebuilds.
+
+mod distance;
+mod rebuild;
+mod state;
+
+use std::collections::HashSet;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use hnsw_rs::hnsw::Neighbour;
+
+use self::state::State;
+use super::select::top_k_by;
+use super::vector::{check_batch, check_embedding};
+use super::worker::Worker;
+use super::{FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError, dot};
+
+/// Below this many items a batch is inserted on the calling thread.
+const PARALLEL_INSERT_MIN: usize = 64;
+
+/// HNSW (Malkov & Yashunin) over unit vectors with distance `1 − ⟨a, b⟩`.
+///
+/// - **Deletion**: hnsw_rs cannot delete, so a removed face's point stays in the graph,
+///   marked dead, and searches skip it at once (`search_filter`). When dead points reach
+///   [`IndexConfig::rebuild_fraction`] of the graph, a background thread rebuilds it from
+///   the live points and swaps it in; inserts and removals made meanwhile are carried
+///   over (see `rebuild.rs`).
+/// - **Identity results**: a search asks the graph for `max(ef, 2K)` neighbours and,
+///   while fewer than `K` distinct identities come back, doubles that until it has `K`
+///   or has asked for every point. Similarities are recomputed exactly from the stored
+///   vectors.
+/// - **Memory**: hnsw_rs's graph (vector + links, about 3.5 KB per point at D = 128,
+///   M = 16; NOTES.md) plus this index's copy of each vector (`4·D` bytes) and tables.
+pub struct HnswIndex {
+    shared: Arc<Shared>,
+}
+
+/// Everything the rebuild thread needs too.
+pub(crate) struct Shared {
+    dim: usize,
+    config: IndexConfig,
+    state: RwLock<State>,
+    worker: Worker,
+}
+
+impl Shared {
+    // A panic elsewhere (only hnsw_rs can panic here) leaves `State` consistent: every
+    // mutation of it completes before any graph call, so poisoning is ignored.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl HnswIndex {
+    /// An empty index for `dim`-dimensional embeddings; fails on an invalid `config`.
+    pub fn new(dim: usize, config: IndexConfig) -> Result<Self, IndexError> {
+        config.validate()?;
+        if dim == 0 {
+            return Err(IndexError::Config {
+                field: "dim",
+                value: "0".into(),
+                expected: "at least 1",
+            });
+        }
+        let state = RwLock::new(State::empty(&config));
+        Ok(Self {
+            shared: Arc::new(Shared {
+                dim,
+                config,
+                state,
+                worker: Worker::default(),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &IndexConfig {
+        &self.shared.config
+    }
+
+    /// Rebuilds finished so far.
+    pub fn generation(&self) -> u64 {
+        self.shared.read().generation
+    }
+
+    /// Dead points still in the graph (removed or replaced faces awaiting a rebuild).
+    pub fn deleted(&self) -> usize {
+        self.shared.read().dead
+    }
+
+    pub fn is_rebuilding(&self) -> bool {
+        self.shared.read().rebuilding
+    }
+
+    /// Starts a rebuild now unless one is running; false if one was already running.
+    pub fn rebuild(&self) -> bool {
+        let mut state = self.shared.write();
+        if state.rebuilding {
+            return false;
+        }
+        self.spawn_rebuild(&mut state);
+        true
+    }
+
+    /// Blocks until no rebuild is running.
+    pub fn wait_for_rebuild(&self) {
+        self.shared.worker.wait(|| self.is_rebuilding());
+    }
+
+    /// Every live face as `(face, identity, embedding)`.
+    pub fn items(&self) -> Vec<(FaceId, IdentityId, Vec<f32>)> {
+        let state = self.shared.read();
+        let dim = self.shared.dim;
+        state
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.live)
+            .map(|(j, s)| (s.face, s.identity, state.vector(j, dim).to_vec()))
+            .collect()
+    }
+
+    /// [`FaceIndex::search`] with an explicit `ef` instead of the configured one.
+    pub fn search_with_ef(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+    ) -> Result<Vec<IdentityHit>, IndexError> {
+        check_embedding(self.shared.dim, query)?;
+        let state = self.shared.read();
+        // Never more identities than exist: the widening loop then ends on `K` found.
+        let k = k.min(state.identities.len());
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let total = state.slots.len();
+        let mut want = (2 * k).max(ef).min(total);
+        loop {
+            let found = graph_search(&state, query, want, ef);
+            let hits = self.distinct_identities(&state, query, &found, k);
+            if hits.len() >= k || want >= total {
+                return Ok(hits);
+            }
+            want = (want * 2).min(total);
+        }
+    }
+
+    /// The `k` nearest live faces as `(face, similarity)`, closest first — face-level
+    /// search, for comparing with other HNSW libraries.
+    pub fn nearest_faces(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+    ) -> Result<Vec<(FaceId, f32)>, IndexError> {
+        check_embedding(self.shared.dim, query)?;
+        let state = self.shared.read();
+        Ok(graph_search(&state, query, k, ef)
+            .iter()
+            .filter(|n| state.is_live(n.d_id))
+            .map(|n| (state.slots[n.d_id].face, 1.0 - n.distance))
+            .collect())
+    }
+
+    /// The first (closest) live face of each identity among `found`, top `k` of them.
+    fn distinct_identities(
+        &self,
+        state: &State,
+        query: &[f32],
+        found: &[Neighbour],
+        k: usize,
+    ) -> Vec<IdentityHit> {
+        let mut seen = HashSet::with_capacity(found.len());
+        let hits: Vec<IdentityHit> = found
+            .iter()
+            .map(|n| n.d_id)
+            .filter(|&j| state.is_live(j) && seen.insert(state.slots[j].identity))
+            .map(|j| IdentityHit {
+                identity: state.slots[j].identity,
+                face: state.slots[j].face,
+                similarity: dot(query, state.vector(j, self.shared.dim)).clamp(-1.0, 1.0),
+            })
+            .collect();
+        top_k_by(hits, k, |h| (h.similarity, h.face))
+    }
+
+    /// Marks `state` as rebuilding and starts the thread (caller holds the write lock).
+    fn spawn_rebuild(&self, state: &mut State) {
+        state.rebuilding = true;
+        let end = state.slots.len();
+        let shared = Arc::clone(&self.shared);
+        let spawned =
+            (self.shared.worker).spawn("hnsw-rebuild", move || rebuild::run(&shared, end));
+        if let Err(e) = spawned {
+            // Searches stay correct without the rebuild (dead points are filtered); the
+            // next removal tries again.
+            tracing::warn!(error = %e, "could not start the HNSW rebuild thread");
+            state.rebuilding = false;
+        }
+    }
+
+    fn rebuild_if_due(&self, mut state: RwLockWriteGuard<'_, State>) {
+        if state.wants_rebuild(&self.shared.config) {
+            self.spawn_rebuild(&mut state);
+        }
+    }
+}
+
+/// The graph's `k` nearest points with candidate list `max(ef, k)`, skipping dead points
+/// during the walk (`search_filter`) when there are any: the filtered walk gives up
+/// hnsw_rs's early exit, so it is used only when it has something to filter.
+fn graph_search(state: &State, query: &[f32], k: usize, ef: usize) -> Vec<Neighbour> {
+    let ef = ef.max(k);
+    if state.dead == 0 {
+        state.graph.search(query, k, ef)
+    } else {
+        let live = |id: &usize| state.is_live(*id);
+        state.graph.search_filter(query, k, ef, Some(&live))
+    }
+}
+
+impl FaceIndex for HnswIndex {
+    fn dim(&self) -> usize {
+        self.shared.dim
+    }
+
+    fn len(&self) -> usize {
+        self.shared.read().by_face.len()
+    }
+
+    fn insert(
+        &self,
+        face: FaceId,
+        identity: IdentityId,
+        embedding: &[f32],
+    ) -> Result<(), IndexError> {
+        check_embedding(self.shared.dim, embedding)?;
+        let (slot, graph) = {
+            let mut state = self.shared.write();
+            let slot = state.add(face, identity, embedding);
+            let graph = Arc::clone(&state.graph);
+            self.rebuild_if_due(state);
+            (slot, graph)
+        };
+        // Outside the lock: a graph insert takes about a millisecond. If a rebuild swaps
+        // generations meanwhile, it has already copied this slot from the table.
+        graph.insert_slice((embedding, slot));
+        Ok(())
+    }
+
+    fn insert_batch(&self, items: &[(FaceId, IdentityId, Vec<f32>)]) -> Result<(), IndexError> {
+        check_batch(self.shared.dim, items.iter().map(|(_, _, v)| v.as_slice()))?;
+        let (points, graph) = {
+            let mut state = self.shared.write();
+            let points: Vec<(&[f32], usize)> = items
+                .iter()
+                .map(|(face, identity, v)| (v.as_slice(), state.add(*face, *identity, v)))
+                .collect();
+            let graph = Arc::clone(&state.graph);
+            self.rebuild_if_due(state);
+            (points, graph)
+        };
+        if points.len() >= PARALLEL_INSERT_MIN {
+            graph.parallel_insert_slice(&points);
+        } else {
+            points.iter().for_each(|&p| graph.insert_slice(p));
+        }
+        Ok(())
+    }
+
+    fn remove_face(&self, face: FaceId) -> bool {
+        let mut state = self.shared.write();
+        let Some(slot) = state.by_face.remove(&face) else {
+            return false;
+        };
+        state.kill(slot);
+        self.rebuild_if_due(state);
+        true
+    }
+
+    fn remove_identity(&self, identity: IdentityId) -> usize {
+        let mut state = self.shared.write();
+        if !state.identities.contains_key(&identity) {
+            return 0;
+        }
+        let slots: Vec<usize> = (0..state.slots.len())
+            .filter(|&j| state.slots[j].live && state.slots[j].identity == identity)
+            .collect();
+        for &j in &slots {
+            let face = state.slots[j].face;
+            state.by_face.remove(&face);
+            state.kill(j);
+        }
+        self.rebuild_if_due(state);
+        slots.len()
+    }
+
+    fn search(&self, query: &[f32], k: usize) -> Result<Vec<IdentityHit>, IndexError> {
+        self.search_with_ef(query, k, self.shared.config.ef_search)
+    }
+}

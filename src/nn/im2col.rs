@@ -1,0 +1,212 @@
+//! Unfolding image patches into columns (im2col) and folding them back (col2im), the
+//! data movement that turns a convolution into one matrix product per image.
+
+/// Geometry of one convolution over one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Input channels, height, width.
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    /// Kernel height and width.
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+    /// Output height and width.
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl Geometry {
+    /// Rows of the column matrix: `C·kh·kw`.
+    pub fn rows(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Columns of the column matrix: `Ho·Wo`.
+    pub fn cols(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    /// For kernel offset `kj`, the output columns `ox` whose input column
+    /// `ox·stride + kj − pad` lies inside `[0, w)`, as a half-open range.
+    fn valid_ox(&self, kj: usize) -> (usize, usize) {
+        range_inside(self.wo, self.stride, kj, self.pad, self.w)
+    }
+
+    fn valid_oy(&self, ki: usize) -> (usize, usize) {
+        range_inside(self.ho, self.stride, ki, self.pad, self.h)
+    }
+}
+
+/// The outputs `o < len` with `0 ≤ o·stride + k − pad < size`.
+fn range_inside(len: usize, stride: usize, k: usize, pad: usize, size: usize) -> (usize, usize) {
+    // o·s + k ≥ pad  ⇔  o ≥ ceil((pad − k) / s)
+    let lo = if k >= pad {
+        0
+    } else {
+        (pad - k).div_ceil(stride)
+    };
+    // o·s + k − pad ≤ size − 1  ⇔  o ≤ (size − 1 + pad − k) / s
+    let hi = if size + pad > k {
+        ((size - 1 + pad - k) / stride + 1).min(len)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+/// `cols (C·kh·kw, Ho·Wo)` from `x (C, H, W)`; row `(c, ki, kj)`, column `(oy, ox)` holds
+/// `x[c, oy·s + ki − p, ox·s + kj − p]`, zero outside the image.
+pub fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    debug_assert_eq!(x.len(), g.c * g.h * g.w);
+    debug_assert_eq!(cols.len(), g.rows() * g.cols());
+    let mut rows = cols.chunks_exact_mut(g.cols());
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.kh {
+            let (oy_lo, oy_hi) = g.valid_oy(ki);
+            for kj in 0..g.kw {
+                let Some(row) = rows.next() else { return };
+                let (ox_lo, ox_hi) = g.valid_ox(kj);
+                for (oy, out) in row.chunks_exact_mut(g.wo).enumerate() {
+                    if oy < oy_lo || oy >= oy_hi || ox_lo == ox_hi {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    out[..ox_lo].fill(0.0);
+                    out[ox_hi..].fill(0.0);
+                    let iy = oy * g.stride + ki - g.pad;
+                    let src = &plane[iy * g.w..(iy + 1) * g.w];
+                    let ix0 = ox_lo * g.stride + kj - g.pad;
+                    if g.stride == 1 {
+                        out[ox_lo..ox_hi].copy_from_slice(&src[ix0..ix0 + (ox_hi - ox_lo)]);
+                    } else {
+                        for (o, s) in out[ox_lo..ox_hi]
+                            .iter_mut()
+                            .zip(src[ix0..].iter().step_by(g.stride))
+                        {
+                            *o = *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: adds every column entry back into `dx (C, H, W)`.
+pub fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
+    debug_assert_eq!(dx.len(), g.c * g.h * g.w);
+    debug_assert_eq!(cols.len(), g.rows() * g.cols());
+    let mut rows = cols.chunks_exact(g.cols());
+    for c in 0..g.c {
+        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.kh {
+            let (oy_lo, oy_hi) = g.valid_oy(ki);
+            for kj in 0..g.kw {
+                let Some(row) = rows.next() else { return };
+                let (ox_lo, ox_hi) = g.valid_ox(kj);
+                if ox_lo == ox_hi {
+                    continue;
+                }
+                for oy in oy_lo..oy_hi {
+                    let src = &row[oy * g.wo + ox_lo..oy * g.wo + ox_hi];
+                    let iy = oy * g.stride + ki - g.pad;
+                    let ix0 = ox_lo * g.stride + kj - g.pad;
+                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                    if g.stride == 1 {
+                        for (d, s) in dst[ix0..ix0 + src.len()].iter_mut().zip(src) {
+                            *d += s;
+                        }
+                    } else {
+                        for (d, s) in dst[ix0..].iter_mut().step_by(g.stride).zip(src) {
+                            *d += s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry(c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> Geometry {
+        Geometry {
+            c,
+            h,
+            w,
+            kh: k,
+            kw: k,
+            stride,
+            pad,
+            ho: (h + 2 * pad - k) / stride + 1,
+            wo: (w + 2 * pad - k) / stride + 1,
+        }
+    }
+
+    /// The definition, one element at a time.
+    fn im2col_naive(g: &Geometry, x: &[f32]) -> Vec<f32> {
+        let mut cols = vec![0.0; g.rows() * g.cols()];
+        for c in 0..g.c {
+            for ki in 0..g.kh {
+                for kj in 0..g.kw {
+                    let row = (c * g.kh + ki) * g.kw + kj;
+                    for oy in 0..g.ho {
+                        for ox in 0..g.wo {
+                            let iy = (oy * g.stride + ki) as isize - g.pad as isize;
+                            let ix = (ox * g.stride + kj) as isize - g.pad as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                cols[row * g.cols() + oy * g.wo + ox] =
+                                    x[(c * g.h + iy as usize) * g.w + ix as usize];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        cols
+    }
+
+    #[test]
+    fn im2col_matches_the_definition_for_strides_and_paddings() {
+        for (c, h, w, k, s, p) in [
+            (2, 5, 4, 3, 1, 1),
+            (1, 7, 6, 3, 2, 1),
+            (3, 6, 7, 2, 2, 0),
+            (1, 4, 4, 3, 3, 2),
+            (2, 3, 3, 1, 1, 0),
+        ] {
+            let g = geometry(c, h, w, k, s, p);
+            let x: Vec<f32> = (0..c * h * w).map(|v| v as f32 + 1.0).collect();
+            let mut cols = vec![f32::NAN; g.rows() * g.cols()];
+            im2col(&g, &x, &mut cols);
+            assert_eq!(cols, im2col_naive(&g, &x), "{g:?}");
+        }
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // ⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ for all x, y.
+        for (c, h, w, k, s, p) in [(2, 5, 4, 3, 1, 1), (1, 7, 6, 3, 2, 1), (1, 4, 4, 3, 3, 2)] {
+            let g = geometry(c, h, w, k, s, p);
+            let x: Vec<f32> = (0..c * h * w)
+                .map(|v| ((v * 7) % 11) as f32 - 5.0)
+                .collect();
+            let y: Vec<f32> = (0..g.rows() * g.cols())
+                .map(|v| ((v * 5) % 13) as f32 - 6.0)
+                .collect();
+            let mut cols = vec![0.0; y.len()];
+            im2col(&g, &x, &mut cols);
+            let mut back = vec![0.0; x.len()];
+            col2im(&g, &y, &mut back);
+            let lhs: f32 = cols.iter().zip(&y).map(|(a, b)| a * b).sum();
+            let rhs: f32 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
+            assert_eq!(lhs, rhs, "{g:?}");
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `ExactIndex` against a naive reference (per-identity max in a hash map, full sort),
+//! before and after removals. Behaviour shared by all indexes: `index_contract.rs`.
+
+mod index_support;
+
+use std::collections::HashMap;
+
+use faceprint::index::{ExactIndex, FaceId, FaceIndex, IdentityHit, IdentityId, IndexError};
+use index_support::{Gallery, Item, gallery, probes};
+
+/// Naive reference: score every face in f64, keep each identity's best, sort everything.
+fn naive(items: &[Item], q: &[f32], k: usize) -> Vec<(IdentityId, FaceId, f64)> {
+    let mut best: HashMap<IdentityId, (FaceId, f64)> = HashMap::new();
+    for (face, identity, v) in items {
+        let s: f64 = v.iter().zip(q).map(|(&a, &b)| a as f64 * b as f64).sum();
+        let e = best.entry(*identity).or_insert((*face, f64::NEG_INFINITY));
+        if s > e.1 {
+            *e = (*face, s);
+        }
+    }
+    let mut all: Vec<_> = best.into_iter().map(|(i, (f, s))| (i, f, s)).collect();
+    all.sort_by(|a, b| b.2.total_cmp(&a.2));
+    all.truncate(k);
+    all
+}
+
+fn assert_same(got: &[IdentityHit], want: &[(IdentityId, FaceId, f64)], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (rank, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!((g.identity, g.face), (w.0, w.1), "{what}: rank {rank}");
+        assert!(
+            (g.similarity as f64 - w.2).abs() < 1e-5,
+            "{what}: rank {rank} similarity {} vs {}",
+            g.similarity,
+            w.2
+        );
+    }
+}
+
+/// An exact index holding a seeded gallery of `n` faces (σ = 0.6).
+fn filled(seed: u64, n: usize, d: usize, faces_per_identity: usize) -> (Gallery, ExactIndex) {
+    let g = gallery(seed, n, d, faces_per_identity, 0.6);
+    let index = ExactIndex::new(d).unwrap();
+    index.insert_batch(&g.items).unwrap();
+    (g, index)
+}
+
+#[test]
+fn exact_search_equals_the_naive_full_sort_for_small_and_parallel_sized_galleries() {
+    // 40_000 faces crosses the parallel-scan threshold; 300 does not.
+    for (n, d) in [(300, 16), (40_000, 64)] {
+        let g = gallery(7, n, d, 4, 0.6);
+        let index = ExactIndex::new(d).unwrap();
+        index.insert_batch(&g.items).unwrap();
+        assert_eq!(index.len(), n);
+        for (i, q) in probes(8, &g, 20, 0.6).iter().enumerate() {
+            let got = index.search(q, 10).unwrap();
+            assert_same(&got, &naive(&g.items, q, 10), &format!("n={n} query {i}"));
+        }
+    }
+}
+
+#[test]
+fn after_removals_search_still_equals_the_naive_reference_on_what_is_left() {
+    let (g, index) = filled(3, 120, 24, 3);
+    let (face, identity, _) = g.items[10].clone();
+    assert!(index.remove_face(face));
+    assert_eq!(index.remove_identity(1007), 3);
+    assert_eq!(index.faces_of(identity).len(), 2);
+    assert!(index.faces_of(1007).is_empty());
+    let left: Vec<Item> = g
+        .items
+        .iter()
+        .filter(|(f, i, _)| *f != face && *i != 1007)
+        .cloned()
+        .collect();
+    let mut stored = index.items();
+    stored.sort_by_key(|(f, _, _)| *f);
+    assert_eq!(stored, left);
+    for q in probes(4, &g, 10, 0.6) {
+        assert_same(
+            &index.search(&q, 5).unwrap(),
+            &naive(&left, &q, 5),
+            "after removal",
+        );
+    }
+}
+
+#[test]
+fn a_zero_dimension_is_refused() {
+    assert!(matches!(
+        ExactIndex::new(0),
+        Err(IndexError::Config { field: "dim", .. })
+    ));
+}
