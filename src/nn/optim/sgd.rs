@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::regularization::Regularization;
 use super::slots::{Slots, check_step};
-use super::{Optimizer, WeightDecay};
+use super::{Optimizer, OptimizerState, WeightDecay};
 use crate::nn::{NnError, Param, Result};
 
 /// Settings of [`Sgd`]; defaults are PyTorch's (`momentum = 0`, no Nesterov, no decay).
@@ -78,6 +78,16 @@ impl Optimizer for Sgd {
             self.reg.constrain(p);
         }
         Ok(())
+    }
+
+    fn state(&self) -> OptimizerState {
+        let mut state = OptimizerState::new();
+        self.delta.export("delta", &mut state);
+        state
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.delta.import("delta", state)
     }
 }
 
