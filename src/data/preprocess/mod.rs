@@ -24,7 +24,7 @@ use ndarray::{Array2, Array4, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use normalisation::{Normalisation, NormalisationKind, PreprocessingSpec};
+pub use normalisation::{Normalisation, NormalisationKind, PreprocessingSpec, STD_FLOOR};
 pub use stored::StoredArray;
 pub use tan_triggs::TanTriggs;
 pub use whitening::Whitening;
