@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod error;
+pub mod eval_embed;
 pub mod finish;
 pub mod head;
 pub mod objective;
