@@ -15,6 +15,7 @@ pub mod eval_embed;
 pub mod finish;
 pub mod head;
 pub mod objective;
+pub mod overrides;
 pub mod progress;
 pub mod record;
 pub mod run;
