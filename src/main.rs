@@ -1,1 +1,84 @@
-fn main() {}
+//! `faceprint-server`: read configuration, then serve (default) or run an admin command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use faceprint::server::{Application, Settings, reembed};
+use tracing_subscriber::EnvFilter;
+
+/// Configuration file read when `--config` is not given, if it exists.
+const DEFAULT_CONFIG_FILE: &str = "faceprint.toml";
+
+#[derive(Parser)]
+#[command(version, about = "Enroll faces and identify them over HTTP")]
+struct Cli {
+    /// TOML configuration file (default: ./faceprint.toml if present). Settings from
+    /// FACEPRINT_<SECTION>__<KEY> environment variables override it.
+    #[arg(long, env = "FACEPRINT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Re-embed every stored face with a new model (from its stored image), then exit;
+    /// afterwards start the server with that model.
+    Reembed {
+        /// The new model file.
+        #[arg(long)]
+        model: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let config = cli.config.or_else(|| {
+        let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+        default.exists().then_some(default)
+    });
+    let settings = match Settings::load(config.as_deref(), std::env::vars()) {
+        Ok(settings) => settings,
+        Err(e) => return fail(&e),
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = match Application::build(settings).await {
+                Ok(app) => app,
+                Err(e) => return fail(&e),
+            };
+            match app.run_until_stopped().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Reembed { model } => match reembed(&settings, &model).await {
+            Ok(report) => {
+                println!(
+                    "re-embedded {} face(s) with model {}; now start the server with --config \
+                     setting model.path = {:?}",
+                    report.faces,
+                    report.model_version,
+                    model.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    tracing::error!("{error}");
+    eprintln!("faceprint-server: {error}");
+    ExitCode::FAILURE
+}

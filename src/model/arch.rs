@@ -1,1 +1,397 @@
+//! Architecture specifications: what network to build, as data (stored in model files).
 
+use crate::nn::activation::{Activation, ActivationKind};
+use crate::nn::batch_norm::BatchNorm;
+use crate::nn::conv2d::{Conv2d, Conv2dConfig};
+use crate::nn::dropout::Dropout;
+use crate::nn::flatten::Flatten;
+use crate::nn::init::Init;
+use crate::nn::l2norm::L2Norm;
+use crate::nn::linear::Linear;
+use crate::nn::maxout::Maxout;
+use crate::nn::pool::MaxPool2d;
+use crate::nn::prelu::PRelu;
+use crate::nn::sequential::Sequential;
+use crate::nn::{NnError, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// The hidden-layer nonlinearity of an MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HiddenActivation {
+    Relu,
+    Prelu,
+    /// `k` linear pieces per unit (the linear layer before it is `k` times wider).
+    Maxout {
+        k: usize,
+    },
+    Tanh,
+}
+
+/// An embedding network. Input images are `(N, 1, h, w)`; the output is `(N,
+/// embedding_dim)` with unit rows (the last layer is L2 normalisation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ArchSpec {
+    /// Flatten → per hidden width: linear → [batch norm] → activation → [dropout if > 0]
+    /// → linear to `embedding_dim` → L2 normalisation.
+    Mlp {
+        input: [usize; 2],
+        hidden: Vec<usize>,
+        activation: HiddenActivation,
+        batch_norm: bool,
+        dropout: f32,
+        embedding_dim: usize,
+    },
+    /// Per width: conv 3×3 (stride 1, padding 1) → batch norm → ReLU → max pool 2; then
+    /// flatten → linear `fc` → batch norm → ReLU → dropout → linear `embedding_dim` →
+    /// L2 normalisation. The defaults are the reference CNN (input 56×48).
+    Cnn {
+        input: [usize; 2],
+        #[serde(default = "default_widths")]
+        widths: Vec<usize>,
+        #[serde(default = "default_fc")]
+        fc: usize,
+        #[serde(default = "default_embedding_dim")]
+        embedding_dim: usize,
+        #[serde(default = "default_dropout")]
+        dropout: f32,
+    },
+}
+
+fn default_widths() -> Vec<usize> {
+    vec![32, 64, 128]
+}
+fn default_fc() -> usize {
+    256
+}
+fn default_embedding_dim() -> usize {
+    128
+}
+fn default_dropout() -> f32 {
+    0.5
+}
+
+fn invalid(msg: String) -> NnError {
+    NnError::Invalid(format!("architecture: {msg}"))
+}
+
+impl ArchSpec {
+    /// The reference CNN: input 56×48, widths 32-64-128, fc 256, embedding 128.
+    pub fn reference_cnn() -> Self {
+        ArchSpec::Cnn {
+            input: [56, 48],
+            widths: default_widths(),
+            fc: default_fc(),
+            embedding_dim: default_embedding_dim(),
+            dropout: default_dropout(),
+        }
+    }
+
+    /// Input image size `[h, w]`.
+    pub fn input(&self) -> [usize; 2] {
+        match self {
+            ArchSpec::Mlp { input, .. } | ArchSpec::Cnn { input, .. } => *input,
+        }
+    }
+
+    pub fn embedding_dim(&self) -> usize {
+        match self {
+            ArchSpec::Mlp { embedding_dim, .. } | ArchSpec::Cnn { embedding_dim, .. } => {
+                *embedding_dim
+            }
+        }
+    }
+
+    /// Checks sizes: positive widths, a dropout in [0, 1), an input big enough to
+    /// survive the CNN's poolings.
+    pub fn validate(&self) -> Result<()> {
+        let [h, w] = self.input();
+        if h == 0 || w == 0 {
+            return Err(invalid(format!("input must be at least 1×1, got {h}×{w}")));
+        }
+        let (widths, dropout, embedding_dim) = match self {
+            ArchSpec::Mlp {
+                hidden,
+                activation,
+                dropout,
+                embedding_dim,
+                ..
+            } => {
+                if let HiddenActivation::Maxout { k: 0 } = activation {
+                    return Err(invalid("maxout needs k ≥ 1 pieces".into()));
+                }
+                (hidden, *dropout, *embedding_dim)
+            }
+            ArchSpec::Cnn {
+                widths,
+                fc,
+                dropout,
+                embedding_dim,
+                ..
+            } => {
+                if widths.is_empty() {
+                    return Err(invalid("a CNN needs at least one convolution width".into()));
+                }
+                let shrink = 1usize
+                    .checked_shl(widths.len() as u32)
+                    .unwrap_or(usize::MAX);
+                if h < shrink || w < shrink {
+                    return Err(invalid(format!(
+                        "input {h}×{w} is too small for {} poolings by 2 (needs ≥ {shrink}×{shrink})",
+                        widths.len()
+                    )));
+                }
+                if *fc == 0 {
+                    return Err(invalid("fc width must be positive".into()));
+                }
+                (widths, *dropout, *embedding_dim)
+            }
+        };
+        if widths.contains(&0) {
+            return Err(invalid(format!(
+                "layer widths must be positive, got {widths:?}"
+            )));
+        }
+        if !(0.0..1.0).contains(&dropout) {
+            return Err(invalid(format!("dropout must be in [0, 1), got {dropout}")));
+        }
+        if embedding_dim == 0 {
+            return Err(invalid("embedding_dim must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// The network with weights drawn from `seed` (He normal before ReLU-like units,
+    /// Xavier normal before tanh and for the embedding layer; biases zero).
+    pub fn build(&self, seed: u64) -> Result<Sequential> {
+        self.validate()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut net = Sequential::new();
+        match self {
+            ArchSpec::Mlp {
+                input,
+                hidden,
+                activation,
+                batch_norm,
+                dropout,
+                embedding_dim,
+            } => {
+                net.push(Flatten::new());
+                let mut width = input[0] * input[1];
+                let pieces = match activation {
+                    HiddenActivation::Maxout { k } => *k,
+                    _ => 1,
+                };
+                let init = match activation {
+                    HiddenActivation::Tanh => Init::XavierNormal,
+                    _ => Init::HeNormal,
+                };
+                for &units in hidden {
+                    net.push(Linear::new(width, units * pieces, init, &mut rng)?);
+                    if *batch_norm {
+                        net.push(BatchNorm::new(units * pieces)?);
+                    }
+                    match activation {
+                        HiddenActivation::Relu => net.push(Activation::relu()),
+                        HiddenActivation::Prelu => net.push(PRelu::new(units)?),
+                        HiddenActivation::Maxout { k } => net.push(Maxout::new(*k)?),
+                        HiddenActivation::Tanh => net.push(Activation::new(ActivationKind::Tanh)),
+                    };
+                    if *dropout > 0.0 {
+                        net.push(Dropout::new(*dropout, rng.random())?);
+                    }
+                    width = units;
+                }
+                net.push(Linear::new(
+                    width,
+                    *embedding_dim,
+                    Init::XavierNormal,
+                    &mut rng,
+                )?);
+            }
+            ArchSpec::Cnn {
+                input,
+                widths,
+                fc,
+                embedding_dim,
+                dropout,
+            } => {
+                let (mut channels, [mut h, mut w]) = (1, *input);
+                for &width in widths {
+                    let conv = Conv2dConfig::square(channels, width, 3, 1, 1);
+                    net.push(Conv2d::new(conv, Init::HeNormal, &mut rng)?);
+                    net.push(BatchNorm::new(width)?);
+                    net.push(Activation::relu());
+                    net.push(MaxPool2d::new(2, 2)?);
+                    (channels, h, w) = (width, h / 2, w / 2);
+                }
+                net.push(Flatten::new());
+                net.push(Linear::new(
+                    channels * h * w,
+                    *fc,
+                    Init::HeNormal,
+                    &mut rng,
+                )?);
+                net.push(BatchNorm::new(*fc)?);
+                net.push(Activation::relu());
+                // Always present (even at p = 0) so tensor indices never depend on p.
+                net.push(Dropout::new(*dropout, rng.random())?);
+                net.push(Linear::new(
+                    *fc,
+                    *embedding_dim,
+                    Init::XavierNormal,
+                    &mut rng,
+                )?);
+            }
+        }
+        net.push(L2Norm::new());
+        Ok(net)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Mode, Tensor};
+
+    #[test]
+    fn the_default_cnn_is_the_reference_cnn() {
+        let spec: ArchSpec = serde_json::from_str(r#"{"type": "cnn", "input": [56, 48]}"#).unwrap();
+        assert_eq!(spec, ArchSpec::reference_cnn());
+        let net = spec.build(0).unwrap();
+        let kinds: Vec<&str> = net.layers().iter().map(|l| l.kind()).collect();
+        let block = ["conv2d", "batch_norm", "relu", "max_pool2d"];
+        let head = [
+            "flatten",
+            "linear",
+            "batch_norm",
+            "relu",
+            "dropout",
+            "linear",
+            "l2norm",
+        ];
+        assert_eq!(kinds, [&block[..], &block, &block, &head].concat());
+        let shapes: Vec<(String, Vec<usize>)> = net
+            .named_tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.shape().to_vec()))
+            .collect();
+        let expect = |name: &str, shape: &[usize]| {
+            assert!(
+                shapes.iter().any(|(n, s)| n == name && s == shape),
+                "{name} {shape:?} in {shapes:?}"
+            );
+        };
+        expect("0.conv2d.weight", &[32, 1, 3, 3]);
+        expect("4.conv2d.weight", &[64, 32, 3, 3]);
+        expect("8.conv2d.weight", &[128, 64, 3, 3]);
+        expect("9.batch_norm.running_var", &[128]);
+        expect("13.linear.weight", &[256, 128 * 7 * 6]);
+        expect("14.batch_norm.gamma", &[256]);
+        expect("17.linear.weight", &[128, 256]);
+        assert_eq!(net.output_shape(&[2, 1, 56, 48]).unwrap(), vec![2, 128]);
+    }
+
+    #[test]
+    fn built_networks_produce_unit_embeddings_and_the_same_seed_the_same_weights() {
+        let specs = [
+            ArchSpec::Cnn {
+                input: [16, 12],
+                widths: vec![4, 8],
+                fc: 16,
+                embedding_dim: 8,
+                dropout: 0.2,
+            },
+            ArchSpec::Mlp {
+                input: [6, 5],
+                hidden: vec![12, 10],
+                activation: HiddenActivation::Maxout { k: 3 },
+                batch_norm: true,
+                dropout: 0.1,
+                embedding_dim: 4,
+            },
+            ArchSpec::Mlp {
+                input: [6, 5],
+                hidden: vec![7],
+                activation: HiddenActivation::Prelu,
+                batch_norm: false,
+                dropout: 0.0,
+                embedding_dim: 3,
+            },
+        ];
+        for spec in specs {
+            let [h, w] = spec.input();
+            let x = Tensor::from_shape_fn(vec![4, 1, h, w], |i| {
+                ((i[0] * 7 + i[2] * 3 + i[3]) % 11) as f32 / 11.0
+            });
+            let mut net = spec.build(5).unwrap();
+            for y in [
+                net.forward(&x, Mode::Train).unwrap(),
+                net.infer(&x).unwrap(),
+            ] {
+                assert_eq!(y.shape(), &[4, spec.embedding_dim()]);
+                for row in y.rows() {
+                    let norm: f32 = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                    assert!((norm - 1.0).abs() < 1e-5, "{spec:?}: norm {norm}");
+                }
+            }
+            let again = spec.build(5).unwrap();
+            let other = spec.build(6).unwrap();
+            let values = |n: &Sequential| -> Vec<Tensor> {
+                n.params().iter().map(|p| p.value.clone()).collect()
+            };
+            assert_eq!(values(&net), values(&again));
+            assert_ne!(values(&again), values(&other));
+        }
+    }
+
+    #[test]
+    fn specs_round_trip_through_json_and_invalid_ones_are_refused() {
+        let mlp = ArchSpec::Mlp {
+            input: [8, 8],
+            hidden: vec![16],
+            activation: HiddenActivation::Maxout { k: 2 },
+            batch_norm: false,
+            dropout: 0.0,
+            embedding_dim: 4,
+        };
+        let json = serde_json::to_string(&mlp).unwrap();
+        assert_eq!(serde_json::from_str::<ArchSpec>(&json).unwrap(), mlp);
+        let bad = [
+            (
+                "too small for three poolings",
+                r#"{"type": "cnn", "input": [7, 48]}"#,
+            ),
+            (
+                "dropout of one",
+                r#"{"type": "cnn", "input": [56, 48], "dropout": 1.0}"#,
+            ),
+            (
+                "no widths",
+                r#"{"type": "cnn", "input": [56, 48], "widths": []}"#,
+            ),
+            (
+                "zero embedding",
+                r#"{"type": "cnn", "input": [56, 48], "embedding_dim": 0}"#,
+            ),
+            (
+                "zero hidden width",
+                r#"{"type": "mlp", "input": [8, 8], "hidden": [0], "activation": "relu", "batch_norm": false, "dropout": 0.0, "embedding_dim": 4}"#,
+            ),
+            (
+                "maxout with no pieces",
+                r#"{"type": "mlp", "input": [8, 8], "hidden": [4], "activation": {"maxout": {"k": 0}}, "batch_norm": false, "dropout": 0.0, "embedding_dim": 4}"#,
+            ),
+        ];
+        for (what, json) in bad {
+            let spec: ArchSpec = serde_json::from_str(json).unwrap();
+            assert!(
+                spec.validate().is_err() && spec.build(0).is_err(),
+                "{what} was accepted"
+            );
+        }
+    }
+}

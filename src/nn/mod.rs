@@ -37,6 +37,8 @@ mod tensor;
 pub mod gradcheck;
 #[cfg(test)]
 mod layer_tests;
+#[cfg(test)]
+mod sequential_tests;
 
 // Training mathematics.
 pub mod loss;

@@ -216,3 +216,35 @@ impl Sequential {
         self.load_safetensors(&bytes)
     }
 }
+
+/// A `Sequential` is itself a layer, so networks nest and the gradient check applies
+/// to whole networks.
+impl Layer for Sequential {
+    fn kind(&self) -> &'static str {
+        "sequential"
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Sequential::output_shape(self, input)
+    }
+
+    fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        Sequential::forward(self, x, mode)
+    }
+
+    fn infer(&self, x: &Tensor) -> Result<Tensor> {
+        Sequential::infer(self, x)
+    }
+
+    fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
+        Sequential::backward(self, dy)
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        Sequential::params(self)
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Sequential::params_mut(self)
+    }
+}

@@ -1,1 +1,33 @@
-//! The HTTP API.
+//! The HTTP API: configuration, start-up, routes, errors, auth, limits and metrics.
+//!
+//! [`Application::build`] loads the model, opens the store (running migrations), refuses
+//! embeddings of another model version, builds one index per gallery and binds the
+//! listener; [`Application::run_until_stopped`] serves until SIGTERM or ctrl-c.
+
+mod auth;
+pub mod config;
+mod config_load;
+mod decode;
+pub mod error;
+mod galleries;
+mod index_adapter;
+mod inference;
+mod metrics;
+mod names;
+pub mod openapi;
+mod payload;
+mod reembed;
+mod router;
+mod routes;
+mod secret;
+mod startup;
+mod state;
+mod temp_embedder;
+
+pub use config::Settings;
+pub use config_load::ConfigError;
+pub use error::ApiError;
+pub use names::DEFAULT_GALLERY;
+pub use reembed::{ReembedError, ReembedReport, reembed};
+pub use secret::Secret;
+pub use startup::{Application, StartupError};

@@ -22,21 +22,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id")?;
-                let bytes: Vec<u8> = row.try_get("embedding")?;
-                let embedding = decode_embedding(&bytes).ok_or(StoreError::CorruptEmbedding {
-                    face: id,
-                    bytes: bytes.len(),
-                })?;
-                Ok(StoredFace {
-                    id,
-                    identity_id: row.try_get("identity_id")?,
-                    embedding,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_face).collect()
     }
 
     /// Delete face `face_id` of identity `external_id`; its identity id if it existed.
@@ -128,4 +114,34 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+impl Store {
+    /// Every face of one identity with its embedding (for verify against an identity).
+    pub async fn identity_embeddings(
+        &self,
+        identity_id: i64,
+    ) -> Result<Vec<StoredFace>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, identity_id, embedding FROM faces WHERE identity_id = $1 ORDER BY id",
+        )
+        .bind(identity_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_face).collect()
+    }
+}
+
+fn stored_face(row: &sqlx::any::AnyRow) -> Result<StoredFace, StoreError> {
+    let id: i64 = row.try_get("id")?;
+    let bytes: Vec<u8> = row.try_get("embedding")?;
+    let embedding = decode_embedding(&bytes).ok_or(StoreError::CorruptEmbedding {
+        face: id,
+        bytes: bytes.len(),
+    })?;
+    Ok(StoredFace {
+        id,
+        identity_id: row.try_get("identity_id")?,
+        embedding,
+    })
 }

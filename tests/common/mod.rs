@@ -2,4 +2,7 @@
 //! different subset of them.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod db;
+pub mod fixtures;
+pub mod process;

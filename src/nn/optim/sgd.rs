@@ -182,6 +182,23 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_learning_rate_leaves_the_stored_step_as_it_was() {
+        // μ = 0.5, g = 1, ε = 0.1 then 0.2: Δw = −0.1, then 0.5·(−0.1) − 0.2 = −0.25,
+        // so w = −0.35. PyTorch's v-form rescales the old velocity too: −0.1 − 0.2·1.5 = −0.4.
+        let cfg = SgdConfig {
+            momentum: 0.5,
+            ..Default::default()
+        };
+        let mut opt = Sgd::new(&cfg).unwrap();
+        let mut p = scalar_weight(0.0);
+        for lr in [0.1, 0.2] {
+            p.grad.fill(1.0);
+            opt.step(&mut [&mut p], lr).unwrap();
+        }
+        assert_close(&[p.value[[0]]], &[-0.35]);
+    }
+
+    #[test]
     fn l2_decay_applies_only_to_decayed_parameters() {
         let cfg = SgdConfig {
             weight_decay: Some(WeightDecay::L2(0.1)),

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# /identify throughput and latency at 16 concurrent clients with 1k, 10k and 100k
+# enrolled faces (synthetic unit vectors of the model's dimension), start-to-ready time
+# and resident memory per face. Needs `wrk` (Debian package) and /work/pyenv-style
+# Python with numpy (PYTHON=...). Prints one Markdown table row per gallery size.
+#
+# usage: scripts/bench_server.sh [SIZES...]       (default: 1000 10000 100000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+DURATION=${DURATION:-20s}
+SIZES=("${@:-1000 10000 100000}")
+read -r -a SIZES <<<"${SIZES[*]}"
+
+cargo build --release --bin faceprint-server >&2
+BIN=target/release/faceprint-server
+WORK=$(mktemp -d)
+SERVER_PID=
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PORT=18089
+URL="http://127.0.0.1:$PORT"
+
+# start_server DB → sets SERVER_PID, prints seconds until /readyz answered 200
+start_server() {
+  local start now
+  start=$(date +%s.%N)
+  FACEPRINT_SERVER__BIND="127.0.0.1:$PORT" FACEPRINT_DATABASE__URL="sqlite://$1" \
+    FACEPRINT_LIMITS__MAX_CONCURRENT_REQUESTS=64 RUST_LOG=warn "$BIN" >&2 &
+  SERVER_PID=$!
+  for _ in $(seq 1 6000); do
+    if curl -fs "$URL/readyz" >/dev/null 2>&1; then
+      now=$(date +%s.%N)
+      echo "$now - $start" | bc -l
+      return
+    fi
+    sleep 0.05
+  done
+  echo "server did not become ready" >&2
+  exit 1
+}
+
+stop_server() {
+  kill -TERM "$SERVER_PID"
+  wait "$SERVER_PID" || true
+  SERVER_PID=
+}
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
+
+# The query: a real face from the test fixtures, as JSON with base64.
+IMAGE_B64=$(base64 -w0 tests/fixtures/server/s1/1.png)
+cat >"$WORK/identify.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"image": "$IMAGE_B64", "top_k": 5}'
+LUA
+
+# Empty database: migrate, learn the model's version and dimension, baseline memory.
+start_server "$WORK/empty.db" >/dev/null
+READY=$(curl -fs "$URL/readyz")
+VERSION=$($PYTHON -c 'import json,sys; print(json.loads(sys.argv[1])["model"])' "$READY")
+DIM=$($PYTHON -c 'import json,sys; print(json.loads(sys.argv[1])["dim"])' "$READY")
+curl -fs -H 'Content-Type: application/json' -d "{\"image\": \"$IMAGE_B64\"}" "$URL/identify" >/dev/null
+BASE_RSS=$(rss_kib)
+stop_server
+
+echo "| faces | start-to-ready (s) | RSS (MiB) | RSS per face (bytes) | requests/s | p50 | p99 |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
+for n in "${SIZES[@]}"; do
+  db="$WORK/faces-$n.db"
+  start_server "$db" >/dev/null   # migrate
+  stop_server
+  $PYTHON scripts/seed_gallery.py "$db" "$n" "$DIM" "$VERSION"
+  ready_s=$(start_server "$db")
+  curl -fs -H 'Content-Type: application/json' -d "{\"image\": \"$IMAGE_B64\"}" "$URL/identify" >/dev/null
+  rss=$(rss_kib)
+  out=$(wrk -t2 -c16 -d"$DURATION" --latency -s "$WORK/identify.lua" "$URL/identify")
+  echo "$out" >&2
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  if [ -n "$non2xx" ]; then echo "warning: $non2xx non-2xx responses at $n faces" >&2; fi
+  per_face=$(( (rss - BASE_RSS) * 1024 / n ))
+  printf '| %s | %.2f | %.0f | %s | %s | %s | %s |\n' "$n" "$ready_s" "$(echo "$rss / 1024" | bc -l)" "$per_face" "$rps" "$p50" "$p99"
+  stop_server
+done

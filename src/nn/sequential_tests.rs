@@ -1,0 +1,195 @@
+//! Tests of the model container: order, gradients through a whole network, files.
+
+use super::activation::Activation;
+use super::batch_norm::BatchNorm;
+use super::conv2d::{Conv2d, Conv2dConfig};
+use super::flatten::Flatten;
+use super::gradcheck::{Tolerance, check_layer};
+use super::init::Init;
+use super::l2norm::L2Norm;
+use super::linear::Linear;
+use super::pool::MaxPool2d;
+use super::sequential::Sequential;
+use super::{Mode, NnError, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+
+/// conv 2→3 → BN → ReLU → pool 2 → flatten → linear 12→4 → L2 norm, on (N, 2, 4, 4).
+fn small_cnn(seed: u64) -> Sequential {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut net = Sequential::new();
+    net.push(
+        Conv2d::new(
+            Conv2dConfig::square(2, 3, 3, 1, 1),
+            Init::HeNormal,
+            &mut rng,
+        )
+        .unwrap(),
+    )
+    .push(BatchNorm::new(3).unwrap())
+    .push(Activation::relu())
+    .push(MaxPool2d::new(2, 2).unwrap())
+    .push(Flatten::new())
+    .push(Linear::new(12, 4, Init::XavierNormal, &mut rng).unwrap())
+    .push(L2Norm::new());
+    net
+}
+
+fn input(seed: u64) -> Tensor {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Tensor::from_shape_simple_fn(vec![3, 2, 4, 4], || rng.random_range(-1.0f32..1.0))
+}
+
+#[test]
+fn names_follow_index_kind_and_name_with_parameters_in_pytorch_order() {
+    let net = small_cnn(0);
+    let names: Vec<String> = net.named_tensors().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "0.conv2d.weight",
+            "0.conv2d.bias",
+            "1.batch_norm.gamma",
+            "1.batch_norm.beta",
+            "1.batch_norm.running_mean",
+            "1.batch_norm.running_var",
+            "5.linear.weight",
+            "5.linear.bias"
+        ]
+    );
+    let params: Vec<&str> = net.params().iter().map(|p| p.name).collect();
+    assert_eq!(
+        params,
+        ["weight", "bias", "gamma", "beta", "weight", "bias"]
+    );
+    assert_eq!(net.num_parameters(), 3 * 2 * 9 + 3 + 3 + 3 + 12 * 4 + 4);
+}
+
+#[test]
+fn gradients_through_a_whole_network_match_finite_differences() {
+    let mut net = small_cnn(1);
+    // Keep the ReLU off its kink: β = 2 with γ = 0.5 puts every BN output above 0 unless
+    // its normalised value is below −4. (Each layer's own check covers both ReLU sides.)
+    // Max pooling cannot be kept off ties by construction here, since every input moves
+    // every BN output: a smaller step, ε = 1e-3, makes a switch of the maximum unlikely.
+    for p in net.params_mut() {
+        match p.name {
+            "gamma" => p.value.fill(0.5),
+            "beta" => p.value.fill(2.0),
+            _ => {}
+        }
+    }
+    let tol = Tolerance {
+        eps: 1e-3,
+        rtol: 2e-2,
+        atol: 1e-3,
+        ..Tolerance::default()
+    };
+    check_layer(&mut net, &input(2), &tol, 3, |_| {}).unwrap_or_else(|r| panic!("{r}"));
+}
+
+#[test]
+fn backward_adds_into_gradients_until_zero_grad() {
+    let mut net = small_cnn(1);
+    let x = input(2);
+    let dy = Tensor::from_elem(vec![3, 4], 0.5);
+    net.forward(&x, Mode::Train).unwrap();
+    net.backward(&dy).unwrap();
+    let once: Vec<Tensor> = net.params().iter().map(|p| p.grad.clone()).collect();
+    net.forward(&x, Mode::Train).unwrap();
+    net.backward(&dy).unwrap();
+    for (p, g) in net.params().iter().zip(&once) {
+        let doubled = g * 2.0;
+        let close = p
+            .grad
+            .iter()
+            .zip(doubled.iter())
+            .all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + b.abs()));
+        assert!(close, "{} did not accumulate", p.name);
+    }
+    net.zero_grad();
+    assert!(
+        net.params()
+            .iter()
+            .all(|p| p.grad.iter().all(|&g| g == 0.0))
+    );
+}
+
+#[test]
+fn a_saved_model_loads_back_with_its_metadata_and_the_same_outputs() {
+    let mut net = small_cnn(4);
+    net.forward(&input(5), Mode::Train).unwrap(); // moves the running statistics
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    let metadata = HashMap::from([("arch".to_string(), "small".to_string())]);
+    net.save(&path, &metadata).unwrap();
+
+    let mut other = small_cnn(99);
+    assert_ne!(
+        other.infer(&input(6)).unwrap(),
+        net.infer(&input(6)).unwrap()
+    );
+    assert_eq!(other.load(&path).unwrap(), metadata);
+    assert_eq!(
+        other.infer(&input(6)).unwrap(),
+        net.infer(&input(6)).unwrap()
+    );
+    for ((n1, t1), (n2, t2)) in net.named_tensors().into_iter().zip(other.named_tensors()) {
+        assert_eq!((n1, t1), (n2, t2));
+    }
+}
+
+#[test]
+fn loading_reports_missing_tensors_and_wrong_shapes_and_changes_nothing() {
+    let net = small_cnn(4);
+    let bytes = net.to_safetensors(&HashMap::new()).unwrap();
+
+    // A model with one more layer misses a tensor in the file.
+    let mut bigger = small_cnn(4);
+    bigger.push(Linear::new(4, 2, Init::XavierNormal, &mut ChaCha8Rng::seed_from_u64(0)).unwrap());
+    match bigger.load_safetensors(&bytes) {
+        Err(NnError::TensorFile(msg)) => {
+            assert!(msg.contains("missing tensor 7.linear.weight"), "{msg}")
+        }
+        other => panic!("expected a missing-tensor error, got {other:?}"),
+    }
+
+    // Same names, other shapes: both shapes are named, and nothing is overwritten.
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut wider = Sequential::new();
+    wider.push(
+        Conv2d::new(
+            Conv2dConfig::square(2, 5, 3, 1, 1),
+            Init::HeNormal,
+            &mut rng,
+        )
+        .unwrap(),
+    );
+    let before: Vec<Tensor> = wider.params().iter().map(|p| p.value.clone()).collect();
+    match wider.load_safetensors(&bytes) {
+        Err(NnError::TensorFile(msg)) => {
+            assert!(
+                msg.contains("0.conv2d.weight")
+                    && msg.contains("[5, 2, 3, 3]")
+                    && msg.contains("[3, 2, 3, 3]"),
+                "{msg}"
+            )
+        }
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+    let after: Vec<Tensor> = wider.params().iter().map(|p| p.value.clone()).collect();
+    assert_eq!(before, after);
+
+    assert!(small_cnn(0).load_safetensors(b"not a tensor file").is_err());
+}
+
+#[test]
+fn infer_matches_an_eval_forward() {
+    let mut net = small_cnn(7);
+    net.forward(&input(1), Mode::Train).unwrap();
+    assert_eq!(
+        net.infer(&input(2)).unwrap(),
+        net.forward(&input(2), Mode::Eval).unwrap()
+    );
+}

@@ -1,0 +1,161 @@
+//! Typed server configuration: defaults, then an optional TOML file, then `FACEPRINT_*`
+//! environment variables (`FACEPRINT_<SECTION>__<KEY>`, e.g. `FACEPRINT_SERVER__BIND`).
+//! See `faceprint.example.toml` for every setting with its default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::index_adapter::IndexConfig;
+use super::secret::{Secret, secret_list};
+
+/// Everything the server reads at start-up.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub model: ModelSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    pub identify: IdentifySettings,
+    pub index: IndexConfig,
+}
+
+/// Where to listen.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address and port; port 0 picks a free port (tests).
+    pub bind: SocketAddr,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// The SQL store.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` (file created if missing) or `postgres://user:pass@host/db`.
+    pub url: Secret,
+    pub max_connections: u32,
+    /// Keep each enrolled image so `faceprint-server reembed` can recompute embeddings
+    /// when the model changes.
+    pub store_images: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: Secret::new("sqlite://faceprint.db"),
+            max_connections: 8,
+            store_images: true,
+        }
+    }
+}
+
+/// The embedding model.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSettings {
+    pub path: PathBuf,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings {
+            path: PathBuf::from("models/default.safetensors"),
+        }
+    }
+}
+
+/// API keys by role; with no key configured at all, the API is open.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Keys allowed everything: enroll, delete, galleries, and all queries.
+    #[serde(deserialize_with = "secret_list")]
+    pub admin_keys: Vec<Secret>,
+    /// Keys allowed identify, embed and verify.
+    #[serde(deserialize_with = "secret_list")]
+    pub query_keys: Vec<Secret>,
+}
+
+/// Limits against oversized or slow requests.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Largest request body, bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// Largest decoded image width or height, pixels.
+    pub max_image_side: u32,
+    /// Most memory one image decode may allocate, bytes.
+    pub max_image_alloc_bytes: u64,
+    /// Most images in one enrollment.
+    pub max_images_per_request: usize,
+    /// Whole-request deadline, milliseconds (503 `timeout` after it).
+    pub request_timeout_ms: u64,
+    /// Requests processed at once; more wait in line (inside the deadline).
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            max_body_bytes: 16 << 20,
+            max_image_side: 4096,
+            max_image_alloc_bytes: 256 << 20,
+            max_images_per_request: 32,
+            request_timeout_ms: 30_000,
+            max_concurrent_requests: 64,
+        }
+    }
+}
+
+/// Open-set decisions.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentifySettings {
+    /// Threshold when neither the request nor the gallery sets one.
+    pub default_threshold: ThresholdPolicy,
+    /// Candidates returned when the request does not say.
+    pub default_top_k: usize,
+    /// Most candidates a request may ask for.
+    pub max_top_k: usize,
+}
+
+impl Default for IdentifySettings {
+    fn default() -> Self {
+        IdentifySettings {
+            default_threshold: ThresholdPolicy::Calibrated(CalibratedFar::Far1Pct),
+            default_top_k: 5,
+            max_top_k: 100,
+        }
+    }
+}
+
+/// A threshold: one of the model's calibrated values, or a fixed cosine similarity.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ThresholdPolicy {
+    Calibrated(CalibratedFar),
+    Fixed(f32),
+}
+
+/// The false-accept rates the model file carries thresholds for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum CalibratedFar {
+    #[serde(rename = "far_0_1pct")]
+    Far0_1Pct,
+    #[serde(rename = "far_1pct")]
+    Far1Pct,
+    #[serde(rename = "far_10pct")]
+    Far10Pct,
+}

@@ -1,0 +1,108 @@
+//! The one error type of the HTTP edge and its JSON shape:
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Everything a request can fail with. `IntoResponse` matches every variant by name, so
+/// a new variant forces a decision about its status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed request body: {0}")]
+    MalformedBody(String),
+    #[error("invalid field `{field}`: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    #[error("unsupported content type {0:?}: send application/json or multipart/form-data")]
+    UnsupportedMediaType(String),
+    #[error("missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")]
+    MissingApiKey,
+    #[error("invalid API key")]
+    InvalidApiKey,
+    #[error("this API key's role may not {0}")]
+    Forbidden(&'static str),
+    #[error("no gallery named {0:?}")]
+    GalleryNotFound(String),
+    #[error("no identity {identity:?} in gallery {gallery:?}")]
+    IdentityNotFound { gallery: String, identity: String },
+    #[error("identity {identity:?} has no face {face}")]
+    FaceNotFound { identity: String, face: i64 },
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("image {index} is too large to decode: {reason}")]
+    ImageTooLarge { index: usize, reason: String },
+    #[error("image {index} cannot be decoded: {reason}")]
+    UndecodableImage { index: usize, reason: String },
+    #[error("the request did not complete within {ms} ms")]
+    Timeout { ms: u64 },
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// A fault of the server; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Wrap any server-side failure; its text goes to the log only.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(cause.to_string())
+    }
+
+    /// The HTTP status and the stable machine-readable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed_body"),
+            ApiError::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::MissingApiKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
+            ApiError::InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::GalleryNotFound(_) => (StatusCode::NOT_FOUND, "gallery_not_found"),
+            ApiError::IdentityNotFound { .. } => (StatusCode::NOT_FOUND, "identity_not_found"),
+            ApiError::FaceNotFound { .. } => (StatusCode::NOT_FOUND, "face_not_found"),
+            ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            ApiError::ImageTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large"),
+            ApiError::UndecodableImage { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "undecodable_image")
+            }
+            ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "request failed");
+        }
+        let body = serde_json::json!({
+            "error": { "code": code, "message": self.to_string() }
+        });
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> ApiError {
+        ApiError::internal(format!("background task failed: {e}"))
+    }
+}

@@ -1,0 +1,153 @@
+//! The in-memory side of each gallery: its search index and the identity names its hits
+//! are reported under, rebuilt from the store at start-up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::index_adapter::{IndexConfig, IndexError, SearchIndex};
+use crate::store::{Gallery, Store, StoreError};
+
+/// Faces read from the store per page while building an index.
+const LOAD_PAGE: i64 = 10_000;
+
+/// Why the indexes could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("gallery {gallery:?}: {source}")]
+    Index { gallery: String, source: IndexError },
+    #[error("index build task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// One gallery in memory.
+pub struct GalleryState {
+    pub id: i64,
+    pub name: String,
+    /// The gallery's own threshold, overriding the model default.
+    pub threshold: RwLock<Option<f64>>,
+    pub index: SearchIndex,
+    /// Identity id → external id, for reporting hits.
+    names: RwLock<HashMap<i64, Arc<str>>>,
+}
+
+impl GalleryState {
+    fn new(gallery: &Gallery, config: &IndexConfig, dim: usize) -> GalleryState {
+        GalleryState {
+            id: gallery.id,
+            name: gallery.name.clone(),
+            threshold: RwLock::new(gallery.threshold),
+            index: SearchIndex::new(config, dim),
+            names: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn name_of(&self, identity: i64) -> Option<Arc<str>> {
+        read(&self.names).get(&identity).cloned()
+    }
+
+    pub fn set_name(&self, identity: i64, name: &str) {
+        write(&self.names).insert(identity, Arc::from(name));
+    }
+
+    pub fn forget_name(&self, identity: i64) {
+        write(&self.names).remove(&identity);
+    }
+
+    pub fn identity_count(&self) -> usize {
+        read(&self.names).len()
+    }
+
+    pub fn threshold(&self) -> Option<f64> {
+        *read(&self.threshold)
+    }
+
+    pub fn set_threshold(&self, threshold: Option<f64>) {
+        *write(&self.threshold) = threshold;
+    }
+}
+
+/// Every gallery's in-memory state, by name.
+pub struct Galleries {
+    config: IndexConfig,
+    dim: usize,
+    by_name: RwLock<HashMap<String, Arc<GalleryState>>>,
+}
+
+impl Galleries {
+    /// Build every gallery's index from the store (faces inserted in pages, off the
+    /// async runtime).
+    pub async fn load(
+        store: &Store,
+        config: &IndexConfig,
+        dim: usize,
+    ) -> Result<Galleries, LoadError> {
+        let galleries = Galleries {
+            config: config.clone(),
+            dim,
+            by_name: RwLock::new(HashMap::new()),
+        };
+        for gallery in store.galleries().await? {
+            let state = galleries.get_or_create(&gallery);
+            for (id, name) in store.identity_names(gallery.id).await? {
+                state.set_name(id, &name);
+            }
+            let mut after = 0;
+            loop {
+                let page = store.faces_page(gallery.id, after, LOAD_PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                let batch: Vec<_> = page
+                    .into_iter()
+                    .map(|f| (f.id, f.identity_id, f.embedding))
+                    .collect();
+                let target = Arc::clone(&state);
+                tokio::task::spawn_blocking(move || target.index.insert_batch(&batch))
+                    .await?
+                    .map_err(|source| LoadError::Index {
+                        gallery: gallery.name.clone(),
+                        source,
+                    })?;
+            }
+            tracing::info!(gallery = %gallery.name, faces = state.index.len(), "index built");
+        }
+        Ok(galleries)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<GalleryState>> {
+        read(&self.by_name).get(name).cloned()
+    }
+
+    /// The state of `gallery`, created (empty) if this server has not seen it yet.
+    pub fn get_or_create(&self, gallery: &Gallery) -> Arc<GalleryState> {
+        let mut by_name = write(&self.by_name);
+        Arc::clone(
+            by_name
+                .entry(gallery.name.clone())
+                .or_insert_with(|| Arc::new(GalleryState::new(gallery, &self.config, self.dim))),
+        )
+    }
+
+    /// `(name, identities, faces)` of every gallery, by name.
+    pub fn sizes(&self) -> Vec<(String, usize, usize)> {
+        let mut sizes: Vec<_> = read(&self.by_name)
+            .values()
+            .map(|g| (g.name.clone(), g.identity_count(), g.index.len()))
+            .collect();
+        sizes.sort();
+        sizes
+    }
+}
+
+/// Lock for reading; a panic elsewhere while holding the lock leaves plain data that is
+/// still consistent (every writer replaces whole entries), so poisoning is ignored.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

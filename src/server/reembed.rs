@@ -1,0 +1,108 @@
+//! `faceprint-server reembed --model NEW`: recompute every stored face's embedding with a
+//! new model from its stored image, so the server can start with that model.
+
+use std::path::Path;
+
+use super::config::Settings;
+use super::decode::decode_image;
+use super::startup::StartupError;
+use super::temp_embedder::Embedder;
+use crate::store::Store;
+
+/// Images decoded and embedded per batch (and per transaction).
+const BATCH: i64 = 64;
+
+/// Why re-embedding stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReembedError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(
+        "{0} face(s) of another model have no stored image and cannot be re-embedded \
+         (they were enrolled with database.store_images = false); delete and re-enroll them"
+    )]
+    MissingImages(i64),
+    #[error("face {face}: stored image cannot be decoded: {reason}")]
+    Undecodable { face: i64, reason: String },
+    #[error("model failed: {0}")]
+    Model(String),
+}
+
+/// What `reembed` did.
+#[derive(Debug)]
+pub struct ReembedReport {
+    pub model_version: String,
+    pub faces: usize,
+}
+
+/// Re-embed every face not made by the model at `model_path`. Each batch is one
+/// transaction, so an interrupted run can simply be started again.
+pub async fn reembed(
+    settings: &Settings,
+    model_path: &Path,
+) -> Result<ReembedReport, ReembedError> {
+    let embedder = {
+        let path = model_path.to_owned();
+        tokio::task::spawn_blocking(move || Embedder::load(&path))
+            .await
+            .map_err(StartupError::from)?
+            .map_err(|e| StartupError::Model {
+                path: model_path.display().to_string(),
+                reason: e.to_string(),
+            })?
+    };
+    let store = Store::connect(
+        settings.database.url.expose(),
+        settings.database.max_connections,
+    )
+    .await
+    .map_err(StartupError::from)?;
+    let version = embedder.version().to_owned();
+    let missing = store.count_stale_without_image(&version).await?;
+    if missing > 0 {
+        return Err(ReembedError::MissingImages(missing));
+    }
+    let embedder = std::sync::Arc::new(embedder);
+    let limits = settings.limits.clone();
+    let mut done = 0;
+    let mut after = 0;
+    loop {
+        let page = store.stale_images_page(&version, after, BATCH).await?;
+        let Some(last) = page.last() else { break };
+        after = last.face_id;
+        let worker = std::sync::Arc::clone(&embedder);
+        let limits = limits.clone();
+        let updates = tokio::task::spawn_blocking(move || {
+            let images = page
+                .iter()
+                .map(|s| {
+                    decode_image(&s.image, 0, &limits).map_err(|e| ReembedError::Undecodable {
+                        face: s.face_id,
+                        reason: e.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let embeddings = worker
+                .embed(&images)
+                .map_err(|e| ReembedError::Model(e.to_string()))?;
+            Ok::<_, ReembedError>(
+                page.iter()
+                    .map(|s| s.face_id)
+                    .zip(embeddings)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await
+        .map_err(StartupError::from)??;
+        store.replace_embeddings(&version, &updates).await?;
+        done += updates.len();
+        tracing::info!(faces = done, "re-embedded");
+    }
+    store.close().await;
+    Ok(ReembedReport {
+        model_version: version,
+        faces: done,
+    })
+}

@@ -1,0 +1,235 @@
+//! Identities: list (paginated), get (with faces), delete (with faces), delete one face.
+//! Deleted faces leave the index before the response, so they stop matching at once.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+
+use super::GalleryQuery;
+use crate::server::error::ApiError;
+use crate::server::galleries::GalleryState;
+use crate::server::names::{ExternalId, GalleryName};
+use crate::server::state::AppState;
+
+/// Page size when the request does not say, and the largest allowed.
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    gallery: Option<String>,
+    /// Return identities whose external id sorts after this one.
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IdentityItem {
+    pub identity: String,
+    pub faces: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IdentityList {
+    pub gallery: String,
+    pub identities: Vec<IdentityItem>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FaceItem {
+    pub id: i64,
+    pub model: String,
+    pub image_sha256: String,
+    pub has_image: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IdentityResponse {
+    pub identity: String,
+    pub gallery: String,
+    pub metadata: Option<serde_json::Value>,
+    pub created_at: i64,
+    pub faces: Vec<FaceItem>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Deleted {
+    pub identity: String,
+    pub gallery: String,
+    pub deleted_faces: Vec<i64>,
+}
+
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::MalformedBody(e.body_text())
+}
+
+fn bad_path(e: PathRejection) -> ApiError {
+    ApiError::MalformedBody(e.body_text())
+}
+
+fn find_gallery(state: &AppState, raw: Option<&str>) -> Result<Arc<GalleryState>, ApiError> {
+    let name = GalleryName::parse(raw)?;
+    state
+        .galleries
+        .get(name.as_str())
+        .ok_or_else(|| ApiError::GalleryNotFound(name.as_str().to_owned()))
+}
+
+/// The identity named in the path and its gallery from `?gallery=`.
+fn locate(
+    state: &AppState,
+    raw: &str,
+    query: Result<Query<GalleryQuery>, QueryRejection>,
+) -> Result<(ExternalId, Arc<GalleryState>), ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let identity = ExternalId::parse(raw)?;
+    let gallery = find_gallery(state, query.gallery.as_deref())?;
+    Ok((identity, gallery))
+}
+
+fn identity_not_found(gallery: &GalleryState, identity: &ExternalId) -> ApiError {
+    ApiError::IdentityNotFound {
+        gallery: gallery.name.clone(),
+        identity: identity.as_str().to_owned(),
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<IdentityList>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let gallery = find_gallery(&state, query.gallery.as_deref())?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::InvalidField {
+            field: "limit",
+            reason: format!("expected 1 to {MAX_PAGE}, got {limit}"),
+        });
+    }
+    let page = state
+        .store
+        .identities(gallery.id, query.after.as_deref(), limit)
+        .await?;
+    let next = (page.len() as i64 == limit)
+        .then(|| page.last().map(|i| i.external_id.clone()))
+        .flatten();
+    Ok(Json(IdentityList {
+        gallery: gallery.name.clone(),
+        identities: page
+            .into_iter()
+            .map(|i| IdentityItem {
+                identity: i.external_id,
+                faces: i.face_count,
+                created_at: i.created_at,
+            })
+            .collect(),
+        next,
+    }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<GalleryQuery>, QueryRejection>,
+) -> Result<Json<IdentityResponse>, ApiError> {
+    let Path(raw) = path.map_err(bad_path)?;
+    let (identity, gallery) = locate(&state, &raw, query)?;
+    let detail = state
+        .store
+        .identity(gallery.id, identity.as_str())
+        .await?
+        .ok_or_else(|| identity_not_found(&gallery, &identity))?;
+    Ok(Json(IdentityResponse {
+        identity: detail.external_id,
+        gallery: gallery.name.clone(),
+        metadata: detail.metadata,
+        created_at: detail.created_at,
+        faces: detail
+            .faces
+            .into_iter()
+            .map(|f| FaceItem {
+                id: f.id,
+                model: f.model_version,
+                image_sha256: f.image_sha256,
+                has_image: f.has_image,
+                created_at: f.created_at,
+            })
+            .collect(),
+    }))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<GalleryQuery>, QueryRejection>,
+) -> Result<Json<Deleted>, ApiError> {
+    let Path(raw) = path.map_err(bad_path)?;
+    let (identity, gallery) = locate(&state, &raw, query)?;
+    let task_state = state.clone();
+    let task_gallery = Arc::clone(&gallery);
+    let task_identity = identity.clone();
+    // Its own task, so a dropped request cannot leave the index behind the store.
+    let removed = tokio::spawn(async move {
+        let _writes = task_state.writes.lock().await;
+        let removed = task_state
+            .store
+            .delete_identity(task_gallery.id, task_identity.as_str())
+            .await?;
+        if let Some(removed) = &removed {
+            task_gallery.index.remove_faces(&removed.face_ids);
+            task_gallery.forget_name(removed.identity_id);
+        }
+        Ok::<_, ApiError>(removed)
+    })
+    .await??
+    .ok_or_else(|| identity_not_found(&gallery, &identity))?;
+    Ok(Json(Deleted {
+        identity: identity.as_str().to_owned(),
+        gallery: gallery.name.clone(),
+        deleted_faces: removed.face_ids,
+    }))
+}
+
+pub async fn delete_face(
+    State(state): State<AppState>,
+    path: Result<Path<(String, i64)>, PathRejection>,
+    query: Result<Query<GalleryQuery>, QueryRejection>,
+) -> Result<Json<Deleted>, ApiError> {
+    let Path((raw, face)) = path.map_err(bad_path)?;
+    let (identity, gallery) = locate(&state, &raw, query)?;
+    let task_state = state.clone();
+    let task_gallery = Arc::clone(&gallery);
+    let task_identity = identity.clone();
+    let owner = tokio::spawn(async move {
+        let _writes = task_state.writes.lock().await;
+        let owner = task_state
+            .store
+            .delete_face(task_gallery.id, task_identity.as_str(), face)
+            .await?;
+        if owner.is_some() {
+            task_gallery.index.remove_faces(&[face]);
+        }
+        Ok::<_, ApiError>(owner)
+    })
+    .await??;
+    if owner.is_none() {
+        return Err(ApiError::FaceNotFound {
+            identity: identity.as_str().to_owned(),
+            face,
+        });
+    }
+    Ok(Json(Deleted {
+        identity: identity.as_str().to_owned(),
+        gallery: gallery.name.clone(),
+        deleted_faces: vec![face],
+    }))
+}

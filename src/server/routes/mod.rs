@@ -1,0 +1,68 @@
+//! Handlers, one file per resource.
+
+pub mod embed;
+pub mod enroll;
+pub mod galleries;
+pub mod health;
+pub mod identify;
+pub mod identities;
+
+use serde::Deserialize;
+
+use super::config::{CalibratedFar, ThresholdPolicy};
+use super::error::ApiError;
+use super::galleries::GalleryState;
+use super::state::AppState;
+
+/// The threshold a decision uses: the request's, else the gallery's, else the configured
+/// policy (by default the model's calibrated FAR = 1% value).
+pub fn resolve_threshold(
+    state: &AppState,
+    requested: Option<f32>,
+    gallery: Option<&GalleryState>,
+) -> Result<f32, ApiError> {
+    if let Some(t) = requested {
+        return check_threshold(t);
+    }
+    if let Some(t) = gallery.and_then(GalleryState::threshold) {
+        return Ok(t as f32);
+    }
+    let thresholds = state.embedder.thresholds();
+    Ok(match state.settings.identify.default_threshold {
+        ThresholdPolicy::Calibrated(CalibratedFar::Far0_1Pct) => thresholds.far_0_1pct,
+        ThresholdPolicy::Calibrated(CalibratedFar::Far1Pct) => thresholds.far_1pct,
+        ThresholdPolicy::Calibrated(CalibratedFar::Far10Pct) => thresholds.far_10pct,
+        ThresholdPolicy::Fixed(t) => t,
+    })
+}
+
+/// A cosine-similarity threshold must lie in [-1, 1].
+pub fn check_threshold(t: f32) -> Result<f32, ApiError> {
+    if t.is_finite() && (-1.0..=1.0).contains(&t) {
+        Ok(t)
+    } else {
+        Err(ApiError::InvalidField {
+            field: "threshold",
+            reason: format!("expected a cosine similarity in [-1, 1], got {t}"),
+        })
+    }
+}
+
+/// `?gallery=` on identity routes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GalleryQuery {
+    pub gallery: Option<String>,
+}
+
+/// Exactly `expected` images, or a 400 saying how many came.
+pub fn expect_images(images: &[Vec<u8>], expected: usize, hint: &str) -> Result<(), ApiError> {
+    if images.len() == expected {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidField {
+            field: "image",
+            reason: format!("expected {expected} image(s) {hint}, got {}", images.len()),
+        })
+    }
+}

@@ -1,0 +1,170 @@
+//! Building and running the application: load the model, open and check the store,
+//! build the indexes, bind the listener — then serve until SIGTERM or ctrl-c.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::TcpListener;
+
+use super::config::Settings;
+use super::galleries::{Galleries, LoadError};
+use super::metrics::Metrics;
+use super::router::router;
+use super::state::AppState;
+use super::temp_embedder::Embedder;
+use crate::store::{Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot load model {path}: {reason}")]
+    Model { path: String, reason: String },
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "the database holds {faces} face(s) embedded by model {found}, but the loaded model \
+         is {loaded}; embeddings of different models cannot be compared. Re-embed them with \
+         `faceprint-server reembed --model {path}` (needs stored images), or start with the \
+         model they were made with"
+    )]
+    ModelMismatch {
+        found: String,
+        faces: i64,
+        loaded: String,
+        path: String,
+    },
+    #[error("cannot build the indexes: {0}")]
+    Index(#[from] LoadError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A server ready to run: listener bound, indexes built.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Everything up to accepting connections; binds `settings.server.bind` (port 0 picks
+    /// a free port, which [`Application::local_addr`] reports).
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let embedder = load_embedder(&settings).await?;
+        let store = Store::connect(
+            settings.database.url.expose(),
+            settings.database.max_connections,
+        )
+        .await?;
+        check_model_versions(&store, &embedder, &settings).await?;
+        let galleries = Galleries::load(&store, &settings.index, embedder.dim()).await?;
+        let addr = settings.server.bind;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let state = AppState {
+            settings: Arc::new(settings),
+            store,
+            embedder: Arc::new(embedder),
+            galleries: Arc::new(galleries),
+            metrics: Arc::new(Metrics::default()),
+            writes: Arc::new(tokio::sync::Mutex::new(())),
+            ready: Arc::new(AtomicBool::new(true)),
+        };
+        Ok(Application { listener, state })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serve until SIGTERM or ctrl-c, then finish in-flight requests and close the pool.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serve until `shutdown` completes (tests pass their own trigger).
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let store = self.state.store.clone();
+        let ready = Arc::clone(&self.state.ready);
+        let app = router(self.state);
+        tracing::info!(addr = %self.listener.local_addr()?, "serving");
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                ready.store(false, Ordering::Release);
+                tracing::info!("shutting down: finishing in-flight requests");
+            })
+            .await?;
+        store.close().await;
+        Ok(())
+    }
+}
+
+/// Loading parses and checks the whole weight file: off the runtime.
+async fn load_embedder(settings: &Settings) -> Result<Embedder, StartupError> {
+    let path = settings.model.path.clone();
+    tokio::task::spawn_blocking(move || {
+        Embedder::load(&path).map_err(|e| StartupError::Model {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    })
+    .await?
+}
+
+/// Refuse to start when stored faces were embedded by another model.
+async fn check_model_versions(
+    store: &Store,
+    embedder: &Embedder,
+    settings: &Settings,
+) -> Result<(), StartupError> {
+    let versions = store.model_versions().await?;
+    match versions.iter().find(|(v, _)| v != embedder.version()) {
+        None => Ok(()),
+        Some((found, faces)) => Err(StartupError::ModelMismatch {
+            found: found.clone(),
+            faces: *faces,
+            loaded: embedder.version().to_owned(),
+            path: settings.model.path.display().to_string(),
+        }),
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

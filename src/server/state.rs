@@ -1,0 +1,25 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use super::config::Settings;
+use super::galleries::Galleries;
+use super::metrics::Metrics;
+use super::temp_embedder::Embedder;
+use crate::store::Store;
+
+/// Shared, cheaply cloned state of a running server.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub embedder: Arc<Embedder>,
+    pub galleries: Arc<Galleries>,
+    pub metrics: Arc<Metrics>,
+    /// Serialises writes (enroll, delete) so the store and the indexes change in the same
+    /// order: without it, a delete could reach an index before the enrollment it follows.
+    pub writes: Arc<tokio::sync::Mutex<()>>,
+    /// Set once the indexes are built.
+    pub ready: Arc<AtomicBool>,
+}

@@ -1,0 +1,88 @@
+//! Start-up and shut-down: model-version checks, re-embedding, signals.
+
+mod common;
+
+use common::app::{TestApp, json_of, test_settings};
+use common::db::TestDb;
+use common::fixtures::face;
+use common::process::ServerProcess;
+use faceprint::server::{Application, reembed};
+use faceprint::store::{NewEnrollment, NewFace, Store};
+
+/// Store faces of fixture `who` as `identity`, as if a model `version` had embedded them.
+async fn store_faces_of_another_model(db: &TestDb, identity: &str, who: &str, with_images: bool) {
+    let store = Store::connect(&db.url, 1).await.expect("store");
+    let faces = (1..=2)
+        .map(|n| NewFace {
+            embedding: vec![1.0, 0.0],
+            image_sha256: format!("{n}"),
+            image: with_images.then(|| face(who, n)),
+        })
+        .collect();
+    store
+        .enroll(&NewEnrollment {
+            gallery: "default".into(),
+            external_id: identity.into(),
+            metadata: None,
+            model_version: "some-older-model".into(),
+            faces,
+        })
+        .await
+        .expect("enroll");
+    store.close().await;
+}
+
+async fn the_server_refuses_to_start_on_embeddings_of_another_model(db: TestDb) {
+    store_faces_of_another_model(&db, "old", "s1", false).await;
+    let error = match Application::build(test_settings(&db)).await {
+        Ok(_) => panic!("the server started on embeddings of another model"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("some-older-model"), "{error}");
+    assert!(
+        error.contains("faceprint-server reembed --model"),
+        "{error}"
+    );
+}
+on_both_backends!(
+    the_server_refuses_to_start_on_embeddings_of_another_model,
+    super::the_server_refuses_to_start_on_embeddings_of_another_model
+);
+
+async fn reembed_recomputes_stored_faces_so_the_server_starts_and_finds_them(db: TestDb) {
+    store_faces_of_another_model(&db, "alice", "s1", true).await;
+    let settings = test_settings(&db);
+    let report = reembed(&settings, &settings.model.path)
+        .await
+        .expect("reembed");
+    assert_eq!(report.faces, 2);
+    let app = TestApp::spawn_with(db, settings).await;
+    let (status, body) = json_of(app.identify(&face("s1", 1)).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["match"]["identity"], "alice", "{body}");
+    let (_, detail) = json_of(app.get_identity("alice").await).await;
+    assert_eq!(detail["faces"][0]["model"], body["model"], "{detail}");
+}
+on_both_backends!(
+    reembed_recomputes_stored_faces_so_the_server_starts_and_finds_them,
+    super::reembed_recomputes_stored_faces_so_the_server_starts_and_finds_them
+);
+
+#[tokio::test]
+async fn reembed_refuses_faces_without_stored_images() {
+    let db = TestDb::sqlite();
+    store_faces_of_another_model(&db, "alice", "s1", false).await;
+    let settings = test_settings(&db);
+    let error = reembed(&settings, &settings.model.path)
+        .await
+        .expect_err("no images to re-embed from");
+    assert!(error.to_string().contains("2 face(s)"), "{error}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let db = TestDb::sqlite();
+    let mut server = ServerProcess::start(&db).await;
+    let status = server.terminate();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
