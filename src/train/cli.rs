@@ -5,13 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use super::config::{LossConfig, TrainConfig};
-use super::error::{Result, TrainError};
-use super::head::HeadConfig;
+use super::config::TrainConfig;
+use super::error::Result;
+use super::overrides::set;
 use crate::data::NormalisationKind;
-use crate::nn::loss::{ContrastiveConfig, Distance, Mining, TripletConfig};
-use crate::nn::optim::{AdagradConfig, AdamConfig, OptimizerConfig, SgdConfig, WeightDecay};
-use crate::nn::schedule::Decay;
 
 /// Learn a face-embedding network from a folder of face images (one sub-folder per
 /// identity) and write it as a faceprint model file.
@@ -66,9 +63,21 @@ pub struct TrainArgs {
     /// Photometric normalisation after greyscale + resize [default: per-image].
     #[arg(long, value_enum)]
     pub normalisation: Option<NormalisationKind>,
-    /// Turn training augmentation on or off [default: on].
+    /// Turn training augmentation on or off [default: true].
     #[arg(long)]
     pub augment: Option<bool>,
+    /// Augmentation: random horizontal flips [default: true].
+    #[arg(long)]
+    pub flip: Option<bool>,
+    /// Augmentation: largest random shift in pixels, each direction [default: 2].
+    #[arg(long)]
+    pub max_shift: Option<usize>,
+    /// Augmentation: largest brightness offset, pixels in [0, 1] [default: 0.1].
+    #[arg(long)]
+    pub brightness: Option<f32>,
+    /// Augmentation: largest relative contrast change [default: 0.2].
+    #[arg(long)]
+    pub contrast: Option<f32>,
 
     /// Network family [default: cnn].
     #[arg(long, value_enum)]
@@ -230,182 +239,17 @@ impl TrainArgs {
         set(&mut cfg.preprocessing.width, self.width);
         set(&mut cfg.preprocessing.normalisation, self.normalisation);
         set(&mut cfg.augmentation.enabled, self.augment);
+        set(&mut cfg.augmentation.flip, self.flip);
+        set(&mut cfg.augmentation.max_shift, self.max_shift);
+        set(&mut cfg.augmentation.brightness, self.brightness);
+        set(&mut cfg.augmentation.contrast, self.contrast);
         super::arch_options::apply(self, cfg)?;
-        self.apply_loss(cfg)?;
-        self.apply_optimizer(cfg)?;
-        self.apply_schedule(cfg);
+        super::overrides::apply_loss(self, cfg)?;
+        super::overrides::apply_optimizer(self, cfg)?;
+        super::overrides::apply_schedule(self, cfg);
         if self.clip_grad_norm.is_some() {
             cfg.clip_grad_norm = self.clip_grad_norm;
         }
         Ok(())
-    }
-
-    fn apply_loss(&self, cfg: &mut TrainConfig) -> Result<()> {
-        if let Some(kind) = self.loss
-            && kind_of(&cfg.loss) != kind
-        {
-            cfg.loss = match kind {
-                LossArg::Triplet => LossConfig::Triplet(TripletConfig::default()),
-                LossArg::Contrastive => LossConfig::Contrastive(ContrastiveConfig::default()),
-                LossArg::Softmax => LossConfig::default(),
-            };
-        }
-        let triplet_flags = self.mining.is_some() || self.distance.is_some();
-        let head_flags = self.head.is_some() || self.head_scale.is_some();
-        let unused = |flags: &str, loss: &LossConfig| {
-            Err(TrainError::Config(format!(
-                "{flags} do not apply to the {} loss",
-                loss_name(loss)
-            )))
-        };
-        if head_flags && !matches!(cfg.loss, LossConfig::Softmax(_)) {
-            return unused("--head and --head-scale", &cfg.loss);
-        }
-        if triplet_flags && !matches!(cfg.loss, LossConfig::Triplet(_)) {
-            return unused("--mining and --distance", &cfg.loss);
-        }
-        match &mut cfg.loss {
-            LossConfig::Triplet(t) => {
-                set(&mut t.margin, self.margin);
-                if let Some(m) = self.mining {
-                    t.mining = match m {
-                        MiningArg::All => Mining::All,
-                        MiningArg::BatchHard => Mining::BatchHard,
-                        MiningArg::SemiHard => Mining::SemiHard,
-                    };
-                }
-                if let Some(d) = self.distance {
-                    t.distance = match d {
-                        DistanceArg::Euclidean => Distance::Euclidean,
-                        DistanceArg::Squared => Distance::Squared,
-                    };
-                }
-            }
-            LossConfig::Contrastive(c) => set(&mut c.margin, self.margin),
-            LossConfig::Softmax(s) => {
-                if self.margin.is_some() {
-                    return unused("--margin", &cfg.loss);
-                }
-                s.head = match (self.head, self.head_scale, s.head) {
-                    (Some(HeadArg::Linear), Some(_), _) => {
-                        return Err(TrainError::Config(
-                            "--head-scale applies to the cosine head only".into(),
-                        ));
-                    }
-                    (Some(HeadArg::Linear), None, _) => HeadConfig::Linear,
-                    (_, Some(scale), _) => HeadConfig::Cosine { scale },
-                    (Some(HeadArg::Cosine), None, HeadConfig::Linear) => HeadConfig::default(),
-                    (_, None, current) => current,
-                };
-            }
-        }
-        Ok(())
-    }
-
-    fn apply_optimizer(&self, cfg: &mut TrainConfig) -> Result<()> {
-        if let Some(kind) = self.optimizer {
-            cfg.optimizer = match (kind, &cfg.optimizer) {
-                (OptimizerArg::Sgd, o @ OptimizerConfig::Sgd(_))
-                | (OptimizerArg::Adagrad, o @ OptimizerConfig::Adagrad(_))
-                | (OptimizerArg::Adam | OptimizerArg::Adamw, o @ OptimizerConfig::Adam(_)) => {
-                    o.clone()
-                }
-                (OptimizerArg::Sgd, _) => OptimizerConfig::Sgd(SgdConfig::default()),
-                (OptimizerArg::Adagrad, _) => OptimizerConfig::Adagrad(AdagradConfig::default()),
-                (OptimizerArg::Adam | OptimizerArg::Adamw, _) => {
-                    OptimizerConfig::Adam(AdamConfig::default())
-                }
-            };
-        }
-        let decoupled = self.optimizer == Some(OptimizerArg::Adamw);
-        let decay = self.weight_decay.map(|l| {
-            if decoupled {
-                WeightDecay::Decoupled(l)
-            } else {
-                WeightDecay::L2(l)
-            }
-        });
-        let sgd_only = self.momentum.is_some() || self.nesterov.is_some();
-        match &mut cfg.optimizer {
-            OptimizerConfig::Sgd(c) => {
-                set(&mut c.momentum, self.momentum);
-                set(&mut c.nesterov, self.nesterov);
-                set_some(&mut c.weight_decay, decay);
-                set_some(&mut c.max_norm, self.max_norm);
-            }
-            OptimizerConfig::Adagrad(c) => {
-                set_some(&mut c.weight_decay, decay);
-                set_some(&mut c.max_norm, self.max_norm);
-            }
-            OptimizerConfig::Adam(c) => {
-                set_some(&mut c.weight_decay, decay);
-                set_some(&mut c.max_norm, self.max_norm);
-            }
-        }
-        if sgd_only && !matches!(cfg.optimizer, OptimizerConfig::Sgd(_)) {
-            return Err(TrainError::Config(
-                "--momentum and --nesterov apply to --optimizer sgd only".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// `--schedule` lengths are the run's epochs: cosine decays over all of them, step
-    /// decays ×0.1 at 50% and 75%, plateau watches the validation metric (patience 3).
-    fn apply_schedule(&self, cfg: &mut TrainConfig) {
-        set(&mut cfg.schedule.lr, self.lr);
-        set(&mut cfg.schedule.warmup, self.warmup);
-        let epochs = cfg.epochs.max(1);
-        if let Some(kind) = self.schedule {
-            cfg.schedule.decay = match kind {
-                ScheduleArg::Constant => Decay::Constant,
-                ScheduleArg::Cosine => Decay::Cosine {
-                    total: epochs,
-                    min_lr: 0.0,
-                },
-                ScheduleArg::Step => Decay::Step {
-                    milestones: vec![(epochs / 2).max(1), (epochs * 3 / 4).max(2)],
-                    gamma: 0.1,
-                },
-                ScheduleArg::Plateau => {
-                    toml_default::<Decay>("kind = 'plateau'\npatience = 3\nmode = 'max'")
-                        .unwrap_or_default()
-                }
-            };
-        }
-    }
-}
-
-fn set<T>(slot: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *slot = v;
-    }
-}
-
-fn set_some<T>(slot: &mut Option<T>, value: Option<T>) {
-    if value.is_some() {
-        *slot = value;
-    }
-}
-
-/// A value with serde's field defaults, from a tiny TOML snippet.
-fn toml_default<T: serde::de::DeserializeOwned>(snippet: &str) -> Result<T> {
-    toml::from_str(snippet).map_err(|e| TrainError::Config(format!("{snippet}: {e}")))
-}
-
-fn kind_of(loss: &LossConfig) -> LossArg {
-    match loss {
-        LossConfig::Triplet(_) => LossArg::Triplet,
-        LossConfig::Contrastive(_) => LossArg::Contrastive,
-        LossConfig::Softmax(_) => LossArg::Softmax,
-    }
-}
-
-/// The loss's name as on the command line.
-pub fn loss_name(loss: &LossConfig) -> &'static str {
-    match loss {
-        LossConfig::Triplet(_) => "triplet",
-        LossConfig::Contrastive(_) => "contrastive",
-        LossConfig::Softmax(_) => "softmax",
     }
 }

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::checkpoint::restore;
-use super::cli::loss_name;
 use super::error::{Result, TrainError};
+use super::overrides::loss_name;
 use super::record::{EpochRecord, ValMetrics};
 use super::run::Run;
 use super::validate::{embed_all, pair_scores};

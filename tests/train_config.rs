@@ -1,0 +1,130 @@
+//! Configuration: the shipped examples parse and validate; flags override the file;
+//! the configuration survives the JSON round trip that checkpoints rely on.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use faceprint::model::arch::{ArchSpec, HiddenActivation};
+use faceprint::nn::loss::Mining;
+use faceprint::nn::optim::OptimizerConfig;
+use faceprint::train::config::LossConfig;
+use faceprint::train::head::HeadConfig;
+use faceprint::train::{TrainArgs, TrainConfig};
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_example_configuration_parses_validates_and_round_trips() {
+    let files = examples();
+    assert!(files.len() >= 2, "examples/*.toml: {files:?}");
+    for path in files {
+        let cfg = TrainConfig::from_toml_file(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        cfg.validate()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let json = serde_json::to_string(&cfg).unwrap();
+        let back: TrainConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, cfg, "{}: JSON round trip", path.display());
+    }
+}
+
+#[test]
+fn flags_override_the_configuration_file() {
+    let file = examples()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("cnn-triplet"))
+        .unwrap();
+    let args = TrainArgs::parse_from([
+        "train-embed",
+        "--config",
+        file.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--mining",
+        "semi-hard",
+        "--widths",
+        "8,16",
+        "--optimizer",
+        "sgd",
+        "--momentum",
+        "0.5",
+    ]);
+    let cfg = args.to_config().unwrap();
+    assert_eq!(cfg.epochs, 3);
+    assert_eq!(cfg.batch.p, 16, "untouched file value");
+    let LossConfig::Triplet(t) = &cfg.loss else {
+        panic!("{:?}", cfg.loss)
+    };
+    assert_eq!((t.mining, t.margin), (Mining::SemiHard, 0.2));
+    let ArchSpec::Cnn { widths, fc, .. } = &cfg.arch else {
+        panic!("{:?}", cfg.arch)
+    };
+    assert_eq!((widths.as_slice(), *fc), (&[8, 16][..], 256));
+    let OptimizerConfig::Sgd(sgd) = &cfg.optimizer else {
+        panic!("{:?}", cfg.optimizer)
+    };
+    assert_eq!(sgd.momentum, 0.5);
+}
+
+#[test]
+fn switching_architecture_or_loss_by_flag_starts_from_that_kind_s_defaults() {
+    let args = TrainArgs::parse_from([
+        "train-embed",
+        "--data",
+        "faces",
+        "--arch",
+        "mlp",
+        "--activation",
+        "maxout",
+        "--maxout-k",
+        "3",
+        "--loss",
+        "softmax",
+        "--head",
+        "linear",
+    ]);
+    let cfg = args.to_config().unwrap();
+    let ArchSpec::Mlp {
+        activation, hidden, ..
+    } = &cfg.arch
+    else {
+        panic!("{:?}", cfg.arch)
+    };
+    assert_eq!(*activation, HiddenActivation::Maxout { k: 3 });
+    assert_eq!(hidden, &vec![512]);
+    assert_eq!(
+        cfg.loss,
+        LossConfig::Softmax(faceprint::train::config::SoftmaxConfig {
+            head: HeadConfig::Linear
+        })
+    );
+    cfg.validate().unwrap();
+}
+
+#[test]
+fn a_minimal_file_takes_the_defaults_and_typos_are_rejected() {
+    let cfg: TrainConfig = toml::from_str("data = 'faces'\n[arch]\ntype = 'mlp'\n").unwrap();
+    assert_eq!(cfg.epochs, TrainConfig::default().epochs);
+    assert!(matches!(cfg.arch, ArchSpec::Mlp { .. }));
+    for bad in [
+        "epochz = 3",
+        "[loss]\nkind = 'triplet'\nmargn = 0.3",
+        "[loss]\nkind = 'arcface'",
+        "[arch]\ntype = 'transformer'",
+        "[batch]\np = 'many'",
+    ] {
+        assert!(
+            toml::from_str::<TrainConfig>(bad).is_err(),
+            "accepted {bad:?}"
+        );
+    }
+}
