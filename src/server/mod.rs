@@ -10,7 +10,6 @@ mod config_load;
 mod decode;
 pub mod error;
 mod galleries;
-mod index_adapter;
 mod inference;
 mod metrics;
 mod names;
