@@ -253,3 +253,40 @@ fn sorted_visible_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     entries.sort();
     Ok(entries)
 }
+
+impl ImageFolder {
+    /// Several folders as one, identities renamed `<folder name>/<identity>` so that
+    /// equal names in different databases stay different people. Labels follow the
+    /// order of `folders`.
+    pub fn merge(folders: &[ImageFolder]) -> Result<ImageFolder> {
+        let mut merged = ImageFolder {
+            root: PathBuf::new(),
+            identities: Vec::new(),
+            paths: Vec::new(),
+            labels: Vec::new(),
+            images: Vec::new(),
+            report: ScanReport::default(),
+        };
+        for folder in folders {
+            let offset = merged.identities.len();
+            let prefix = file_name(&folder.root);
+            merged
+                .identities
+                .extend(folder.identities.iter().map(|i| format!("{prefix}/{i}")));
+            merged.paths.extend_from_slice(&folder.paths);
+            merged
+                .labels
+                .extend(folder.labels.iter().map(|l| l + offset));
+            merged.images.extend_from_slice(&folder.images);
+        }
+        if merged.identities.len() < 2 {
+            return Err(DataError::TooFewIdentities {
+                root: merged.root,
+                found: merged.identities.len(),
+                need: 2,
+                min_images: 1,
+            });
+        }
+        Ok(merged)
+    }
+}

@@ -1,7 +1,7 @@
 //! Finite-difference checks of every loss's input gradient.
 //!
 //! Central differences (E(x + h) − E(x − h)) / 2h per input element, against the
-//! analytic gradient. Inputs come from a seeded generator and are kept away from kinks:
+//! analytic gradient, through `nn::gradcheck::compare`. Inputs come from a seeded generator and are kept away from kinks:
 //! every triplet's D(a,p) − D(a,n) + m, every pair's D − m, and every difference between
 //! two distances from the same anchor is at least a gap from 0 that a step of h cannot
 //! cross (a step moves a Euclidean distance by at most h, a squared one by at most
@@ -15,55 +15,37 @@ use rand_distr::StandardNormal;
 use super::distance::Pairwise;
 use super::*;
 use crate::nn::Tensor;
+use crate::nn::gradcheck::{Tolerance, compare};
 
 const H: f32 = 2e-3;
 
-/// Fails, listing the first mismatches and the largest difference, when an analytic
-/// gradient element differs from its central difference by more than
-/// 2e-3 · max(|numeric|, |analytic|) + 2e-4 (rounding the loss value to f32 limits
-/// the quotient to about 1e-4).
+/// Central differences with step h through the shared helper; an element fails when
+/// |analytic − numeric| > 2e-3 · max(|numeric|, |analytic|) + 2e-4 (rounding the loss
+/// value to f32 limits the quotient to about 1e-4). Every element is checked.
 fn check_input_gradient(name: &str, x: &Tensor, f: impl Fn(&Tensor) -> Result<LossOutput>) {
-    let analytic = f(x).unwrap().grad;
-    let mut mismatches = Vec::new();
-    let mut largest = (0.0_f64, 0);
-    for i in 0..x.len() {
-        let (mut plus, mut minus) = (x.clone(), x.clone());
-        let (p, m) = (slot(&mut plus, i), slot(&mut minus, i));
-        *p += H;
-        *m -= H;
-        let step = f64::from(*p) - f64::from(*m);
-        let (ep, em) = (f(&plus).unwrap().value, f(&minus).unwrap().value);
-        let numeric = (f64::from(ep) - f64::from(em)) / step;
-        let a = f64::from(analytic.iter().nth(i).copied().unwrap_or(f32::NAN));
-        let diff = (numeric - a).abs();
-        if diff > largest.0 || diff.is_nan() {
-            largest = (diff, i);
+    let analytic: Vec<f32> = f(x).unwrap().grad.iter().copied().collect();
+    let tol = Tolerance {
+        eps: H,
+        rtol: 2e-3,
+        atol: 2e-4,
+        max_checks: usize::MAX,
+    };
+    let mut shifted = x.clone();
+    let result = compare(name, &analytic, &tol, 0, |i, delta| {
+        let Some(v) = shifted.iter_mut().nth(i) else {
+            return f64::NAN;
+        };
+        let old = *v;
+        *v = old + delta;
+        let value = f(&shifted).map_or(f64::NAN, |out| f64::from(out.value));
+        if let Some(v) = shifted.iter_mut().nth(i) {
+            *v = old;
         }
-        let within = diff <= 2e-3 * numeric.abs().max(a.abs()) + 2e-4; // false for NaN
-        if !within {
-            mismatches.push(format!(
-                "  element {i}: analytic {a:.6e}, numeric {numeric:.6e}"
-            ));
-        }
+        value
+    });
+    if let Err(report) = result {
+        panic!("{report}");
     }
-    assert!(
-        mismatches.is_empty(),
-        "{name}: {} of {} gradient elements disagree; first:\n{}\nlargest difference {:.3e} at element {}",
-        mismatches.len(),
-        x.len(),
-        mismatches
-            .iter()
-            .take(5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n"),
-        largest.0,
-        largest.1
-    );
-}
-
-fn slot(t: &mut Tensor, i: usize) -> &mut f32 {
-    t.iter_mut().nth(i).expect("index within the tensor")
 }
 
 fn normal(rng: &mut ChaCha8Rng, shape: &[usize], scale: f32) -> Tensor {

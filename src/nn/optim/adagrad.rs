@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::regularization::Regularization;
 use super::slots::{Slots, check_step};
-use super::{Optimizer, WeightDecay};
+use super::{Optimizer, OptimizerState, WeightDecay};
 use crate::nn::{NnError, Param, Result};
 
 /// Settings of [`Adagrad`]; defaults are PyTorch's (ε̂ 1e-10, accumulator starts at 0).
@@ -89,6 +89,16 @@ impl Optimizer for Adagrad {
             self.reg.constrain(p);
         }
         Ok(())
+    }
+
+    fn state(&self) -> OptimizerState {
+        let mut state = OptimizerState::new();
+        self.sum.export("sum", &mut state);
+        state
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.sum.import("sum", state)
     }
 }
 

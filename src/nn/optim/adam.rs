@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::regularization::Regularization;
 use super::slots::{Slots, check_step};
-use super::{Optimizer, WeightDecay};
+use super::{Optimizer, OptimizerState, WeightDecay};
 use crate::nn::{NnError, Param, Result};
 
 /// Settings of [`Adam`]; defaults are PyTorch's (β1 0.9, β2 0.999, ε̂ 1e-8).
@@ -108,6 +108,35 @@ impl Optimizer for Adam {
         }
         Ok(())
     }
+
+    /// `m.{i}`, `v.{i}` and the step count `t` (a 1-element tensor; f32 holds every
+    /// count up to 2²⁴ exactly).
+    fn state(&self) -> OptimizerState {
+        let mut state = OptimizerState::new();
+        self.m.export("m", &mut state);
+        self.v.export("v", &mut state);
+        state.insert(
+            "t".into(),
+            crate::nn::Tensor::from_elem(vec![1], self.t as f32),
+        );
+        state
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let t = state
+            .get("t")
+            .and_then(|t| t.iter().next().copied())
+            .unwrap_or(0.0);
+        if !(t >= 0.0 && t.fract() == 0.0 && t < 16_777_216.0) {
+            return Err(NnError::Invalid(format!(
+                "adam state: step count must be a whole number ≥ 0, got {t}"
+            )));
+        }
+        self.m.import("m", state)?;
+        self.v.import("v", state)?;
+        self.t = t as i32;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +197,25 @@ mod tests {
         let mut b = Param::bias("bias", ArrayD::from_elem(IxDyn(&[2]), 3.0));
         opt.step(&mut [&mut b], 1.0).unwrap();
         assert!(b.value.iter().all(|&x| x == 3.0), "{:?}", b.value);
+    }
+
+    #[test]
+    fn a_restored_state_continues_the_trajectory_exactly() {
+        let grads = [0.5f32, -0.25, 1.0, 0.125];
+        let straight = run(AdamConfig::default(), 1.0, &grads, 0.1);
+        let mut first = Adam::new(&AdamConfig::default()).unwrap();
+        let mut p = Param::weight("weight", ArrayD::from_elem(IxDyn(&[1]), 1.0));
+        for &g in &grads[..2] {
+            p.grad.fill(g);
+            first.step(&mut [&mut p], 0.1).unwrap();
+        }
+        let mut resumed = Adam::new(&AdamConfig::default()).unwrap();
+        resumed.load_state(&first.state()).unwrap();
+        for &g in &grads[2..] {
+            p.grad.fill(g);
+            resumed.step(&mut [&mut p], 0.1).unwrap();
+        }
+        assert_eq!(p.value[[0]], straight[3], "resumed vs uninterrupted");
     }
 
     #[test]

@@ -33,4 +33,17 @@ pub trait Optimizer: Send {
     /// Updates every parameter from its gradient at learning rate `lr` (the schedule
     /// decides `lr`; the optimiser never changes it).
     fn step(&mut self, params: &mut [&mut super::Param], lr: f32) -> Result<()>;
+
+    /// The optimiser's state (momenta, moments, step count) as named tensors, for
+    /// checkpoints. Empty before the first step.
+    fn state(&self) -> OptimizerState;
+
+    /// Restores a state returned by [`Optimizer::state`] of an optimiser of the same kind,
+    /// so that training continues exactly as if it had never stopped. Shapes are checked
+    /// against the parameters on the next `step`.
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()>;
 }
+
+/// Named optimiser state tensors (`"{slot}.{parameter index}"`, plus scalars as 1-element
+/// tensors), in name order.
+pub type OptimizerState = std::collections::BTreeMap<String, super::Tensor>;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::regularization::Regularization;
 use super::slots::{Slots, check_step};
-use super::{Optimizer, WeightDecay};
+use super::{Optimizer, OptimizerState, WeightDecay};
 use crate::nn::{NnError, Param, Result};
 
 /// Settings of [`Sgd`]; defaults are PyTorch's (`momentum = 0`, no Nesterov, no decay).
@@ -78,6 +78,16 @@ impl Optimizer for Sgd {
             self.reg.constrain(p);
         }
         Ok(())
+    }
+
+    fn state(&self) -> OptimizerState {
+        let mut state = OptimizerState::new();
+        self.delta.export("delta", &mut state);
+        state
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.delta.import("delta", state)
     }
 }
 
@@ -169,6 +179,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_changed_learning_rate_leaves_the_stored_step_as_it_was() {
+        // μ = 0.5, g = 1, ε = 0.1 then 0.2: Δw = −0.1, then 0.5·(−0.1) − 0.2 = −0.25,
+        // so w = −0.35. PyTorch's v-form rescales the old velocity too: −0.1 − 0.2·1.5 = −0.4.
+        let cfg = SgdConfig {
+            momentum: 0.5,
+            ..Default::default()
+        };
+        let mut opt = Sgd::new(&cfg).unwrap();
+        let mut p = scalar_weight(0.0);
+        for lr in [0.1, 0.2] {
+            p.grad.fill(1.0);
+            opt.step(&mut [&mut p], lr).unwrap();
+        }
+        assert_close(&[p.value[[0]]], &[-0.35]);
     }
 
     #[test]

@@ -45,6 +45,32 @@ impl Slots {
         Ok(())
     }
 
+    /// Adds the state tensors to `out` as `"{name}.{index}"`.
+    pub(crate) fn export(&self, name: &str, out: &mut super::OptimizerState) {
+        for (i, t) in self.tensors.iter().enumerate() {
+            out.insert(format!("{name}.{i}"), t.clone());
+        }
+    }
+
+    /// Replaces the state by the tensors `"{name}.0"`, `"{name}.1"`, … of `state` (none:
+    /// the state before the first step).
+    pub(crate) fn import(&mut self, name: &str, state: &super::OptimizerState) -> Result<()> {
+        let count = state
+            .keys()
+            .filter(|k| k.strip_prefix(name).is_some_and(|r| r.starts_with('.')))
+            .count();
+        self.tensors = (0..count)
+            .map(|i| {
+                state.get(&format!("{name}.{i}")).cloned().ok_or_else(|| {
+                    NnError::Invalid(format!(
+                        "optimiser state: {name}.{i} missing ({count} {name} tensors given)"
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
     pub(crate) fn get_mut(&mut self, i: usize) -> Result<&mut Tensor> {
         let len = self.tensors.len();
         self.tensors

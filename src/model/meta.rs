@@ -1,0 +1,44 @@
+//! What a model file says about itself, besides its weights.
+
+use serde::{Deserialize, Serialize};
+
+use super::arch::ArchSpec;
+use crate::data::Preprocessing;
+
+/// Version of the metadata layout; bumped on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The metadata key under which the JSON below is stored in the safetensors header.
+pub const METADATA_KEY: &str = "faceprint";
+
+/// Cosine-similarity thresholds calibrated on held-out identities: a pair of faces at or
+/// above `far_1pct` is accepted by at most 1% of impostor comparisons, and so on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub far_0_1pct: f32,
+    pub far_1pct: f32,
+    pub far_10pct: f32,
+}
+
+/// Everything a model file records besides its tensors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format: u32,
+    /// The network, enough to rebuild it before loading its tensors.
+    pub architecture: ArchSpec,
+    /// The preprocessing the network was trained with; inference repeats it exactly.
+    pub preprocessing: Preprocessing,
+    /// Length of the (unit-norm) embedding.
+    pub embedding_dim: usize,
+    /// The loss the network was trained with, as configured (free-form JSON).
+    pub loss: serde_json::Value,
+    /// Training summary: data, epochs, time, validation metrics (free-form JSON).
+    pub training: serde_json::Value,
+    /// Calibrated decision thresholds.
+    pub thresholds: Thresholds,
+    /// Model version: the first 16 hex digits of the SHA-256 of the weights (names,
+    /// shapes and bytes in name order), computed when the file is written and checked
+    /// when it is read.
+    pub version: String,
+}

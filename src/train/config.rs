@@ -1,0 +1,293 @@
+//! The training configuration: every option of `train-embed`, readable from a TOML file
+//! (`--config`) and overridden by command-line flags (`train::cli`).
+//!
+//! ```toml
+//! data = "faces/train"
+//! output = "model.safetensors"
+//! run_dir = "runs/cnn-triplet"
+//! epochs = 30
+//! seed = 42
+//!
+//! [preprocessing]
+//! height = 56
+//! width = 48
+//! normalisation = "per_image"
+//!
+//! [arch]
+//! kind = "cnn"
+//!
+//! [loss]
+//! kind = "triplet"
+//! margin = 0.2
+//! mining = "batch_hard"
+//!
+//! [optimizer]
+//! kind = "adam"
+//!
+//! [schedule]
+//! lr = 0.001
+//! ```
+//!
+//! Omitted fields take the defaults below; unknown fields are errors (a typo must not
+//! silently train something else).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Result, TrainError};
+use super::head::HeadConfig;
+use crate::data::{Augmentation, NormalisationKind, PreprocessingSpec};
+use crate::model::arch::ArchSpec;
+use crate::nn::loss::{ContrastiveConfig, TripletConfig};
+use crate::nn::optim::OptimizerConfig;
+use crate::nn::schedule::{Decay, ScheduleConfig};
+
+/// Everything `train-embed` needs to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Training images: one sub-folder per identity.
+    pub data: PathBuf,
+    /// Where the trained model file is written.
+    pub output: PathBuf,
+    /// Checkpoints, the JSON-lines log and the PNG plot go here.
+    pub run_dir: PathBuf,
+    pub epochs: usize,
+    /// Every random choice (split, initialisation, batches, augmentation, dropout)
+    /// derives from this seed.
+    pub seed: u64,
+    /// Size of the rayon pool; `None` means all cores. Same seed and same thread count
+    /// give the same weights.
+    pub threads: Option<usize>,
+    /// Fraction of the identities held out for validation (identity-disjoint split).
+    pub val_fraction: f32,
+    pub batch: BatchConfig,
+    pub preprocessing: PreprocessConfig,
+    pub augmentation: AugmentConfig,
+    /// The embedding network (`type = "mlp"` or `"cnn"`); its `input` is always the
+    /// preprocessing's output shape, whatever the file says.
+    #[serde(deserialize_with = "super::arch_options::deserialize_arch")]
+    pub arch: ArchSpec,
+    pub loss: LossConfig,
+    pub optimizer: OptimizerConfig,
+    pub schedule: ScheduleConfig,
+    /// Clip the gradients' global norm to this value before each update.
+    pub clip_grad_norm: Option<f32>,
+}
+
+/// A batch holds `p` identities with `k` images each.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchConfig {
+    pub p: usize,
+    pub k: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig { p: 16, k: 4 }
+    }
+}
+
+/// The preprocessing to fit on the training identities (its statistics are fitted by
+/// the trainer and stored in the model file). See [`PreprocessingSpec`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PreprocessConfig {
+    pub height: usize,
+    pub width: usize,
+    /// `none`, `per-image`, `dataset`, `pca`, `zca` or `tan-triggs`.
+    pub normalisation: NormalisationKind,
+    /// PCA whitening: directions kept.
+    pub pca_components: usize,
+    /// PCA/ZCA whitening regulariser ε.
+    pub whitening_eps: f32,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        let spec = PreprocessingSpec::default();
+        PreprocessConfig {
+            height: spec.height,
+            width: spec.width,
+            normalisation: spec.kind,
+            pca_components: spec.pca_components,
+            whitening_eps: spec.whitening_eps,
+        }
+    }
+}
+
+impl PreprocessConfig {
+    pub fn spec(&self) -> PreprocessingSpec {
+        PreprocessingSpec {
+            height: self.height,
+            width: self.width,
+            kind: self.normalisation,
+            pca_components: self.pca_components,
+            whitening_eps: self.whitening_eps,
+        }
+    }
+}
+
+/// Training augmentation (seeded), applied before the photometric normalisation; see
+/// [`Augmentation`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Off: every epoch sees the images as they are.
+    pub enabled: bool,
+    /// Random horizontal flips.
+    pub flip: bool,
+    /// Largest shift in pixels, each direction.
+    pub max_shift: usize,
+    /// Largest brightness offset (pixels in [0, 1]).
+    pub brightness: f32,
+    /// Largest relative contrast change.
+    pub contrast: f32,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        let a = Augmentation::default();
+        AugmentConfig {
+            enabled: true,
+            flip: a.flip,
+            max_shift: a.max_shift,
+            brightness: a.brightness,
+            contrast: a.contrast,
+        }
+    }
+}
+
+impl AugmentConfig {
+    /// The augmentation to run, or `None` when disabled.
+    pub fn augmentation(&self) -> Option<Augmentation> {
+        self.enabled.then_some(Augmentation {
+            flip: self.flip,
+            max_shift: self.max_shift,
+            brightness: self.brightness,
+            contrast: self.contrast,
+        })
+    }
+}
+
+/// The training objective; tagged by `kind` (`triplet`, `contrastive`, `softmax`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LossConfig {
+    /// Triplet loss `max(0, D(a, p) − D(a, n) + margin)` over the triplets of a P×K
+    /// batch (`margin`, `mining` = all | batch_hard | semi_hard, `distance` =
+    /// euclidean | squared; see [`TripletConfig`]).
+    Triplet(TripletConfig),
+    /// Contrastive loss over all pairs of the batch: `½D²` for same-identity pairs,
+    /// `½max(0, margin − D)²` for the others (see [`ContrastiveConfig`]).
+    Contrastive(ContrastiveConfig),
+    /// Cross-entropy over the training identities through a classifier head that exists
+    /// during training only (the saved model is the embedding network).
+    Softmax(SoftmaxConfig),
+}
+
+/// The softmax loss's classifier head (see [`HeadConfig`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SoftmaxConfig {
+    pub head: HeadConfig,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig::Softmax(SoftmaxConfig::default())
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            data: PathBuf::new(),
+            output: PathBuf::from("model.safetensors"),
+            run_dir: PathBuf::from("runs/train"),
+            epochs: 30,
+            seed: 42,
+            threads: None,
+            val_fraction: 0.2,
+            batch: BatchConfig::default(),
+            preprocessing: PreprocessConfig::default(),
+            augmentation: AugmentConfig::default(),
+            arch: super::arch_options::default_arch(),
+            loss: LossConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            schedule: ScheduleConfig {
+                lr: 1e-3,
+                decay: Decay::Constant,
+                warmup: 0,
+            },
+            clip_grad_norm: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML configuration file.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        toml::from_str(&text)
+            .map_err(|e| TrainError::io(path, format!("not a valid configuration: {e}")))
+    }
+
+    /// Checks what the parts cannot check alone: sizes, fractions and ranges, and that
+    /// the network accepts the preprocessed input.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if self.data.as_os_str().is_empty() {
+            return bad("no training data folder given (--data DIR)".into());
+        }
+        if self.epochs == 0 {
+            return bad("epochs must be at least 1, got 0".into());
+        }
+        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
+            return bad(format!(
+                "val_fraction must be in (0, 1), got {}",
+                self.val_fraction
+            ));
+        }
+        if self.batch.p < 2 || self.batch.k < 2 {
+            return bad(format!(
+                "a batch needs p ≥ 2 identities with k ≥ 2 images each, got p = {}, k = {}",
+                self.batch.p, self.batch.k
+            ));
+        }
+        if self.threads == Some(0) {
+            return bad("threads must be at least 1, got 0".into());
+        }
+        let PreprocessConfig { height, width, .. } = self.preprocessing;
+        if height < 4 || width < 4 {
+            return bad(format!(
+                "image size must be at least 4×4, got {height}×{width}"
+            ));
+        }
+        if let Some(c) = self.clip_grad_norm
+            && !(c.is_finite() && c > 0.0)
+        {
+            return bad(format!("clip_grad_norm must be finite and > 0, got {c}"));
+        }
+        let margin = match &self.loss {
+            LossConfig::Triplet(t) => Some(t.margin),
+            LossConfig::Contrastive(c) => Some(c.margin),
+            LossConfig::Softmax(_) => None,
+        };
+        if let Some(m) = margin.filter(|m| !(m.is_finite() && *m > 0.0)) {
+            return bad(format!("the loss margin must be finite and > 0, got {m}"));
+        }
+        let [h, w] = [height, width];
+        super::arch_options::with_input(&self.arch, [h, w])
+            .validate()
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        crate::nn::schedule::Schedule::new(self.schedule.clone())
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        self.optimizer
+            .build()
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        Ok(())
+    }
+}

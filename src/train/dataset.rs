@@ -1,0 +1,96 @@
+//! The training data of a run: the identity-disjoint split, the fitted preprocessing,
+//! the resized training images (augmented per batch) and the preprocessed validation set.
+
+use ndarray::Array2;
+use rayon::prelude::*;
+
+use super::config::TrainConfig;
+use super::error::{Result, TrainError};
+use super::seed::{Stream, derive};
+use crate::data::{ImageFolder, Normalisation, Preprocessing, SplitSize};
+use crate::nn::Tensor;
+
+/// Validation needs known and unknown identities, each with an enrolled and a probe image.
+pub const MIN_VAL_IDENTITIES: usize = 2;
+
+/// Everything the loop reads from the data folder.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    pub preprocessing: Preprocessing,
+    /// Training images, greyscale, resized to (H, W), in [0, 1]; augmented and
+    /// normalised batch by batch.
+    pub train_images: Vec<Array2<f32>>,
+    /// `train_labels[i]` indexes `train_identities` (0..C, the softmax classes).
+    pub train_labels: Vec<usize>,
+    pub train_identities: Vec<String>,
+    /// Validation images, preprocessed: (N, 1, H', W').
+    pub val_inputs: Tensor,
+    pub val_labels: Vec<usize>,
+    pub val_identities: Vec<String>,
+}
+
+impl RunData {
+    /// Scans `cfg.data`, splits identities (seeded), fits the preprocessing on the
+    /// training side and prepares both sides. Errors name the folder and the counts.
+    pub fn load(cfg: &TrainConfig) -> Result<RunData> {
+        if !cfg.data.is_dir() {
+            return Err(TrainError::io(
+                &cfg.data,
+                "no such directory (expected one sub-folder of images per identity)",
+            ));
+        }
+        let folder = ImageFolder::scan(&cfg.data)?;
+        if let Some(message) = folder.report().message(folder.root()) {
+            eprintln!("warning: {message}");
+        }
+        let n = folder.identities().len();
+        let (train, val) = folder.split(
+            SplitSize::Fraction(f64::from(cfg.val_fraction)),
+            derive(cfg.seed, Stream::Split, 0),
+        )?;
+        let (n_train, n_val) = (train.identities().len(), val.identities().len());
+        if n_train < cfg.batch.p {
+            return Err(TrainError::Config(format!(
+                "{}: {n} identities, {n_train} for training after holding out {n_val} for \
+                 validation, but a batch needs p = {} identities: lower --p or --val-fraction",
+                cfg.data.display(),
+                cfg.batch.p
+            )));
+        }
+        if n_val < MIN_VAL_IDENTITIES {
+            return Err(TrainError::Config(format!(
+                "{}: only {n_val} validation identities out of {n} (need {MIN_VAL_IDENTITIES}): \
+                 raise --val-fraction or add identities",
+                cfg.data.display()
+            )));
+        }
+        let spec = cfg.preprocessing.spec();
+        let sizing = Preprocessing {
+            height: spec.height,
+            width: spec.width,
+            normalisation: Normalisation::None,
+        };
+        let train_images: Vec<Array2<f32>> = train
+            .images()
+            .par_iter()
+            .map(|image| sizing.resize(image))
+            .collect::<Result<_, _>>()?;
+        let preprocessing = spec.fit_resized(&train_images)?;
+        let val_inputs = preprocessing.batch(val.images())?.into_dyn();
+        Ok(RunData {
+            preprocessing,
+            train_images,
+            train_labels: train.labels().to_vec(),
+            train_identities: train.identities().to_vec(),
+            val_inputs,
+            val_labels: val.labels().to_vec(),
+            val_identities: val.identities().to_vec(),
+        })
+    }
+
+    /// The network's input (H', W') after preprocessing.
+    pub fn input_shape(&self) -> [usize; 2] {
+        let (h, w) = self.preprocessing.output_shape();
+        [h, w]
+    }
+}

@@ -1,0 +1,104 @@
+//! Per-epoch validation on the held-out identities, with the open-set protocol of
+//! `eval` (the same one `eval-embed` runs): several seeded rounds, half the identities
+//! known with up to [`VAL_ENROLL`] enrolled images each, the rest unknown.
+
+use ndarray::{Array2, Axis, Ix2, s};
+
+use super::error::{Result, TrainError};
+use super::record::ValMetrics;
+use crate::eval::{ProtocolConfig, open_set_protocol};
+use crate::nn::Tensor;
+use crate::nn::sequential::Sequential;
+
+/// Images per forward pass when embedding a whole set.
+const BATCH: usize = 64;
+/// Protocol rounds per validation.
+pub const VAL_ROUNDS: usize = 5;
+/// Enrolled images per known identity (fewer when an identity has fewer images: the
+/// protocol always keeps one probe).
+pub const VAL_ENROLL: usize = 5;
+
+/// The validation images and what the protocol needs about them.
+#[derive(Debug, Clone, Copy)]
+pub struct ValSet<'a> {
+    /// (N, 1, H, W) preprocessed images.
+    pub inputs: &'a Tensor,
+    pub labels: &'a [usize],
+    /// Seed of the protocol's rounds (fixed for a run, so epochs are comparable).
+    pub seed: u64,
+}
+
+/// Embeddings (N, K) of preprocessed inputs (N, 1, H, W), in eval mode.
+pub fn embed_all(net: &Sequential, inputs: &Tensor) -> Result<Array2<f32>> {
+    let n = inputs.shape().first().copied().unwrap_or(0);
+    let mut rows = Vec::with_capacity(n.div_ceil(BATCH));
+    for start in (0..n).step_by(BATCH) {
+        let end = (start + BATCH).min(n);
+        let chunk = inputs.slice_axis(Axis(0), (start..end).into()).to_owned();
+        let emb = net.infer(&chunk)?;
+        let emb = emb.into_dimensionality::<Ix2>().map_err(|_| {
+            TrainError::Config("the network's output is not (N, K) embeddings".into())
+        })?;
+        rows.push(emb);
+    }
+    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+    if views.is_empty() {
+        return Err(TrainError::Config("no validation images to embed".into()));
+    }
+    ndarray::concatenate(Axis(0), &views).map_err(|e| TrainError::Config(e.to_string()))
+}
+
+/// Cosine similarities of every pair of rows i < j, split into (genuine, impostor) by
+/// label. Rows are unit vectors (the network ends in an L2 normalisation).
+pub fn pair_scores(embeddings: &Array2<f32>, labels: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let gram = embeddings.dot(&embeddings.t()); // (N, N)
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+    for i in 0..labels.len() {
+        for (j, &s) in gram.slice(s![i, i + 1..]).iter().enumerate() {
+            if labels[i] == labels[i + 1 + j] {
+                genuine.push(s);
+            } else {
+                impostor.push(s);
+            }
+        }
+    }
+    (genuine, impostor)
+}
+
+/// The protocol settings of a validation (and of `eval-embed` with default flags).
+pub fn protocol(seed: u64, rounds: usize, enroll: usize) -> ProtocolConfig {
+    ProtocolConfig {
+        rounds,
+        enroll,
+        seed,
+        ..ProtocolConfig::default()
+    }
+}
+
+/// Open-set metrics of `net` on the validation set.
+pub fn evaluate(net: &Sequential, val: &ValSet<'_>) -> Result<ValMetrics> {
+    let embeddings = embed_all(net, val.inputs)?;
+    let report = open_set_protocol(
+        embeddings.view(),
+        val.labels,
+        &protocol(val.seed, VAL_ROUNDS, VAL_ENROLL),
+    )?;
+    let (genuine, impostor) = pair_scores(&embeddings, val.labels);
+    let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
+    let rate = |rates: &[crate::eval::protocol::RateAtFar], far: f64| {
+        rates
+            .iter()
+            .find(|r| (r.far - far).abs() < 1e-12)
+            .map_or(f32::NAN, |r| r.mean as f32)
+    };
+    Ok(ValMetrics {
+        rank1: report.rank1.mean as f32,
+        dir_far_1pct: rate(&report.dir_at_far, 0.01),
+        dir_far_10pct: rate(&report.dir_at_far, 0.1),
+        tar_far_0_1pct: rate(&report.tar_at_far, 0.001),
+        tar_far_1pct: rate(&report.tar_at_far, 0.01),
+        eer: report.eer.mean as f32,
+        mean_genuine: mean(&genuine) as f32,
+        mean_impostor: mean(&impostor) as f32,
+    })
+}

@@ -1,0 +1,261 @@
+//! The model file: round trip, inference, and every way a file can be wrong.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use faceprint::data::Preprocessing;
+use faceprint::data::preprocess::Normalisation;
+use faceprint::model::arch::ArchSpec;
+use faceprint::model::{Embedder, METADATA_KEY, ModelError, ModelFile, ModelMeta, Thresholds};
+use image::DynamicImage;
+use safetensors::tensor::{Dtype, TensorView};
+
+/// A small CNN on 28×24 inputs, so the tests run in milliseconds.
+fn small_arch() -> ArchSpec {
+    ArchSpec::Cnn {
+        input: [28, 24],
+        widths: vec![4, 8],
+        fc: 16,
+        embedding_dim: 8,
+        dropout: 0.5,
+    }
+}
+
+fn small_model(seed: u64) -> ModelFile {
+    let arch = small_arch();
+    let net = arch.build(seed).expect("the small CNN builds");
+    let meta = ModelMeta {
+        format: 0,
+        embedding_dim: arch.embedding_dim(),
+        architecture: arch,
+        preprocessing: Preprocessing {
+            height: 28,
+            width: 24,
+            normalisation: Normalisation::PerImage,
+        },
+        loss: serde_json::json!({"type": "triplet", "margin": 0.2}),
+        training: serde_json::json!({"epochs": 0}),
+        thresholds: Thresholds {
+            far_0_1pct: 0.9,
+            far_1pct: 0.8,
+            far_10pct: 0.6,
+        },
+        version: String::new(),
+    };
+    ModelFile::new(meta, net)
+}
+
+fn fixture_faces() -> Vec<DynamicImage> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faces");
+    [
+        "orl_s1/1.pgm",
+        "orl_s1/5.pgm",
+        "orl_s2/1.pgm",
+        "yaleb_B02",
+        "yaleb_B03",
+    ]
+    .iter()
+    .map(|rel| {
+        let mut path = root.join(rel);
+        if path.is_dir() {
+            let mut files: Vec<_> = std::fs::read_dir(&path)
+                .expect("fixture folder")
+                .map(|e| e.expect("entry").path())
+                .collect();
+            files.sort();
+            path = files.remove(0);
+        }
+        image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    })
+    .collect()
+}
+
+#[test]
+fn a_saved_model_loads_back_with_the_same_version_and_embeddings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.safetensors");
+    let model = small_model(7);
+    model.save(&path).expect("save");
+    let version = model.meta.version.clone();
+    assert_eq!(version.len(), 16, "version is 16 hex digits: {version}");
+
+    let original = Embedder::new(model);
+    let loaded = Embedder::load(&path).expect("load");
+    assert_eq!(loaded.version(), version);
+    assert_eq!(loaded.dim(), 8);
+    assert_eq!(loaded.thresholds().far_1pct, 0.8);
+
+    let faces = fixture_faces();
+    let a = original.embed(&faces).expect("embed");
+    let b = loaded.embed(&faces).expect("embed");
+    assert_eq!(
+        a, b,
+        "a loaded model must embed bit for bit like the saved one"
+    );
+}
+
+#[test]
+fn different_weights_get_different_versions() {
+    assert_ne!(small_model(1).meta.version, small_model(2).meta.version);
+}
+
+#[test]
+fn embeddings_are_unit_length_and_do_not_depend_on_the_batch() {
+    let embedder = Embedder::new(small_model(3));
+    let faces = fixture_faces();
+    let batch = embedder.embed(&faces).expect("embed");
+    assert_eq!(batch.len(), faces.len());
+    for (i, face) in faces.iter().enumerate() {
+        let single = embedder
+            .embed(std::slice::from_ref(face))
+            .expect("embed one");
+        let norm: f32 = single[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "image {i}: norm {norm}");
+        let diff = single[0]
+            .iter()
+            .zip(&batch[i])
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "image {i}: batch and single differ by {diff}");
+    }
+    // Different people should not all map to one point.
+    let spread = batch[0]
+        .iter()
+        .zip(&batch[2])
+        .map(|(x, y)| (x - y).abs())
+        .sum::<f32>();
+    assert!(spread > 1e-3, "two different faces got the same embedding");
+}
+
+type Owned = Vec<(String, Vec<usize>, Vec<u8>)>;
+
+/// A model file's tensors as owned (name, shape, bytes) and its header metadata.
+fn take_apart(bytes: &[u8]) -> (Owned, Option<HashMap<String, String>>) {
+    let file = safetensors::SafeTensors::deserialize(bytes).expect("valid file");
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).expect("header");
+    let tensors = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.shape().to_vec(), view.data().to_vec()))
+        .collect();
+    (tensors, header.metadata().clone())
+}
+
+fn put_together(tensors: &Owned, metadata: Option<HashMap<String, String>>) -> Vec<u8> {
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), d).expect("view"),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, metadata).expect("serialize")
+}
+
+/// Rewrites a model file with some tensors changed, keeping its metadata.
+fn rewrite(bytes: &[u8], edit: impl Fn(&mut Owned)) -> Vec<u8> {
+    let (mut tensors, metadata) = take_apart(bytes);
+    edit(&mut tensors);
+    put_together(&tensors, metadata)
+}
+
+/// Rewrites a model file with its faceprint metadata changed, keeping its tensors.
+fn with_metadata(bytes: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    let (tensors, metadata) = take_apart(bytes);
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&metadata.expect("metadata")[METADATA_KEY]).expect("json");
+    edit(&mut meta);
+    put_together(
+        &tensors,
+        Some(HashMap::from([(
+            METADATA_KEY.to_string(),
+            meta.to_string(),
+        )])),
+    )
+}
+
+#[test]
+fn broken_model_files_are_clear_errors() {
+    let good = small_model(5).to_bytes().expect("bytes");
+    let first_tensor = |t: &mut Owned| t.sort_by(|a, b| a.0.cmp(&b.0));
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("an empty file", Vec::new(), "not a safetensors file"),
+        (
+            "random bytes",
+            (0..999u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            "not a safetensors file",
+        ),
+        (
+            "a truncated file",
+            good[..good.len() / 2].to_vec(),
+            "not a safetensors file",
+        ),
+        (
+            "a safetensors file without faceprint metadata",
+            safetensors::serialize(Vec::<(String, TensorView)>::new(), None).expect("empty"),
+            "no `faceprint` metadata",
+        ),
+        (
+            "an unknown architecture",
+            with_metadata(&good, |m| m["architecture"]["type"] = "transformer".into()),
+            "unknown variant `transformer`",
+        ),
+        (
+            "a newer format version",
+            with_metadata(&good, |m| m["format"] = 99.into()),
+            "format version 99",
+        ),
+        (
+            "a missing tensor",
+            rewrite(&good, |t| {
+                first_tensor(t);
+                t.remove(0);
+            }),
+            "missing tensor",
+        ),
+        (
+            "a tensor of the wrong shape",
+            rewrite(&good, |t| {
+                let weight = t
+                    .iter_mut()
+                    .find(|(name, ..)| name.ends_with("conv2d.weight"));
+                let (_, shape, _) = weight.expect("a convolution weight");
+                *shape = vec![shape.iter().product()];
+            }),
+            "expects shape",
+        ),
+        (
+            "weights that do not match the recorded version",
+            rewrite(&good, |t| {
+                first_tensor(t);
+                t[0].2[0] ^= 0x40;
+            }),
+            "the weights hash to version",
+        ),
+    ];
+    for (what, bytes, expected) in cases {
+        match ModelFile::from_bytes(&bytes) {
+            Ok(_) => panic!("{what}: loaded without error"),
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(expected),
+                    "{what}: error `{msg}` lacks `{expected}`"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_missing_model_file_names_its_path() {
+    let err = Embedder::load("/nonexistent/dir/model.safetensors").expect_err("no such file");
+    assert!(matches!(err, ModelError::File { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/dir/model.safetensors"),
+        "{err}"
+    );
+}

@@ -1,0 +1,101 @@
+//! A short training run on the fixtures: it must separate the identities better than
+//! the untrained network, write its run files, and reproduce itself exactly.
+
+#[path = "train_support.rs"]
+mod support;
+
+use faceprint::model::Embedder;
+use faceprint::train::cli::LossArg;
+use faceprint::train::record::EpochRecord;
+use faceprint::train::train_embed;
+use support::{embed_folder, fixtures, separation, tiny_args, untrained, weight_bits};
+
+#[test]
+fn a_short_softmax_run_separates_fixture_identities_better_than_the_untrained_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = tiny_args(dir.path(), LossArg::Softmax);
+    args.epochs = Some(12);
+    let outcome = train_embed(&args, true).expect("training runs");
+    let model = dir.path().join("model.safetensors");
+    let trained = Embedder::load(&model).expect("the model file loads");
+
+    for folder in ["faces", "unseen"] {
+        let (emb, labels) = embed_folder(&trained, &fixtures().join(folder));
+        let (gap, nn) = separation(&emb, &labels);
+        let (mut base_gap, mut base_nn) = (0.0, 0.0);
+        for seed in 0..3 {
+            let (e, l) = embed_folder(&untrained(&model, seed), &fixtures().join(folder));
+            let (g, n) = separation(&e, &l);
+            base_gap += g / 3.0;
+            base_nn += n / 3.0;
+        }
+        eprintln!(
+            "{folder}: trained gap {gap:.3} nn {nn:.3}; untrained gap {base_gap:.3} nn {base_nn:.3}"
+        );
+        if folder == "faces" {
+            assert!(
+                gap > base_gap + 0.1,
+                "genuine−impostor similarity gap {gap:.3} not above the untrained {base_gap:.3} + 0.1"
+            );
+            assert!(
+                nn >= base_nn,
+                "nearest-neighbour accuracy {nn:.3} < untrained {base_nn:.3}"
+            );
+        }
+    }
+    let t = outcome.thresholds;
+    assert!(
+        t.far_0_1pct >= t.far_1pct && t.far_1pct >= t.far_10pct,
+        "thresholds must not increase with the FAR: {t:?}"
+    );
+    assert!(outcome.summary.best_epoch.is_some());
+}
+
+#[test]
+fn a_run_writes_one_log_line_per_epoch_a_plot_and_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = tiny_args(dir.path(), LossArg::Triplet);
+    train_embed(&args, true).expect("training runs");
+    let run = dir.path().join("run");
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    let records: Vec<EpochRecord> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is an epoch record"))
+        .collect();
+    assert_eq!(records.len(), 6);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.epoch, i + 1);
+        assert!(r.loss.is_finite() && r.loss >= 0.0, "{r:?}");
+        assert!((0.0..=1.0).contains(&r.val.rank1), "{r:?}");
+        assert!(r.batches > 0);
+    }
+    assert!(records[0].best, "the first epoch is always the best so far");
+    let png = image::open(run.join("curves.png")).expect("curves.png is an image");
+    assert!(png.width() > 100 && png.height() > 100);
+    assert!(run.join("checkpoint.safetensors").is_file());
+}
+
+#[test]
+fn the_same_seed_and_thread_count_give_bit_identical_weights() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut args = tiny_args(a.path(), LossArg::Triplet);
+    args.epochs = Some(3);
+    train_embed(&args, true).unwrap();
+    let mut args_b = tiny_args(b.path(), LossArg::Triplet);
+    args_b.epochs = Some(3);
+    train_embed(&args_b, true).unwrap();
+    let (wa, wb) = (
+        weight_bits(&a.path().join("model.safetensors")),
+        weight_bits(&b.path().join("model.safetensors")),
+    );
+    assert!(!wa.is_empty());
+    for ((name, x), (_, y)) in wa.iter().zip(&wb) {
+        let diff = x.iter().zip(y).filter(|(p, q)| p != q).count();
+        assert_eq!(
+            diff,
+            0,
+            "{name}: {diff} of {} values differ between two runs",
+            x.len()
+        );
+    }
+}
