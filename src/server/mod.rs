@@ -21,7 +21,6 @@ mod routes;
 mod secret;
 mod startup;
 mod state;
-mod temp_embedder;
 
 pub use config::Settings;
 pub use config_load::ConfigError;
