@@ -70,13 +70,20 @@ fn write_untrained_model() -> PathBuf {
         },
         version: String::new(),
     };
+    // One file shared by every test process: written under a private name, then renamed
+    // into place (atomic), so a concurrent reader never sees half a file.
+    // The format version in the name keeps a file written by an older layout out of use.
     let path = std::env::temp_dir().join(format!(
-        "faceprint-untrained-{}.safetensors",
-        std::process::id()
+        "faceprint-untrained-cnn-seed7-format{}.safetensors",
+        faceprint::model::FORMAT_VERSION
     ));
-    ModelFile::new(meta, net)
-        .save(&path)
-        .expect("save the untrained model");
+    if !path.exists() {
+        let partial = path.with_extension(format!("{}.partial", std::process::id()));
+        ModelFile::new(meta, net)
+            .save(&partial)
+            .expect("save the untrained model");
+        std::fs::rename(&partial, &path).expect("move the untrained model into place");
+    }
     path
 }
 
