@@ -30,7 +30,7 @@ impl Default for IndexConfig {
         Self {
             m: 16,
             ef_construction: 200,
-            ef_search: 64,
+            ef_search: 256,
             crossover: 20_000,
             rebuild_fraction: 0.2,
             rebuild_min_deleted: 256,
