@@ -87,10 +87,20 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (out, start.elapsed())
 }
 
+/// Passes over the queries; the fastest counts. The machine is shared with other jobs,
+/// and the best of a few passes is the least disturbed by them.
+const PASSES: usize = 3;
+
 /// Runs `search` over every query on this thread; returns results and queries/s.
 fn run_queries<T>(queries: &[Vec<f32>], mut search: impl FnMut(&[f32]) -> T) -> (Vec<T>, f64) {
-    let (out, t) = timed(|| queries.iter().map(|q| search(q)).collect::<Vec<_>>());
-    (out, queries.len() as f64 / t.as_secs_f64())
+    let mut best = f64::INFINITY;
+    let mut out = Vec::new();
+    for _ in 0..PASSES {
+        let (o, t) = timed(|| queries.iter().map(|q| search(q)).collect::<Vec<_>>());
+        best = best.min(t.as_secs_f64());
+        out = o;
+    }
+    (out, queries.len() as f64 / best)
 }
 
 /// Fraction of `truth`'s ids found in `got`, summed over queries.

@@ -24,6 +24,9 @@ import numpy as np
 D = 128
 K = 10
 EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384]
+# Passes over the queries per ef; the fastest counts (the machine is shared, as in the
+# Rust bench).
+PASSES = 3
 
 
 def rss_bytes():
@@ -57,9 +60,12 @@ def sweep(base, queries, truth):
     curve = []
     for ef in EFS:
         index.set_ef(max(ef, K))
-        t0 = time.perf_counter()
-        labels, _ = index.knn_query(queries, k=K)
-        qps = len(queries) / (time.perf_counter() - t0)
+        best = float("inf")
+        for _ in range(PASSES):
+            t0 = time.perf_counter()
+            labels, _ = index.knn_query(queries, k=K)
+            best = min(best, time.perf_counter() - t0)
+        qps = len(queries) / best
         curve.append((ef, recall(labels, truth), qps))
     return build, mem, curve
 
