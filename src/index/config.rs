@@ -31,7 +31,7 @@ impl Default for IndexConfig {
             m: 16,
             ef_construction: 200,
             ef_search: 256,
-            crossover: 50_000,
+            crossover: 40_000,
             rebuild_fraction: 0.2,
             rebuild_min_deleted: 256,
         }
