@@ -222,7 +222,10 @@ impl ArchSpec {
                 let (mut channels, [mut h, mut w]) = (1, *input);
                 for &width in widths {
                     let conv = Conv2dConfig::square(channels, width, 3, 1, 1);
-                    net.push(Conv2d::new(conv, Init::HeNormal, &mut rng)?);
+                    let mut conv = Conv2d::new(conv, Init::HeNormal, &mut rng)?;
+                    // The first layer's input is the image: nothing needs dE/dx there.
+                    conv.input_grad = !net.is_empty();
+                    net.push(conv);
                     net.push(BatchNorm::new(width)?);
                     net.push(Activation::relu());
                     net.push(MaxPool2d::new(2, 2)?);

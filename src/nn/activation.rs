@@ -1,6 +1,6 @@
 //! Element-wise activations without parameters: ReLU, tanh, sigmoid, identity.
 
-use super::tensor::same_shape;
+use super::tensor::{data, from_vec, par_map, par_zip_map, same_shape};
 use super::{Layer, Mode, NnError, Result, Tensor};
 
 /// Which element-wise function.
@@ -34,28 +34,23 @@ impl Activation {
         Self::new(ActivationKind::Relu)
     }
 
-    fn apply(&self, v: f32) -> f32 {
+    /// y = f(x) for every element (one closure per kind, so each loop vectorises).
+    fn apply(&self, xs: &[f32]) -> Vec<f32> {
         match self.kind {
-            ActivationKind::Relu => v.max(0.0),
-            ActivationKind::Tanh => v.tanh(),
-            ActivationKind::Sigmoid => 1.0 / (1.0 + (-v).exp()),
-            ActivationKind::Identity => v,
+            ActivationKind::Relu => par_map(xs, |v| v.max(0.0)),
+            ActivationKind::Tanh => par_map(xs, f32::tanh),
+            ActivationKind::Sigmoid => par_map(xs, |v| 1.0 / (1.0 + (-v).exp())),
+            ActivationKind::Identity => xs.to_vec(),
         }
     }
 
     /// dE/dx from dE/dy and y.
-    fn derivative(&self, dy: f32, y: f32) -> f32 {
+    fn derivative(&self, dy: &[f32], y: &[f32]) -> Vec<f32> {
         match self.kind {
-            ActivationKind::Relu => {
-                if y > 0.0 {
-                    dy
-                } else {
-                    0.0
-                }
-            }
-            ActivationKind::Tanh => dy * (1.0 - y * y),
-            ActivationKind::Sigmoid => dy * y * (1.0 - y),
-            ActivationKind::Identity => dy,
+            ActivationKind::Relu => par_zip_map(dy, y, |d, y| if y > 0.0 { d } else { 0.0 }),
+            ActivationKind::Tanh => par_zip_map(dy, y, |d, y| d * (1.0 - y * y)),
+            ActivationKind::Sigmoid => par_zip_map(dy, y, |d, y| d * y * (1.0 - y)),
+            ActivationKind::Identity => dy.to_vec(),
         }
     }
 }
@@ -83,16 +78,14 @@ impl Layer for Activation {
     }
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.mapv(|v| self.apply(v)).as_standard_layout().into_owned())
+        from_vec(x.shape(), self.apply(&data(x)))
     }
 
     fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
         let op = self.kind();
         let y = self.output.as_ref().ok_or(NnError::NoForwardCache { op })?;
         same_shape(op, dy, y.shape())?;
-        let mut dx = dy.as_standard_layout().into_owned();
-        dx.zip_mut_with(y, |d, &y| *d = self.derivative(*d, y));
-        Ok(dx)
+        from_vec(y.shape(), self.derivative(&data(dy), &data(y)))
     }
 }
 
@@ -112,6 +105,7 @@ mod tests {
         ];
         for (kind, f) in cases {
             let y = Activation::new(kind).infer(&x).unwrap();
+            assert_eq!(y.shape(), x.shape());
             for (a, &v) in y.iter().zip(x.iter()) {
                 assert_eq!(*a, f(v), "{kind:?}");
             }

@@ -1,6 +1,6 @@
 //! Batch normalisation (Ioffe & Szegedy, 2015) over `(N, C)` and `(N, C, H, W)`.
 
-use super::tensor::{data, from_vec, per_channel, same_shape};
+use super::tensor::{CHUNK, data, from_vec, lane_sum, per_channel, same_shape};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rayon::prelude::*;
 
@@ -33,15 +33,50 @@ struct Cache {
     inv_std: Vec<f32>,
 }
 
-/// Per-channel sums over a `(N, C, S)` view: `f(channel, start of a run of S values)`
-/// summed over the N runs of each channel, channels in parallel (read-only).
-fn per_channel_sum<F>((n, c, s): (usize, usize, usize), f: F) -> Vec<f64>
-where
-    F: Fn(usize, usize) -> f64 + Sync,
-{
+/// Per-channel mean and biased variance over a `(N, C, S)` view in one pass over memory:
+/// each run (one image, one channel: S values, in L1) gets its mean and squared
+/// deviations in f32, and runs are combined in f64 (Chan, Golub & LeVeque):
+/// `M2 = Σ M2_run + S · Σ (mean_run − mean)²`.
+fn mean_var(xs: &[f32], (n, c, s): (usize, usize, usize)) -> (Vec<f64>, Vec<f64>) {
+    let runs: Vec<(f64, f64)> = xs
+        .par_chunks(s)
+        .with_min_len((CHUNK / s).max(1))
+        .map(|run| {
+            let mean = lane_sum(run, run, |a, _| a) / s as f32;
+            let m2 = lane_sum(run, run, |a, _| (a - mean) * (a - mean));
+            (f64::from(mean), f64::from(m2))
+        })
+        .collect();
+    let mut means = vec![0.0f64; c];
+    let mut vars = vec![0.0f64; c];
+    for ch in 0..c {
+        let of_channel = || (0..n).map(|img| runs[img * c + ch]);
+        let mean = of_channel().map(|r| r.0).sum::<f64>() / n as f64;
+        let m2: f64 = of_channel()
+            .map(|(m, m2)| m2 + s as f64 * (m - mean) * (m - mean))
+            .sum();
+        means[ch] = mean;
+        vars[ch] = m2 / (n * s) as f64;
+    }
+    (means, vars)
+}
+
+/// Per-channel `Σ f(aᵢ, bᵢ)` over a `(N, C, S)` view: runs summed in parallel (f32
+/// lanes), runs of one channel added in f64.
+fn channel_sums(
+    a: &[f32],
+    b: &[f32],
+    (n, c, s): (usize, usize, usize),
+    f: impl Fn(f32, f32) -> f32 + Sync,
+) -> Vec<f64> {
+    let runs: Vec<f64> = a
+        .par_chunks(s)
+        .zip(b.par_chunks(s))
+        .with_min_len((CHUNK / s).max(1))
+        .map(|(ra, rb)| f64::from(lane_sum(ra, rb, &f)))
+        .collect();
     (0..c)
-        .into_par_iter()
-        .map(|ch| (0..n).map(|img| f(ch, (img * c + ch) * s)).sum())
+        .map(|ch| (0..n).map(|img| runs[img * c + ch]).sum())
         .collect()
 }
 
@@ -114,34 +149,28 @@ impl Layer for BatchNorm {
             ));
         }
         let xs = data(x);
-        let run = |start: usize| &xs[start..start + s];
-        let mean: Vec<f64> =
-            per_channel_sum(dims, |_, st| run(st).iter().map(|&v| f64::from(v)).sum())
-                .into_iter()
-                .map(|sum| sum / m as f64)
-                .collect();
-        let var: Vec<f64> = per_channel_sum(dims, |ch, st| {
-            run(st)
-                .iter()
-                .map(|&v| (f64::from(v) - mean[ch]).powi(2))
-                .sum()
-        })
-        .into_iter()
-        .map(|sum| sum / m as f64)
-        .collect();
+        let (mean, var) = mean_var(&xs, dims);
         let inv_std: Vec<f32> = var
             .iter()
             .map(|&v| (1.0 / (v + f64::from(self.eps)).sqrt()) as f32)
             .collect();
-        // x̂ = inv_std·x − inv_std·μ, then y = γ·x̂ + β.
-        let shift: Vec<f32> = (0..c).map(|ch| -(mean[ch] as f32) * inv_std[ch]).collect();
-        let xhat = Self::affine(&xs, dims, &inv_std, &shift);
-        let y = Self::affine(
-            &xhat,
-            dims,
-            &data(&self.gamma.value),
-            &data(&self.beta.value),
-        );
+        // One pass writes x̂ = (x − μ)·inv_std and y = γ·x̂ + β.
+        let (gamma, beta) = (data(&self.gamma.value), data(&self.beta.value));
+        let mut xhat = vec![0.0f32; xs.len()];
+        let mut y = vec![0.0f32; xs.len()];
+        xhat.par_chunks_mut(s)
+            .zip(y.par_chunks_mut(s))
+            .zip(xs.par_chunks(s))
+            .with_min_len((CHUNK / s).max(1))
+            .enumerate()
+            .for_each(|(run, ((h, o), x))| {
+                let ch = run % c;
+                let (mu, k, g, b) = (mean[ch] as f32, inv_std[ch], gamma[ch], beta[ch]);
+                for ((h, o), &v) in h.iter_mut().zip(o.iter_mut()).zip(x) {
+                    *h = (v - mu) * k;
+                    *o = g * *h + b;
+                }
+            });
 
         let mom = self.momentum;
         let unbiased = m as f64 / (m - 1) as f64;
@@ -188,16 +217,8 @@ impl Layer for BatchNorm {
         let m = (n * s) as f64;
         let dys = data(dy);
         let xhat = &cache.xhat;
-        let sum_dy = per_channel_sum(dims, |_, st| {
-            dys[st..st + s].iter().map(|&v| f64::from(v)).sum()
-        });
-        let sum_dy_xhat = per_channel_sum(dims, |_, st| {
-            dys[st..st + s]
-                .iter()
-                .zip(&xhat[st..st + s])
-                .map(|(&d, &h)| f64::from(d) * f64::from(h))
-                .sum()
-        });
+        let sum_dy = channel_sums(&dys, &dys, dims, |d, _| d);
+        let sum_dy_xhat = channel_sums(&dys, xhat, dims, |d, h| d * h);
         for ch in 0..c {
             self.beta.grad[ch] += sum_dy[ch] as f32;
             self.gamma.grad[ch] += sum_dy_xhat[ch] as f32;

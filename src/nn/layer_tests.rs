@@ -94,6 +94,25 @@ fn conv2d_gradients_match_finite_differences_with_padding_and_stride() {
 }
 
 #[test]
+fn conv2d_without_input_gradient_returns_zeros_and_the_same_parameter_gradients() {
+    let config = Conv2dConfig::square(2, 3, 3, 1, 1);
+    let x = uniform(&[2, 2, 5, 4], 1);
+    let dy = uniform(&[2, 3, 5, 4], 2);
+    let grads = |input_grad: bool| {
+        let mut layer = Conv2d::new(config, Init::HeNormal, &mut rng(0)).unwrap();
+        layer.input_grad = input_grad;
+        layer.forward(&x, Mode::Train).unwrap();
+        let dx = layer.backward(&dy).unwrap();
+        (dx, layer.weight.grad.clone(), layer.bias.grad.clone())
+    };
+    let (dx_full, dw_full, db_full) = grads(true);
+    let (dx_none, dw_none, db_none) = grads(false);
+    assert!(dx_full.iter().any(|&v| v != 0.0));
+    assert!(dx_none.iter().all(|&v| v == 0.0));
+    assert_eq!((dw_full, db_full), (dw_none, db_none));
+}
+
+#[test]
 fn max_pool_gradients_match_finite_differences_for_disjoint_and_overlapping_windows() {
     for (k, s) in [(2, 2), (3, 2), (2, 1)] {
         let mut layer = MaxPool2d::new(k, s).unwrap();

@@ -23,6 +23,41 @@ struct PoolCache {
     argmax: Vec<u32>,
 }
 
+/// Whether `v` replaces the running maximum: strictly greater (ties keep the first),
+/// and a NaN input wins so that it propagates, as in PyTorch.
+#[inline]
+fn beats(v: f32, best: f32) -> bool {
+    v > best || (v.is_nan() && !best.is_nan())
+}
+
+/// The 2×2, stride-2 window of the reference CNN, without the general loop's bounds
+/// arithmetic: `y (Ho, Wo)` and `argmax` from one input plane `x (H, W)`.
+fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], argmax: &mut [u32]) {
+    for (oy, (y_row, arg_row)) in y
+        .chunks_exact_mut(wo)
+        .zip(argmax.chunks_exact_mut(wo))
+        .enumerate()
+    {
+        let top = 2 * oy * w;
+        let (r0, r1) = (&x[top..top + 2 * wo], &x[top + w..top + w + 2 * wo]);
+        for (ox, (out, arg)) in y_row.iter_mut().zip(arg_row.iter_mut()).enumerate() {
+            let j = 2 * ox;
+            let (mut best, mut at) = (r0[j], top + j);
+            for (v, pos) in [
+                (r0[j + 1], top + j + 1),
+                (r1[j], top + w + j),
+                (r1[j + 1], top + w + j + 1),
+            ] {
+                if beats(v, best) {
+                    (best, at) = (v, pos);
+                }
+            }
+            *out = best;
+            *arg = at as u32;
+        }
+    }
+}
+
 impl MaxPool2d {
     pub fn new(kernel: usize, stride: usize) -> Result<Self> {
         if kernel == 0 || stride == 0 {
@@ -61,14 +96,16 @@ impl MaxPool2d {
             .zip(argmax.par_chunks_mut(ho * wo))
             .zip(x.par_chunks(h * w))
             .for_each(|((y_pl, arg_pl), x_pl)| {
+                if k == 2 && s == 2 {
+                    return pool_2x2(x_pl, w, wo, y_pl, arg_pl);
+                }
                 for oy in 0..ho {
                     for ox in 0..wo {
                         let (mut best, mut at) = (f32::NEG_INFINITY, (oy * s) * w + ox * s);
                         for ky in 0..k {
                             let row = (oy * s + ky) * w + ox * s;
                             for (kx, &v) in x_pl[row..row + k].iter().enumerate() {
-                                // NaN propagates: a NaN input becomes the maximum.
-                                if v > best || (v.is_nan() && !best.is_nan()) {
+                                if beats(v, best) {
                                     best = v;
                                     at = row + kx;
                                 }

@@ -59,3 +59,47 @@ pub fn same_shape(op: &'static str, dy: &Tensor, expected: &[usize]) -> Result<(
         ))
     }
 }
+
+/// Elements per rayon task in element-wise loops: large enough to amortise scheduling,
+/// small enough to split a batch across both cores.
+pub const CHUNK: usize = 1 << 14;
+
+/// `f` applied to every element, in parallel.
+pub fn par_map(xs: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = vec![0.0f32; xs.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(xs.par_chunks(CHUNK))
+        .for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x)));
+    out
+}
+
+/// `f(a, b)` for every pair of elements, in parallel.
+pub fn par_zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = vec![0.0f32; a.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(o, (a, b))| {
+            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *o = f(a, b);
+            }
+        });
+    out
+}
+
+/// Σ f(xᵢ, yᵢ) with eight independent f32 accumulators, so the loop vectorises (a single
+/// running sum is a serial dependency chain). Used on runs of a few thousand values,
+/// where the f32 error stays far below the tolerances of the callers.
+pub fn lane_sum(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (xc, yc) = (xs.chunks_exact(8), ys.chunks_exact(8));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (x8, y8) in xc.zip(yc) {
+        for lane in 0..8 {
+            acc[lane] += f(x8[lane], y8[lane]);
+        }
+    }
+    let tail: f32 = xr.iter().zip(yr).map(|(&x, &y)| f(x, y)).sum();
+    acc.iter().sum::<f32>() + tail
+}
