@@ -169,3 +169,35 @@ fn a_missing_root_is_an_error() {
     let err = ImageFolder::scan(fixtures().join("no-such-folder")).expect_err("missing");
     assert!(matches!(err, DataError::NotADirectory { .. }), "{err}");
 }
+
+#[test]
+fn splits_and_merges_keep_identities_apart_and_relabel() {
+    let folder = ImageFolder::scan(fixtures()).expect("fixtures scan");
+    let (train, val) = folder
+        .split(faceprint::data::SplitSize::Count(3), 7)
+        .expect("split");
+    assert_eq!((train.identities().len(), val.identities().len()), (5, 3));
+    assert_eq!(train.len() + val.len(), folder.len());
+    assert!(
+        val.identities()
+            .iter()
+            .all(|n| !train.identities().contains(n))
+    );
+    for part in [&train, &val] {
+        for (path, &label) in part.paths().iter().zip(part.labels()) {
+            let folder_name = path.parent().and_then(|p| p.file_name()).expect("parent");
+            assert_eq!(folder_name.to_string_lossy(), part.identities()[label]);
+        }
+    }
+    let merged = ImageFolder::merge(&[train.clone(), val.clone()]).expect("merge");
+    assert_eq!(merged.identities().len(), 8);
+    assert_eq!(
+        merged.identities()[0],
+        format!("faces/{}", train.identities()[0])
+    );
+    assert_eq!(
+        merged.labels()[train.len()],
+        5,
+        "second folder's labels follow"
+    );
+}

@@ -231,6 +231,7 @@ fn wrong_shapes_and_corrupt_arrays_are_errors() {
         .normalise(Array2::zeros((10, 10)))
         .expect_err("wrong shape");
     assert!(err.to_string().contains("[56, 48]"), "{err}");
+    pre.validate().expect("a fitted preprocessing is valid");
     let mut json: serde_json::Value = serde_json::to_value(&pre).expect("serialise");
     json["normalisation"]["mean"]["shape"] = serde_json::json!([56, 47]);
     let err = serde_json::from_value::<Preprocessing>(json).expect_err("corrupt");
@@ -240,4 +241,20 @@ fn wrong_shapes_and_corrupt_arrays_are_errors() {
         spec.fit(&fixture_images()[..1]).is_err(),
         "one image cannot fit PCA"
     );
+}
+
+#[test]
+fn validate_rejects_arrays_that_do_not_fit_the_size() {
+    use NormalisationKind::*;
+    for kind in [Dataset, Pca, Zca] {
+        let (mut pre, _) = fit(kind, 14, 12, 0.01);
+        pre.validate().expect("fitted");
+        pre.height = 15;
+        let err = pre.validate().expect_err("size changed after fitting");
+        let message = err.to_string();
+        assert!(
+            message.contains("[180]") || message.contains("[15, 12]"),
+            "{kind:?}: {message}"
+        );
+    }
 }

@@ -177,3 +177,30 @@ fn reports_are_written_as_json_and_png() {
     assert!(image::open(&curves).is_ok());
     assert!(lines(&dir.path().join("missing/x.png"), "t", &series).is_err());
 }
+
+#[test]
+fn baseline_reports_run_on_a_held_out_half_of_the_fixtures() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faces");
+    let folder = ImageFolder::scan(root).expect("fixtures");
+    let (train, test) = folder
+        .split(faceprint::data::SplitSize::Fraction(0.5), 1)
+        .expect("split");
+    let pre = PreprocessingSpec::new(28, 24, NormalisationKind::TanTriggs)
+        .fit(train.images())
+        .expect("fit");
+    let config = ProtocolConfig {
+        enroll: 3,
+        ..ProtocolConfig::default()
+    };
+    let reports = faceprint::eval::baseline_reports(&train, &test, &pre, &config).expect("reports");
+    let names: Vec<&str> = reports.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    for (name, report) in &reports {
+        // 2 known identities with 2 probes each: rank-1 is a multiple of 1/4.
+        assert_eq!(report.rounds.len(), 5, "{name}");
+        assert!(
+            (report.rank1.mean * 4.0 * 5.0).fract().abs() < 1e-9,
+            "{name}: {report}"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 //!   best-scoring identity is their own (closed-set identification).
 //! - DIR@FAR (detection and identification rate): the threshold `t` is calibrated on the
 //!   best scores of the "unknown" probes (identity not enrolled) so that at most a
-//!   fraction FAR of them is accepted ([`super::calibrate`]); DIR is the fraction of
+//!   fraction FAR of them is accepted ([`super::calibrate::calibrate`]); DIR is the fraction of
 //!   known probes whose best identity is their own *and* scores `≥ t`.
 //! - verification, from genuine and impostor pair scores: TAR@FAR is the fraction of
 //!   genuine scores `≥ t`, `t` calibrated on the impostors; the ROC is TAR against FAR

@@ -3,7 +3,7 @@
 //! Embeddings are rows of `(N, K)` arrays compared by cosine similarity; identity labels
 //! are `usize`. An identity's score for a probe is its best enrolled face
 //! ([`IdentityScores`]). Definitions of every metric are in [`metrics`], of the
-//! thresholds in [`calibrate`], of the protocol in [`protocol`].
+//! thresholds in [`calibrate`](mod@calibrate), of the protocol in [`protocol`].
 
 pub mod baselines;
 pub mod calibrate;

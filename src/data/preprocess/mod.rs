@@ -24,7 +24,7 @@ use ndarray::{Array2, Array4, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use normalisation::{Normalisation, NormalisationKind, PreprocessingSpec};
+pub use normalisation::{Normalisation, NormalisationKind, PreprocessingSpec, STD_FLOOR};
 pub use stored::StoredArray;
 pub use tan_triggs::TanTriggs;
 pub use whitening::Whitening;
@@ -59,6 +59,34 @@ impl Preprocessing {
         match &self.normalisation {
             Normalisation::Pca(w) => (1, w.components()),
             _ => (self.height, self.width),
+        }
+    }
+
+    /// Checks, after loading, that every stored array fits `(height, width)`, so a
+    /// corrupt model file fails when it is opened rather than on its first image.
+    pub fn validate(&self) -> Result<()> {
+        let (h, w) = (self.height, self.width);
+        if h == 0 || w == 0 {
+            return Err(DataError::Invalid(format!(
+                "preprocessing size must be positive, got {h}x{w}"
+            )));
+        }
+        match &self.normalisation {
+            Normalisation::Dataset { mean, std } => {
+                for (what, a) in [("dataset mean", mean), ("dataset std", std)] {
+                    if a.0.shape() != [h, w] {
+                        return Err(DataError::shape(what, format!("[{h}, {w}]"), a.0.shape()));
+                    }
+                }
+                if std.0.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+                    return Err(DataError::Invalid(
+                        "dataset std must be positive and finite".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Normalisation::Pca(wh) | Normalisation::Zca(wh) => wh.validate(h * w),
+            Normalisation::None | Normalisation::PerImage | Normalisation::TanTriggs(_) => Ok(()),
         }
     }
 

@@ -68,6 +68,12 @@ impl Whitening {
     /// Checks that the stored arrays agree with each other and with `D` (after loading).
     pub fn validate(&self, d: usize) -> Result<()> {
         let k = self.components();
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return Err(DataError::Invalid(format!(
+                "whitening epsilon must be positive and finite, got {}",
+                self.eps
+            )));
+        }
         if self.mean.0.shape() != [d] {
             return Err(DataError::shape(
                 "whitening mean",

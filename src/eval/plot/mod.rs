@@ -124,6 +124,7 @@ pub fn render(title: &str, axes: &Axes, series: &[Series]) -> RgbImage {
     text(&mut img, x_label_x, bottom + 32, &axes.x_label, BLACK);
     text(&mut img, 8, TOP - 30, &axes.y_label, BLACK);
 
+    let mut drawn: Vec<(i64, i64)> = Vec::new();
     for (i, s) in series.iter().enumerate() {
         let c = PALETTE[i % PALETTE.len()];
         let colour = Rgb(c);
@@ -134,6 +135,7 @@ pub fn render(title: &str, axes: &Axes, series: &[Series]) -> RgbImage {
                 continue;
             }
             let p = (px(x), py(y));
+            drawn.push(p);
             if let Some(q) = previous {
                 line(&mut img, q, p, colour, 2);
             } else if s.points.len() == 1 {
@@ -142,12 +144,18 @@ pub fn render(title: &str, axes: &Axes, series: &[Series]) -> RgbImage {
             previous = Some(p);
         }
     }
-    legend(&mut img, right, series);
+    legend(&mut img, (right, bottom), series, &drawn);
     img
 }
 
-/// Legend in a framed white box at the top right, one row per series.
-fn legend(img: &mut RgbImage, right: i64, series: &[Series]) {
+/// Legend in a framed white box, one row per series, in the right-hand corner (top or
+/// bottom) that hides fewer of the `drawn` data points.
+fn legend(
+    img: &mut RgbImage,
+    (right, bottom): (i64, i64),
+    series: &[Series],
+    drawn: &[(i64, i64)],
+) {
     if series.is_empty() {
         return;
     }
@@ -157,7 +165,15 @@ fn legend(img: &mut RgbImage, right: i64, series: &[Series]) {
         .max()
         .unwrap_or(0);
     let (w, h) = (widest + 50, 18 * series.len() as i64 + 10);
-    let (x0, y0) = (right - 8 - w, TOP + 6);
+    let x0 = right - 8 - w;
+    let hidden = |y0: i64| {
+        drawn
+            .iter()
+            .filter(|(x, y)| (x0..=x0 + w).contains(x) && (y0..=y0 + h).contains(y))
+            .count()
+    };
+    let (top, low) = (TOP + 6, bottom - 6 - h);
+    let y0 = if hidden(low) < hidden(top) { low } else { top };
     for y in y0..y0 + h {
         line(img, (x0, y), (x0 + w, y), WHITE, 1);
     }
