@@ -37,7 +37,11 @@ fn eval_embed_writes_a_report_a_roc_plot_and_the_embeddings() {
     let report = eval_embed(&a).expect("evaluation runs");
 
     let names: Vec<&str> = report.methods.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["model", "raw pixels", "PCA+LDA (Fisherfaces)"]);
+    assert_eq!(names[..2], ["model", "raw pixels"]);
+    assert!(
+        names.iter().any(|n| n.starts_with("fisherfaces")),
+        "{names:?}"
+    );
     assert_eq!((report.identities, report.images), (8, 48));
     for m in &report.methods {
         let r = &m.report;
@@ -60,7 +64,7 @@ fn eval_embed_writes_a_report_a_roc_plot_and_the_embeddings() {
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(json["methods"].as_array().map(Vec::len), Some(3));
+    assert_eq!(json["methods"].as_array().map(Vec::len), Some(names.len()));
     assert!(
         json["model_version"]
             .as_str()

@@ -164,6 +164,15 @@ fn invalid_runs_are_errors_that_say_what_is_wrong() {
             "no checkpoint.safetensors",
         ),
         (
+            "--resume from a corrupt checkpoint",
+            TrainArgs {
+                run_dir: Some(occupied.join("run")),
+                resume: true,
+                ..base()
+            },
+            "not a valid checkpoint",
+        ),
+        (
             "a run directory holding another run",
             TrainArgs {
                 run_dir: Some(occupied.join("run")),

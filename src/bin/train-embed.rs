@@ -18,9 +18,7 @@ fn main() -> std::process::ExitCode {
             let t = &outcome.thresholds;
             println!(
                 "wrote {} (best epoch {}); thresholds at FAR 0.1% / 1% / 10%: {:.4} / {:.4} / {:.4}",
-                args.to_config()
-                    .map(|c| c.output.display().to_string())
-                    .unwrap_or_default(),
+                outcome.output.display(),
                 s.best_epoch.map_or("-".into(), |e| e.to_string()),
                 t.far_0_1pct,
                 t.far_1pct,

@@ -11,14 +11,11 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use super::error::{Result, TrainError};
-use crate::data::{ImageFolder, Preprocessing};
-use crate::eval::baselines::flatten;
+use crate::data::ImageFolder;
+use crate::eval::compare::baseline_reports;
 use crate::eval::report::{write_json, write_roc_png};
-use crate::eval::{Fisherfaces, ProtocolReport, RawPixels, open_set_protocol};
+use crate::eval::{ProtocolReport, open_set_protocol};
 use crate::model::{Embedder, ModelFile};
-
-/// PCA dimensions kept before LDA in the Fisherfaces baseline.
-const FISHER_PCA_CAP: usize = 100;
 
 /// Judge a faceprint model on identities it never saw: half of the identities are known
 /// (each enrolls --enroll images), the rest unknown; several seeded rounds. Prints
@@ -33,8 +30,9 @@ pub struct EvalArgs {
     /// Images of identities the model never saw: one sub-folder per identity.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
-    /// Fit the raw-pixel and PCA+LDA (Fisherfaces) baselines on this folder (other
-    /// identities than --data) and report them beside the model.
+    /// Fit the classical baselines on this folder (other identities than --data), with
+    /// the model's preprocessing, and report them beside the model: raw pixels,
+    /// Eigenfaces, and PCA+LDA (Fisherfaces, as published and on 100 PCA components).
     #[arg(long, value_name = "DIR")]
     pub baseline_train: Option<PathBuf>,
     /// Protocol rounds (seeded splits into known and unknown identities).
@@ -54,11 +52,10 @@ pub struct EvalArgs {
     pub export: Option<PathBuf>,
 }
 
-/// One evaluated method.
+/// One evaluated method: the model, or a baseline of [`baseline_reports`].
 #[derive(Debug, Clone, Serialize)]
 pub struct MethodReport {
     pub name: String,
-    pub embedding_dim: usize,
     pub report: ProtocolReport,
 }
 
@@ -82,13 +79,6 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
     let embedder = Embedder::new(model);
     let folder = scan(&args.data)?;
     let protocol = super::validate::protocol(args.seed, args.rounds, args.enroll);
-    let run = |name: &str, embeddings: &Array2<f32>| -> Result<MethodReport> {
-        Ok(MethodReport {
-            name: name.to_string(),
-            embedding_dim: embeddings.ncols(),
-            report: open_set_protocol(embeddings.view(), folder.labels(), &protocol)?,
-        })
-    };
     let images: Vec<image::DynamicImage> = folder
         .images()
         .iter()
@@ -99,18 +89,18 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
     let flat: Vec<f32> = rows.iter().flatten().copied().collect();
     let embeddings = Array2::from_shape_vec((rows.len(), dim), flat)
         .map_err(|e| TrainError::Config(format!("embeddings: {e}")))?;
-    let mut methods = vec![run("model", &embeddings)?];
+    let mut methods = vec![MethodReport {
+        name: "model".into(),
+        report: open_set_protocol(embeddings.view(), folder.labels(), &protocol)?,
+    }];
     if let Some(train_dir) = &args.baseline_train {
         let train = scan(train_dir)?;
-        let (train_x, test_x) = (pixels(&pre, &train)?, pixels(&pre, &folder)?);
-        methods.push(run("raw pixels", &RawPixels.embed(test_x.view())?)?);
-        // PCA capped at 100 dimensions: the uncapped N − c overfits the training
-        // identities when judged on people never seen (BENCHMARKS.md, baselines).
-        let fisher = Fisherfaces::fit(train_x.view(), train.labels(), Some(FISHER_PCA_CAP))?;
-        methods.push(run(
-            "PCA+LDA (Fisherfaces, PCA 100)",
-            &fisher.embed(test_x.view())?,
-        )?);
+        let baselines = baseline_reports(&train, &folder, &pre, &protocol)?;
+        methods.extend(
+            baselines
+                .into_iter()
+                .map(|(name, report)| MethodReport { name, report }),
+        );
     }
     std::fs::create_dir_all(&args.out).map_err(|e| TrainError::io(&args.out, e))?;
     let report = EvalReport {
@@ -189,11 +179,6 @@ fn scan(dir: &std::path::Path) -> Result<ImageFolder> {
         eprintln!("warning: {message}");
     }
     Ok(folder)
-}
-
-/// A folder's images through `pre`, flattened to rows (N, D).
-fn pixels(pre: &Preprocessing, folder: &ImageFolder) -> Result<Array2<f32>> {
-    Ok(flatten(&pre.batch(folder.images())?)?)
 }
 
 /// One JSON line per image: `{"path", "identity", "embedding"}`.

@@ -32,6 +32,8 @@ use crate::model::Thresholds;
 /// What a finished `train-embed` run produced.
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
+    /// The model file written.
+    pub output: std::path::PathBuf,
     pub summary: TrainSummary,
     pub thresholds: Thresholds,
 }
@@ -81,6 +83,7 @@ pub fn train_embed(args: &TrainArgs, quiet: bool) -> Result<TrainOutcome> {
         run.train(&progress)?;
         let (summary, thresholds) = finish::write_model(&mut run)?;
         Ok(TrainOutcome {
+            output: run.cfg.output.clone(),
             summary,
             thresholds,
         })
