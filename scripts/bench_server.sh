@@ -5,6 +5,8 @@
 # Python with numpy (PYTHON=...). Prints one Markdown table row per gallery size.
 #
 # usage: scripts/bench_server.sh [SIZES...]       (default: 1000 10000 100000)
+# env:   MODEL (default models/default.safetensors), DURATION (wrk run, default 20s),
+#        BIN (a prebuilt server binary; default: build the release binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -12,8 +14,11 @@ DURATION=${DURATION:-20s}
 SIZES=("${@:-1000 10000 100000}")
 read -r -a SIZES <<<"${SIZES[*]}"
 
-cargo build --release --bin faceprint-server >&2
-BIN=target/release/faceprint-server
+MODEL=${MODEL:-models/default.safetensors}
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --bin faceprint-server >&2
+  BIN=target/release/faceprint-server
+fi
 WORK=$(mktemp -d)
 SERVER_PID=
 cleanup() {
@@ -25,17 +30,18 @@ trap cleanup EXIT
 PORT=18089
 URL="http://127.0.0.1:$PORT"
 
-# start_server DB → sets SERVER_PID, prints seconds until /readyz answered 200
+# start_server DB → sets SERVER_PID; writes the seconds until /readyz answered 200 to
+# $WORK/ready_s (not printed: a command substitution would run it in a subshell)
 start_server() {
   local start now
   start=$(date +%s.%N)
-  FACEPRINT_SERVER__BIND="127.0.0.1:$PORT" FACEPRINT_DATABASE__URL="sqlite://$1" \
+  FACEPRINT_SERVER__BIND="127.0.0.1:$PORT" FACEPRINT_DATABASE__URL="sqlite://$1" FACEPRINT_MODEL__PATH="$MODEL" \
     FACEPRINT_LIMITS__MAX_CONCURRENT_REQUESTS=64 RUST_LOG=warn "$BIN" >&2 &
   SERVER_PID=$!
   for _ in $(seq 1 6000); do
     if curl -fs "$URL/readyz" >/dev/null 2>&1; then
       now=$(date +%s.%N)
-      echo "$now - $start" | bc -l
+      echo "$now - $start" | bc -l >"$WORK/ready_s"
       return
     fi
     sleep 0.05
@@ -76,7 +82,8 @@ for n in "${SIZES[@]}"; do
   start_server "$db" >/dev/null   # migrate
   stop_server
   $PYTHON scripts/seed_gallery.py "$db" "$n" "$DIM" "$VERSION"
-  ready_s=$(start_server "$db")
+  start_server "$db"
+  ready_s=$(cat "$WORK/ready_s")
   curl -fs -H 'Content-Type: application/json' -d "{\"image\": \"$IMAGE_B64\"}" "$URL/identify" >/dev/null
   rss=$(rss_kib)
   out=$(wrk -t2 -c16 -d"$DURATION" --latency -s "$WORK/identify.lua" "$URL/identify")

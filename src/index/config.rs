@@ -30,8 +30,8 @@ impl Default for IndexConfig {
         Self {
             m: 16,
             ef_construction: 200,
-            ef_search: 64,
-            crossover: 20_000,
+            ef_search: 256,
+            crossover: 40_000,
             rebuild_fraction: 0.2,
             rebuild_min_deleted: 256,
         }

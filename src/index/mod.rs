@@ -33,6 +33,7 @@ pub use error::IndexError;
 pub use exact::{ExactIndex, PARALLEL_SCAN_MIN_ROWS};
 pub use gallery::{GalleryIndex, IndexKind};
 pub use hnsw::HnswIndex;
+pub use hnsw::distance::UnitCosine;
 pub use vector::{UNIT_NORM_TOLERANCE, check_embedding};
 
 /// Database id of one stored face (one embedding).

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::index_adapter::IndexConfig;
 use super::secret::{Secret, secret_list};
+use crate::index::IndexConfig;
 
 /// Everything the server reads at start-up.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::index_adapter::{IndexConfig, IndexError, SearchIndex};
+use crate::index::{FaceIndex, GalleryIndex, IndexConfig, IndexError};
 use crate::store::{Gallery, Store, StoreError};
 
 /// Faces read from the store per page while building an index.
@@ -27,20 +27,25 @@ pub struct GalleryState {
     pub name: String,
     /// The gallery's own threshold, overriding the model default.
     pub threshold: RwLock<Option<f64>>,
-    pub index: SearchIndex,
+    /// Exact below the configured crossover, HNSW above (see [`GalleryIndex`]).
+    pub index: GalleryIndex,
     /// Identity id → external id, for reporting hits.
     names: RwLock<HashMap<i64, Arc<str>>>,
 }
 
 impl GalleryState {
-    fn new(gallery: &Gallery, config: &IndexConfig, dim: usize) -> GalleryState {
-        GalleryState {
+    fn new(
+        gallery: &Gallery,
+        config: &IndexConfig,
+        dim: usize,
+    ) -> Result<GalleryState, IndexError> {
+        Ok(GalleryState {
             id: gallery.id,
             name: gallery.name.clone(),
             threshold: RwLock::new(gallery.threshold),
-            index: SearchIndex::new(config, dim),
+            index: GalleryIndex::new(dim, config.clone())?,
             names: RwLock::new(HashMap::new()),
-        }
+        })
     }
 
     pub fn name_of(&self, identity: i64) -> Option<Arc<str>> {
@@ -83,13 +88,22 @@ impl Galleries {
         config: &IndexConfig,
         dim: usize,
     ) -> Result<Galleries, LoadError> {
+        config.validate().map_err(|source| LoadError::Index {
+            gallery: "(configuration)".into(),
+            source,
+        })?;
         let galleries = Galleries {
             config: config.clone(),
             dim,
             by_name: RwLock::new(HashMap::new()),
         };
         for gallery in store.galleries().await? {
-            let state = galleries.get_or_create(&gallery);
+            let state = galleries
+                .get_or_create(&gallery)
+                .map_err(|source| LoadError::Index {
+                    gallery: gallery.name.clone(),
+                    source,
+                })?;
             for (id, name) in store.identity_names(gallery.id).await? {
                 state.set_name(id, &name);
             }
@@ -120,13 +134,14 @@ impl Galleries {
     }
 
     /// The state of `gallery`, created (empty) if this server has not seen it yet.
-    pub fn get_or_create(&self, gallery: &Gallery) -> Arc<GalleryState> {
+    pub fn get_or_create(&self, gallery: &Gallery) -> Result<Arc<GalleryState>, IndexError> {
         let mut by_name = write(&self.by_name);
-        Arc::clone(
-            by_name
-                .entry(gallery.name.clone())
-                .or_insert_with(|| Arc::new(GalleryState::new(gallery, &self.config, self.dim))),
-        )
+        if let Some(existing) = by_name.get(&gallery.name) {
+            return Ok(Arc::clone(existing));
+        }
+        let created = Arc::new(GalleryState::new(gallery, &self.config, self.dim)?);
+        by_name.insert(gallery.name.clone(), Arc::clone(&created));
+        Ok(created)
     }
 
     /// `(name, identities, faces)` of every gallery, by name.

@@ -10,7 +10,6 @@ mod config_load;
 mod decode;
 pub mod error;
 mod galleries;
-mod index_adapter;
 mod inference;
 mod metrics;
 mod names;
@@ -22,7 +21,6 @@ mod routes;
 mod secret;
 mod startup;
 mod state;
-mod temp_embedder;
 
 pub use config::Settings;
 pub use config_load::ConfigError;

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::config::Settings;
 use super::decode::decode_image;
 use super::startup::StartupError;
-use super::temp_embedder::Embedder;
+use crate::model::Embedder;
 use crate::store::Store;
 
 /// Images decoded and embedded per batch (and per transaction).

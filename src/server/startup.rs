@@ -13,7 +13,7 @@ use super::galleries::{Galleries, LoadError};
 use super::metrics::Metrics;
 use super::router::router;
 use super::state::AppState;
-use super::temp_embedder::Embedder;
+use crate::model::Embedder;
 use crate::store::{Store, StoreError};
 
 /// Why the server could not start.

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use super::config::Settings;
 use super::galleries::Galleries;
 use super::metrics::Metrics;
-use super::temp_embedder::Embedder;
+use crate::model::Embedder;
 use crate::store::Store;
 
 /// Shared, cheaply cloned state of a running server.

@@ -9,8 +9,9 @@ use anndists::dist::Distance;
 
 use crate::index::dot;
 
+/// `d(a, b) = max(0, 1 − ⟨a, b⟩)` for unit vectors `a`, `b` (cosine distance).
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct UnitCosine;
+pub struct UnitCosine;
 
 impl Distance<f32> for UnitCosine {
     fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {

@@ -1,19 +1,16 @@
 //! Approximate search on an `hnsw_rs` graph, with deletion and background rebuilds.
 
-mod distance;
+pub(crate) mod distance;
 mod rebuild;
+mod search;
 mod state;
 
-use std::collections::HashSet;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use hnsw_rs::hnsw::Neighbour;
-
 use self::state::State;
-use super::select::top_k_by;
 use super::vector::{check_batch, check_embedding};
 use super::worker::Worker;
-use super::{FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError, dot};
+use super::{FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError};
 
 /// Below this many items a batch is inserted on the calling thread.
 const PARALLEL_INSERT_MIN: usize = 64;
@@ -26,9 +23,9 @@ const PARALLEL_INSERT_MIN: usize = 64;
 ///   the live points and swaps it in; inserts and removals made meanwhile are carried
 ///   over (see `rebuild.rs`).
 /// - **Identity results**: a search asks the graph for `max(ef, 2K)` neighbours and,
-///   while fewer than `K` distinct identities come back, doubles that until it has `K`
-///   or has asked for every point. Similarities are recomputed exactly from the stored
-///   vectors.
+///   while fewer than `K` distinct identities come back, doubles that; past an eighth of
+///   the points it scans them all instead (`search.rs`). Similarities are recomputed
+///   exactly from the stored vectors.
 /// - **Memory**: hnsw_rs's graph (vector + links, about 3.5 KB per point at D = 128,
 ///   M = 16; NOTES.md) plus this index's copy of each vector (`4·D` bytes) and tables.
 pub struct HnswIndex {
@@ -137,16 +134,7 @@ impl HnswIndex {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let total = state.slots.len();
-        let mut want = (2 * k).max(ef).min(total);
-        loop {
-            let found = graph_search(&state, query, want, ef);
-            let hits = self.distinct_identities(&state, query, &found, k);
-            if hits.len() >= k || want >= total {
-                return Ok(hits);
-            }
-            want = (want * 2).min(total);
-        }
+        Ok(search::identities(&state, self.shared.dim, query, k, ef))
     }
 
     /// The `k` nearest live faces as `(face, similarity)`, closest first — face-level
@@ -158,34 +146,7 @@ impl HnswIndex {
         ef: usize,
     ) -> Result<Vec<(FaceId, f32)>, IndexError> {
         check_embedding(self.shared.dim, query)?;
-        let state = self.shared.read();
-        Ok(graph_search(&state, query, k, ef)
-            .iter()
-            .filter(|n| state.is_live(n.d_id))
-            .map(|n| (state.slots[n.d_id].face, 1.0 - n.distance))
-            .collect())
-    }
-
-    /// The first (closest) live face of each identity among `found`, top `k` of them.
-    fn distinct_identities(
-        &self,
-        state: &State,
-        query: &[f32],
-        found: &[Neighbour],
-        k: usize,
-    ) -> Vec<IdentityHit> {
-        let mut seen = HashSet::with_capacity(found.len());
-        let hits: Vec<IdentityHit> = found
-            .iter()
-            .map(|n| n.d_id)
-            .filter(|&j| state.is_live(j) && seen.insert(state.slots[j].identity))
-            .map(|j| IdentityHit {
-                identity: state.slots[j].identity,
-                face: state.slots[j].face,
-                similarity: dot(query, state.vector(j, self.shared.dim)).clamp(-1.0, 1.0),
-            })
-            .collect();
-        top_k_by(hits, k, |h| (h.similarity, h.face))
+        Ok(search::faces(&self.shared.read(), query, k, ef))
     }
 
     /// Marks `state` as rebuilding and starts the thread (caller holds the write lock).
@@ -207,19 +168,6 @@ impl HnswIndex {
         if state.wants_rebuild(&self.shared.config) {
             self.spawn_rebuild(&mut state);
         }
-    }
-}
-
-/// The graph's `k` nearest points with candidate list `max(ef, k)`, skipping dead points
-/// during the walk (`search_filter`) when there are any: the filtered walk gives up
-/// hnsw_rs's early exit, so it is used only when it has something to filter.
-fn graph_search(state: &State, query: &[f32], k: usize, ef: usize) -> Vec<Neighbour> {
-    let ef = ef.max(k);
-    if state.dead == 0 {
-        state.graph.search(query, k, ef)
-    } else {
-        let live = |id: &usize| state.is_live(*id);
-        state.graph.search_filter(query, k, ef, Some(&live))
     }
 }
 

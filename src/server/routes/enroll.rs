@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use crate::index::FaceIndex;
 use crate::server::error::ApiError;
 use crate::server::inference::embed_images;
 use crate::server::names::{ExternalId, GalleryName};
@@ -102,7 +103,10 @@ async fn commit(
                 .gallery(&enrollment.gallery)
                 .await?
                 .ok_or_else(|| ApiError::internal("gallery vanished after enrollment"))?;
-            state.galleries.get_or_create(&record)
+            state
+                .galleries
+                .get_or_create(&record)
+                .map_err(ApiError::internal)?
         }
     };
     gallery.set_name(enrolled.identity_id, &enrollment.external_id);

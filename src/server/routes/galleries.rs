@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
 use super::check_threshold;
+use crate::index::FaceIndex;
 use crate::server::error::ApiError;
 use crate::server::names::GalleryName;
 use crate::server::payload::{Payload, lenient};
@@ -68,7 +69,10 @@ pub async fn put(
         .store
         .put_gallery(name.as_str(), threshold.map(f64::from))
         .await?;
-    let gallery = state.galleries.get_or_create(&record);
+    let gallery = state
+        .galleries
+        .get_or_create(&record)
+        .map_err(ApiError::internal)?;
     gallery.set_threshold(record.threshold);
     Ok(Json(GalleryItem {
         gallery: record.name,

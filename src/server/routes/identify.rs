@@ -7,6 +7,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::{expect_images, resolve_threshold};
+use crate::index::FaceIndex;
 use crate::server::error::ApiError;
 use crate::server::inference::embed_images;
 use crate::server::names::GalleryName;

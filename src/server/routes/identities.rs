@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
 use super::GalleryQuery;
+use crate::index::FaceIndex;
 use crate::server::error::ApiError;
 use crate::server::galleries::GalleryState;
 use crate::server::names::{ExternalId, GalleryName};
@@ -185,7 +186,7 @@ pub async fn delete(
             .delete_identity(task_gallery.id, task_identity.as_str())
             .await?;
         if let Some(removed) = &removed {
-            task_gallery.index.remove_faces(&removed.face_ids);
+            task_gallery.index.remove_identity(removed.identity_id);
             task_gallery.forget_name(removed.identity_id);
         }
         Ok::<_, ApiError>(removed)
@@ -216,7 +217,7 @@ pub async fn delete_face(
             .delete_face(task_gallery.id, task_identity.as_str(), face)
             .await?;
         if owner.is_some() {
-            task_gallery.index.remove_faces(&[face]);
+            task_gallery.index.remove_face(face);
         }
         Ok::<_, ApiError>(owner)
     })
