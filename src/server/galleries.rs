@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::index::{FaceIndex, GalleryIndex, IndexConfig, IndexError};
+use crate::index::{FaceIndex, GalleryIndex, IndexConfig, IndexError, IndexKind};
 use crate::store::{Gallery, Store, StoreError};
 
 /// Faces read from the store per page while building an index.
@@ -142,6 +142,29 @@ impl Galleries {
         let created = Arc::new(GalleryState::new(gallery, &self.config, self.dim)?);
         by_name.insert(gallery.name.clone(), Arc::clone(&created));
         Ok(created)
+    }
+
+    /// Each gallery's index as JSON for `/readyz`, by name: `kind` (`exact` or `hnsw`),
+    /// `faces`, and `building` while a switch to HNSW is being built in the background
+    /// (the exact index answers meanwhile).
+    pub fn index_status(&self) -> Vec<serde_json::Value> {
+        let mut galleries: Vec<_> = read(&self.by_name).values().cloned().collect();
+        galleries.sort_by(|a, b| a.name.cmp(&b.name));
+        galleries
+            .iter()
+            .map(|g| {
+                let kind = match g.index.kind() {
+                    IndexKind::Exact => "exact",
+                    IndexKind::Hnsw => "hnsw",
+                };
+                serde_json::json!({
+                    "gallery": g.name,
+                    "kind": kind,
+                    "faces": g.index.len(),
+                    "building": g.index.is_switching(),
+                })
+            })
+            .collect()
     }
 
     /// `(name, identities, faces)` of every gallery, by name.

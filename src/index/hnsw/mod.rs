@@ -15,6 +15,37 @@ use super::{FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError}
 /// Below this many items a batch is inserted on the calling thread.
 const PARALLEL_INSERT_MIN: usize = 64;
 
+/// The rayon pool that parallel graph inserts run on, separate from the global pool.
+///
+/// hnsw_rs's `parallel_insert_slice` is a rayon `par_iter`. On the global pool, a build
+/// of 100 000 points keeps every worker busy with its own queue for a minute or more,
+/// and the inference jobs that `/identify` injects into the same pool wait behind it
+/// (measured: a request timed out after 30 s while the start-up switch to HNSW ran).
+/// On their own pool the build and the requests share the cores through the OS
+/// scheduler instead.
+fn build_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("hnsw-build-{i}"))
+            .build()
+            .map_err(
+                |e| tracing::warn!(error = %e, "no separate HNSW build pool; using the global one"),
+            )
+            .ok()
+    })
+    .as_ref()
+}
+
+/// `graph.parallel_insert_slice(items)` on [`build_pool`].
+#[allow(clippy::ptr_arg)] // hnsw_rs takes `&Vec`
+pub(crate) fn parallel_insert(graph: &state::Graph, items: &Vec<(&[f32], usize)>) {
+    match build_pool() {
+        Some(pool) => pool.install(|| graph.parallel_insert_slice(items)),
+        None => graph.parallel_insert_slice(items),
+    }
+}
+
 /// HNSW (Malkov & Yashunin) over unit vectors with distance `1 − ⟨a, b⟩`.
 ///
 /// - **Deletion**: hnsw_rs cannot delete, so a removed face's point stays in the graph,
@@ -213,7 +244,7 @@ impl FaceIndex for HnswIndex {
             (points, graph)
         };
         if points.len() >= PARALLEL_INSERT_MIN {
-            graph.parallel_insert_slice(&points);
+            parallel_insert(&graph, &points);
         } else {
             points.iter().for_each(|&p| graph.insert_slice(p));
         }

@@ -46,7 +46,7 @@ impl Build {
         let items: Vec<(&[f32], usize)> = (first..self.origin.len())
             .map(|j| (&self.vectors[j * dim..(j + 1) * dim], j))
             .collect();
-        self.graph.parallel_insert_slice(&items);
+        super::parallel_insert(&self.graph, &items);
     }
 }
 

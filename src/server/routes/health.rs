@@ -16,7 +16,9 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: model loaded, indexes built, database reachable.
+/// Readiness: model loaded, indexes built, database reachable. A gallery past the HNSW
+/// crossover is ready as soon as its exact index is loaded; `indexes` shows the HNSW
+/// graph still `building` behind it.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if !state.ready.load(Ordering::Acquire) {
         return Err(ApiError::NotReady("indexes are being built".into()));
@@ -29,6 +31,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         "status": "ready",
         "model": state.embedder.version(),
         "dim": state.embedder.dim(),
+        "indexes": state.galleries.index_status(),
     })))
 }
 
