@@ -7,7 +7,7 @@ use clap::Parser;
 use faceprint::model::arch::{ArchSpec, HiddenActivation};
 use faceprint::nn::loss::Mining;
 use faceprint::nn::optim::OptimizerConfig;
-use faceprint::train::config::LossConfig;
+use faceprint::train::config::{LossConfig, Selection};
 use faceprint::train::head::HeadConfig;
 use faceprint::train::{TrainArgs, TrainConfig};
 
@@ -57,9 +57,12 @@ fn flags_override_the_configuration_file() {
         "sgd",
         "--momentum",
         "0.5",
+        "--selection",
+        "last",
     ]);
     let cfg = args.to_config().unwrap();
     assert_eq!(cfg.epochs, 3);
+    assert_eq!(cfg.selection, Selection::Last);
     assert_eq!(cfg.batch.p, 16, "untouched file value");
     let LossConfig::Triplet(t) = &cfg.loss else {
         panic!("{:?}", cfg.loss)

@@ -6,6 +6,7 @@ mod support;
 
 use faceprint::model::Embedder;
 use faceprint::train::cli::LossArg;
+use faceprint::train::config::Selection;
 use faceprint::train::record::EpochRecord;
 use faceprint::train::train_embed;
 use support::{embed_folder, fixtures, separation, tiny_args, untrained, weight_bits};
@@ -98,4 +99,21 @@ fn the_same_seed_and_thread_count_give_bit_identical_weights() {
             x.len()
         );
     }
+}
+
+#[test]
+fn selection_last_saves_the_last_epoch_and_calibrates_on_unknown_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = tiny_args(dir.path(), LossArg::Softmax);
+    args.epochs = Some(4);
+    args.selection = Some(Selection::Last);
+    let outcome = train_embed(&args, true).expect("training runs");
+    assert_eq!(outcome.summary.best_epoch, Some(4));
+    assert!(
+        outcome.summary.calibration_probes > 0,
+        "thresholds calibrated on unknown probes: {:?}",
+        outcome.summary
+    );
+    let model = Embedder::load(&dir.path().join("model.safetensors")).unwrap();
+    assert_eq!(*model.thresholds(), outcome.thresholds);
 }

@@ -47,6 +47,9 @@ pub struct TrainArgs {
     /// Fraction of identities held out for validation, in (0, 1) [default: 0.2].
     #[arg(long)]
     pub val_fraction: Option<f32>,
+    /// Which epoch's network is saved: `best` on validation or the `last` [default: best].
+    #[arg(long, value_enum)]
+    pub selection: Option<super::config::Selection>,
     /// Identities per batch (P of P×K) [default: 16].
     #[arg(long)]
     pub p: Option<usize>,
@@ -233,6 +236,7 @@ impl TrainArgs {
             cfg.threads = self.threads;
         }
         set(&mut cfg.val_fraction, self.val_fraction);
+        set(&mut cfg.selection, self.selection);
         set(&mut cfg.batch.p, self.p);
         set(&mut cfg.batch.k, self.k);
         set(&mut cfg.preprocessing.height, self.height);

@@ -62,6 +62,8 @@ pub struct TrainConfig {
     pub threads: Option<usize>,
     /// Fraction of the identities held out for validation (identity-disjoint split).
     pub val_fraction: f32,
+    /// Which epoch's network is saved: the best on validation, or the last one.
+    pub selection: Selection,
     pub batch: BatchConfig,
     pub preprocessing: PreprocessConfig,
     pub augmentation: AugmentConfig,
@@ -74,6 +76,20 @@ pub struct TrainConfig {
     pub schedule: ScheduleConfig,
     /// Clip the gradients' global norm to this value before each update.
     pub clip_grad_norm: Option<f32>,
+}
+
+/// Which epoch's network a run saves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selection {
+    /// The epoch with the best validation metrics (see `ValMetrics::selection_key`);
+    /// equal metrics go to the later epoch.
+    #[default]
+    Best,
+    /// The last epoch, whatever validation says: the honest choice when the validation
+    /// identities are too few to rank epochs (validation is still run and logged, and
+    /// thresholds are still calibrated on it).
+    Last,
 }
 
 /// A batch holds `p` identities with `k` images each.
@@ -211,6 +227,7 @@ impl Default for TrainConfig {
             seed: 42,
             threads: None,
             val_fraction: 0.2,
+            selection: Selection::Best,
             batch: BatchConfig::default(),
             preprocessing: PreprocessConfig::default(),
             augmentation: AugmentConfig::default(),

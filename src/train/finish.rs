@@ -8,13 +8,19 @@ use super::error::{Result, TrainError};
 use super::overrides::loss_name;
 use super::record::{EpochRecord, ValMetrics};
 use super::run::Run;
-use super::validate::{embed_all, pair_scores};
+use super::validate::{self, VAL_ENROLL, VAL_ROUNDS, embed_all, pair_scores};
+use crate::eval::open_set_protocol;
 use crate::model::{FORMAT_VERSION, ModelFile, ModelMeta, Thresholds};
 
 /// False-accept rates at which thresholds are calibrated.
-/// Thresholds are calibrated on every impostor pair (different identities) among the
-/// validation images: a pair scoring at or above `far_1pct` is accepted for at most 1%
-/// of such pairs.
+///
+/// The thresholds are *open-set* ones, the decision the server's `identify` makes: the
+/// validation identities go through the same protocol as every epoch's validation (half
+/// known with enrolled images, half unknown, several seeded rounds), and `far_1pct` is
+/// the lowest threshold at which at most 1% of the unknown probes have a best gallery
+/// score at or above it. A larger gallery offers each stranger more identities to
+/// resemble, so it needs a higher threshold for the same rate: calibrate on your own
+/// gallery with `eval-embed` (its report's `open_set_thresholds`) when that matters.
 pub const CALIBRATION_FARS: [f64; 3] = [0.001, 0.01, 0.1];
 
 /// The training summary stored in the model file (and printed at the end).
@@ -32,6 +38,8 @@ pub struct TrainSummary {
     /// Validation metrics of the saved (best) network.
     pub best_val: Option<ValMetrics>,
     pub impostor_pairs: usize,
+    /// Unknown probes (over all rounds) the thresholds were calibrated on.
+    pub calibration_probes: usize,
     pub seconds: f64,
     pub config: serde_json::Value,
 }
@@ -47,7 +55,11 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
     restore(&mut net, &tensors, "best network")?;
     let embeddings = embed_all(&net, &run.data.val_inputs)?;
     let (_, impostor) = pair_scores(&embeddings, &run.data.val_labels);
-    let calibrated = crate::eval::calibrate(&impostor, &CALIBRATION_FARS)?;
+    let mut protocol = validate::protocol(run.val_set().seed, VAL_ROUNDS, VAL_ENROLL);
+    protocol.calibration_fars = CALIBRATION_FARS.to_vec();
+    let report = open_set_protocol(embeddings.view(), &run.data.val_labels, &protocol)?;
+    let calibrated = report.open_set_thresholds;
+    let unknown_probes = calibrated.first().map_or(0, |t| t.impostors);
     let at = |i: usize| calibrated.get(i).map_or(f32::NAN, |t| t.threshold);
     let thresholds = Thresholds {
         far_0_1pct: at(0),
@@ -70,6 +82,7 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
         best_epoch: run.state.best_epoch,
         best_val: best.map(|r| r.val),
         impostor_pairs: impostor.len(),
+        calibration_probes: unknown_probes,
         seconds: run.state.history.iter().map(|r| r.seconds).sum(),
         config: serde_json::to_value(&run.cfg).unwrap_or_default(),
     };

@@ -28,19 +28,28 @@ pub struct ValMetrics {
     /// Mean similarity of same-identity and of different-identity pairs.
     pub mean_genuine: f32,
     pub mean_impostor: f32,
+    /// Separation d′ of the genuine and impostor pair scores: the difference of their
+    /// means over the root mean of their variances. Unlike the rates above it does not
+    /// saturate on a small validation set, so it ranks epochs the rates call equal.
+    #[serde(default)]
+    pub separation: f32,
 }
 
 impl ValMetrics {
     /// The model-selection key: DIR@FAR 1% first (the server's operating point: the
-    /// right person found *and* strangers rejected), then rank-1 to break ties.
+    /// right person found *and* strangers rejected), then the separation d′, which keeps
+    /// growing after a few validation identities have saturated every rate.
     pub fn selection_key(&self) -> (f32, f32) {
-        (self.dir_far_1pct, self.rank1)
+        (self.dir_far_1pct, self.separation)
     }
 
-    /// Whether `self` is strictly better than `other` by [`Self::selection_key`].
-    pub fn better_than(&self, other: &ValMetrics) -> bool {
+    /// Whether `self` is at least as good as `other` by [`Self::selection_key`]: a later
+    /// epoch that ties the best one replaces it (a network trained longer on the same
+    /// validation result is the better bet; keeping the earliest tie once saved a
+    /// barely trained network).
+    pub fn at_least_as_good_as(&self, other: &ValMetrics) -> bool {
         let (a, b) = (self.selection_key(), other.selection_key());
-        a.0 > b.0 || (a.0 == b.0 && a.1 > b.1)
+        a.0 > b.0 || (a.0 == b.0 && a.1 >= b.1)
     }
 }
 
@@ -120,4 +129,42 @@ pub fn write_plot(dir: &Path, history: &[EpochRecord]) -> Result<()> {
         ],
     )
     .map_err(TrainError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ValMetrics;
+
+    fn metrics(dir_far_1pct: f32, separation: f32) -> ValMetrics {
+        ValMetrics {
+            rank1: 1.0,
+            dir_far_1pct,
+            dir_far_10pct: 1.0,
+            tar_far_0_1pct: 1.0,
+            tar_far_1pct: 1.0,
+            eer: 0.0,
+            mean_genuine: 0.9,
+            mean_impostor: 0.1,
+            separation,
+        }
+    }
+
+    #[test]
+    fn selection_ranks_by_dir_then_separation_and_ties_go_to_the_later_epoch() {
+        let saturated = metrics(1.0, 3.0);
+        assert!(
+            metrics(1.0, 3.5).at_least_as_good_as(&saturated),
+            "wider separation"
+        );
+        assert!(
+            metrics(1.0, 3.0).at_least_as_good_as(&saturated),
+            "an exact tie"
+        );
+        assert!(!metrics(1.0, 2.5).at_least_as_good_as(&saturated));
+        assert!(
+            !metrics(0.9, 9.0).at_least_as_good_as(&saturated),
+            "DIR comes first"
+        );
+        assert!(saturated.at_least_as_good_as(&metrics(0.9, 9.0)));
+    }
 }

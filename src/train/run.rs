@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::arch_options::with_input;
 use super::checkpoint::{Checkpoint, restore, snapshot};
-use super::config::TrainConfig;
+use super::config::{Selection, TrainConfig};
 use super::dataset::RunData;
 use super::error::{Result, TrainError};
 use super::objective::Objective;
@@ -149,11 +149,12 @@ impl Run {
             let (loss, active, grad_norm, batches, lr) = self.train_epoch(epoch, progress)?;
             let val = evaluate(&self.net, &self.val_set())?;
             self.schedule.observe(val.dir_far_1pct);
-            let improved = self
-                .state
-                .best_epoch
-                .and_then(|e| self.state.history.get(e - 1))
-                .is_none_or(|best| val.better_than(&best.val));
+            let improved = self.cfg.selection == Selection::Last
+                || self
+                    .state
+                    .best_epoch
+                    .and_then(|e| self.state.history.get(e - 1))
+                    .is_none_or(|best| val.at_least_as_good_as(&best.val));
             if improved {
                 self.best = snapshot(&self.net);
                 self.state.best_epoch = Some(epoch + 1);

@@ -84,7 +84,9 @@ pub fn evaluate(net: &Sequential, val: &ValSet<'_>) -> Result<ValMetrics> {
         &protocol(val.seed, VAL_ROUNDS, VAL_ENROLL),
     )?;
     let (genuine, impostor) = pair_scores(&embeddings, val.labels);
-    let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
+    let (mg, vg) = mean_var(&genuine);
+    let (mi, vi) = mean_var(&impostor);
+    let spread = ((vg + vi) / 2.0).sqrt();
     let rate = |rates: &[crate::eval::protocol::RateAtFar], far: f64| {
         rates
             .iter()
@@ -98,7 +100,27 @@ pub fn evaluate(net: &Sequential, val: &ValSet<'_>) -> Result<ValMetrics> {
         tar_far_0_1pct: rate(&report.tar_at_far, 0.001),
         tar_far_1pct: rate(&report.tar_at_far, 0.01),
         eer: report.eer.mean as f32,
-        mean_genuine: mean(&genuine) as f32,
-        mean_impostor: mean(&impostor) as f32,
+        mean_genuine: mg as f32,
+        mean_impostor: mi as f32,
+        separation: if spread > 0.0 {
+            ((mg - mi) / spread) as f32
+        } else {
+            0.0
+        },
     })
+}
+
+/// Mean and (population) variance; (0, 0) for no values.
+fn mean_var(v: &[f32]) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    let var = v
+        .iter()
+        .map(|&x| (f64::from(x) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    (mean, var)
 }
