@@ -114,6 +114,6 @@ fn selection_last_saves_the_last_epoch_and_calibrates_on_unknown_probes() {
         "thresholds calibrated on unknown probes: {:?}",
         outcome.summary
     );
-    let model = Embedder::load(&dir.path().join("model.safetensors")).unwrap();
+    let model = Embedder::load(dir.path().join("model.safetensors")).unwrap();
     assert_eq!(*model.thresholds(), outcome.thresholds);
 }
