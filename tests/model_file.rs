@@ -22,6 +22,10 @@ fn small_arch() -> ArchSpec {
 }
 
 fn small_model(seed: u64) -> ModelFile {
+    small_model_with(seed, false)
+}
+
+fn small_model_with(seed: u64, flip_average: bool) -> ModelFile {
     let arch = small_arch();
     let net = arch.build(seed).expect("the small CNN builds");
     let meta = ModelMeta {
@@ -40,6 +44,7 @@ fn small_model(seed: u64) -> ModelFile {
             far_1pct: 0.8,
             far_10pct: 0.6,
         },
+        flip_average,
         version: String::new(),
     };
     ModelFile::new(meta, net)
@@ -258,4 +263,40 @@ fn a_missing_model_file_names_its_path() {
             .contains("/nonexistent/dir/model.safetensors"),
         "{err}"
     );
+}
+
+#[test]
+fn flip_averaging_embeds_a_face_and_its_mirror_alike_and_is_part_of_the_version() {
+    let faces = fixture_faces();
+    let mirrored: Vec<DynamicImage> = faces.iter().map(DynamicImage::fliph).collect();
+    let plain = Embedder::new(small_model_with(3, false));
+    let flip = Embedder::new(small_model_with(3, true));
+    assert_ne!(
+        plain.version(),
+        flip.version(),
+        "same weights, different embeddings"
+    );
+
+    let (a, b) = (flip.embed(&faces).unwrap(), flip.embed(&mirrored).unwrap());
+    for (x, y) in a.iter().zip(&b) {
+        let dist: f32 = x.iter().zip(y).map(|(p, q)| (p - q).abs()).sum();
+        assert!(dist < 1e-5, "a face and its mirror embed {dist} apart");
+        let norm: f32 = x.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "unit length, got {norm}");
+    }
+    // Without it, the network alone does not see a mirror image as the same input.
+    let (c, d) = (
+        plain.embed(&faces).unwrap(),
+        plain.embed(&mirrored).unwrap(),
+    );
+    let apart: f32 = c[0].iter().zip(&d[0]).map(|(p, q)| (p - q).abs()).sum();
+    assert!(
+        apart > 1e-3,
+        "the untrained network is not mirror-symmetric: {apart}"
+    );
+
+    // The flag survives the file round trip, version check included.
+    let bytes = small_model_with(3, true).to_bytes().unwrap();
+    let loaded = ModelFile::from_bytes(&bytes).expect("loads with its version");
+    assert!(loaded.meta.flip_average);
 }

@@ -114,6 +114,29 @@ fn switching_architecture_or_loss_by_flag_starts_from_that_kind_s_defaults() {
 }
 
 #[test]
+fn margin_sets_the_cosine_head_s_cosface_margin_and_is_refused_for_a_linear_head() {
+    let parse = |extra: &[&str]| {
+        let mut argv = vec!["train-embed", "--data", "faces", "--loss", "softmax"];
+        argv.extend_from_slice(extra);
+        TrainArgs::parse_from(argv).to_config()
+    };
+    let cfg = parse(&["--head-scale", "24", "--margin", "0.3"]).unwrap();
+    let LossConfig::Softmax(softmax) = &cfg.loss else {
+        panic!("{:?}", cfg.loss)
+    };
+    assert_eq!(
+        softmax.head,
+        HeadConfig::Cosine {
+            scale: 24.0,
+            margin: 0.3
+        }
+    );
+    assert!((softmax.head.target_logit_offset() - 7.2).abs() < 1e-5);
+    let err = parse(&["--head", "linear", "--margin", "0.3"]).unwrap_err();
+    assert!(err.to_string().contains("cosine head only"), "{err}");
+}
+
+#[test]
 fn a_minimal_file_takes_the_defaults_and_typos_are_rejected() {
     let cfg: TrainConfig = toml::from_str("data = 'faces'\n[arch]\ntype = 'mlp'\n").unwrap();
     assert_eq!(cfg.epochs, TrainConfig::default().epochs);

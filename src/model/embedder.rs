@@ -76,26 +76,9 @@ impl Embedder {
             let batch = ndarray::stack(Axis(0), &views)
                 .map_err(|e| ModelError::Unsupported(format!("inputs of different sizes: {e}")))?;
             let batch: Tensor = batch.into_dyn();
-            let emb = self.model.net.infer(&batch)?;
-            for row in emb.outer_iter() {
-                out.push(unit(row.iter().copied().collect()));
-            }
+            let emb = super::embed_batch(&self.model.net, &batch, self.model.meta.flip_average)?;
+            out.extend(emb.outer_iter().map(|row| row.to_vec()));
         }
         Ok(out)
     }
-}
-
-/// Rescales to unit length (the network ends in an L2 normalisation; this removes the
-/// last rounding so stored vectors are unit-length by construction).
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v
-        .iter()
-        .map(|x| f64::from(*x) * f64::from(*x))
-        .sum::<f64>()
-        .sqrt();
-    if norm > 0.0 {
-        v.iter_mut()
-            .for_each(|x| *x = (f64::from(*x) / norm) as f32);
-    }
-    v
 }

@@ -21,6 +21,17 @@ pub struct ModelFile {
 /// The model version of a network: the first 16 hex digits of the SHA-256 over every
 /// tensor's name, shape and little-endian bytes, in name order.
 pub fn weights_version(net: &Sequential) -> String {
+    version_of(net, false)
+}
+
+/// [`weights_version`], for a model that embeds with `flip_average`: that setting
+/// changes every embedding, so it is part of the version (appended to the hash input
+/// only when on, so versions of files without it are unchanged).
+pub fn model_version(net: &Sequential, flip_average: bool) -> String {
+    version_of(net, flip_average)
+}
+
+fn version_of(net: &Sequential, flip_average: bool) -> String {
     let mut named = net.named_tensors();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let mut hash = Sha256::new();
@@ -33,6 +44,9 @@ pub fn weights_version(net: &Sequential) -> String {
             hash.update(v.to_le_bytes());
         }
     }
+    if flip_average {
+        hash.update(b"flip_average");
+    }
     hex::encode(&hash.finalize()[..8])
 }
 
@@ -41,7 +55,7 @@ impl ModelFile {
     /// weights, whatever it held.
     pub fn new(mut meta: ModelMeta, net: Sequential) -> Self {
         meta.format = FORMAT_VERSION;
-        meta.version = weights_version(&net);
+        meta.version = model_version(&net, meta.flip_average);
         ModelFile { meta, net }
     }
 
@@ -90,7 +104,7 @@ impl ModelFile {
         let mut net = meta.architecture.build(0)?;
         net.load_safetensors(bytes)
             .map_err(|e| ModelError::Corrupt(e.to_string()))?;
-        let version = weights_version(&net);
+        let version = model_version(&net, meta.flip_average);
         if version != meta.version {
             return Err(ModelError::Corrupt(format!(
                 "the weights hash to version {version}, the metadata says {}",

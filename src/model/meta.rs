@@ -37,6 +37,10 @@ pub struct ModelMeta {
     pub training: serde_json::Value,
     /// Calibrated decision thresholds.
     pub thresholds: Thresholds,
+    /// Embed each face and its mirror image and use the normalised sum (a "flip test").
+    /// Absent in older files: off.
+    #[serde(default)]
+    pub flip_average: bool,
     /// Model version: the first 16 hex digits of the SHA-256 of the weights (names,
     /// shapes and bytes in name order), computed when the file is written and checked
     /// when it is read.

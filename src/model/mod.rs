@@ -4,9 +4,11 @@ pub mod arch;
 mod embedder;
 mod error;
 mod file;
+mod infer;
 mod meta;
 
 pub use embedder::Embedder;
 pub use error::ModelError;
-pub use file::{ModelFile, weights_version};
+pub use file::{ModelFile, model_version, weights_version};
+pub use infer::embed_batch;
 pub use meta::{FORMAT_VERSION, METADATA_KEY, ModelMeta, Thresholds};

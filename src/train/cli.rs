@@ -50,6 +50,9 @@ pub struct TrainArgs {
     /// Which epoch's network is saved: `best` on validation or the `last` [default: best].
     #[arg(long, value_enum)]
     pub selection: Option<super::config::Selection>,
+    /// Embed each face and its mirror image and average them [default: true].
+    #[arg(long)]
+    pub flip_average: Option<bool>,
     /// Identities per batch (P of P×K) [default: 16].
     #[arg(long)]
     pub p: Option<usize>,
@@ -113,7 +116,8 @@ pub struct TrainArgs {
     /// Training loss [default: softmax].
     #[arg(long, value_enum)]
     pub loss: Option<LossArg>,
-    /// Margin of the triplet (default 0.2) or contrastive (default 1.0) loss.
+    /// Margin of the triplet (default 0.2) or contrastive (default 1.0) loss, or the
+    /// CosFace margin of the softmax loss's cosine head (default 0).
     #[arg(long)]
     pub margin: Option<f32>,
     /// Triplet mining: all valid triplets, batch-hard, or FaceNet semi-hard.
@@ -237,6 +241,7 @@ impl TrainArgs {
         }
         set(&mut cfg.val_fraction, self.val_fraction);
         set(&mut cfg.selection, self.selection);
+        set(&mut cfg.flip_average, self.flip_average);
         set(&mut cfg.batch.p, self.p);
         set(&mut cfg.batch.k, self.k);
         set(&mut cfg.preprocessing.height, self.height);

@@ -64,6 +64,9 @@ pub struct TrainConfig {
     pub val_fraction: f32,
     /// Which epoch's network is saved: the best on validation, or the last one.
     pub selection: Selection,
+    /// The model embeds each face and its mirror image and averages them (validation
+    /// and calibration do too). Costs a second forward pass per face.
+    pub flip_average: bool,
     pub batch: BatchConfig,
     pub preprocessing: PreprocessConfig,
     pub augmentation: AugmentConfig,
@@ -228,6 +231,7 @@ impl Default for TrainConfig {
             threads: None,
             val_fraction: 0.2,
             selection: Selection::Best,
+            flip_average: true,
             batch: BatchConfig::default(),
             preprocessing: PreprocessConfig::default(),
             augmentation: AugmentConfig::default(),

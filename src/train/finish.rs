@@ -53,7 +53,7 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
         run.best.clone()
     };
     restore(&mut net, &tensors, "best network")?;
-    let embeddings = embed_all(&net, &run.data.val_inputs)?;
+    let embeddings = embed_all(&net, &run.data.val_inputs, run.cfg.flip_average)?;
     let (_, impostor) = pair_scores(&embeddings, &run.data.val_labels);
     let mut protocol = validate::protocol(run.val_set().seed, VAL_ROUNDS, VAL_ENROLL);
     protocol.calibration_fars = CALIBRATION_FARS.to_vec();
@@ -100,6 +100,7 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
         loss,
         training: serde_json::to_value(&summary).unwrap_or_default(),
         thresholds,
+        flip_average: run.cfg.flip_average,
         version: String::new(),
     };
     if let Some(dir) = run

@@ -19,27 +19,48 @@ pub enum HeadConfig {
     /// length, the logits' range is bounded by ‖W‖ rows: the weights must grow for the
     /// softmax to become confident, which weight decay fights.
     Linear,
-    /// `logits_c = s · cos(e, w_c) = s · ⟨e, w_c⟩ / ‖w_c‖` (a normalised-softmax /
-    /// CosFace-style head without margin): the decision depends only on angles, the
-    /// quantity the open-set matcher thresholds, and the scale `s` sets how peaked the
-    /// softmax can get. The default; `s` around 16–32 works for a few hundred classes.
-    Cosine { scale: f32 },
+    /// `logits_c = s · cos(e, w_c) = s · ⟨e, w_c⟩ / ‖w_c‖` (a normalised softmax): the
+    /// decision depends only on angles, the quantity the open-set matcher thresholds,
+    /// and the scale `s` sets how peaked the softmax can get. The default; `s` around
+    /// 16–32 works for a few hundred classes. With `margin` m > 0 it is CosFace (Wang et
+    /// al. 2018): during training the true class's logit is `s · (cos − m)`, so a face
+    /// must be closer to its own identity than to any other by m in cosine — the
+    /// room an unknown face needs to fall between identities.
+    Cosine {
+        scale: f32,
+        #[serde(default)]
+        margin: f32,
+    },
 }
 
 impl Default for HeadConfig {
     fn default() -> Self {
-        HeadConfig::Cosine { scale: 16.0 }
+        HeadConfig::Cosine {
+            scale: 16.0,
+            margin: 0.0,
+        }
     }
 }
 
 impl HeadConfig {
+    /// What training subtracts from each sample's true-class logit: `s · m` for a
+    /// cosine head with margin, 0 otherwise.
+    pub fn target_logit_offset(&self) -> f32 {
+        match *self {
+            HeadConfig::Cosine { scale, margin } => scale * margin,
+            HeadConfig::Linear => 0.0,
+        }
+    }
+
     /// The head for `classes` identities over `dim`-dimensional embeddings, as a
     /// one-layer [`Sequential`] (so it is saved and restored like the network).
     pub fn build(&self, dim: usize, classes: usize, rng: &mut impl Rng) -> Result<Sequential> {
         let mut head = Sequential::new();
         match *self {
             HeadConfig::Linear => head.push(Linear::new(dim, classes, Init::XavierNormal, rng)?),
-            HeadConfig::Cosine { scale } => head.push(CosineHead::new(dim, classes, scale, rng)?),
+            HeadConfig::Cosine { scale, .. } => {
+                head.push(CosineHead::new(dim, classes, scale, rng)?)
+            }
         };
         Ok(head)
     }

@@ -84,8 +84,18 @@ impl Objective {
                 };
                 Ok((loss, out.output.grad))
             }
-            (LossConfig::Softmax(_), Some(head)) => {
-                let logits = head.forward(embeddings, Mode::Train)?; // (N, C)
+            (LossConfig::Softmax(softmax), Some(head)) => {
+                let mut logits = head.forward(embeddings, Mode::Train)?; // (N, C)
+                // CosFace margin: a constant off the true logit, so dE/dlogits is the
+                // cross-entropy's gradient at the shifted logits, passed back unchanged.
+                let offset = softmax.head.target_logit_offset();
+                if offset != 0.0 {
+                    for (mut row, &label) in logits.axis_iter_mut(Axis(0)).zip(labels) {
+                        if let Some(v) = row.get_mut(label) {
+                            *v -= offset;
+                        }
+                    }
+                }
                 let out = softmax_cross_entropy(&logits, labels)?;
                 let wrong = logits
                     .axis_iter(Axis(0))

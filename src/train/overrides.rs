@@ -53,20 +53,23 @@ pub fn apply_loss(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
         }
         LossConfig::Contrastive(c) => set(&mut c.margin, args.margin),
         LossConfig::Softmax(s) => {
-            if args.margin.is_some() {
-                return unused("--margin", &cfg.loss);
-            }
-            s.head = match (args.head, args.head_scale, s.head) {
-                (Some(HeadArg::Linear), Some(_), _) => {
+            s.head = match (args.head, s.head) {
+                (Some(HeadArg::Linear), _) => HeadConfig::Linear,
+                (Some(HeadArg::Cosine), HeadConfig::Linear) => HeadConfig::default(),
+                (_, current) => current,
+            };
+            match &mut s.head {
+                HeadConfig::Linear if args.head_scale.is_some() || args.margin.is_some() => {
                     return Err(TrainError::Config(
-                        "--head-scale applies to the cosine head only".into(),
+                        "--head-scale and --margin apply to the cosine head only".into(),
                     ));
                 }
-                (Some(HeadArg::Linear), None, _) => HeadConfig::Linear,
-                (_, Some(scale), _) => HeadConfig::Cosine { scale },
-                (Some(HeadArg::Cosine), None, HeadConfig::Linear) => HeadConfig::default(),
-                (_, None, current) => current,
-            };
+                HeadConfig::Linear => {}
+                HeadConfig::Cosine { scale, margin } => {
+                    set(scale, args.head_scale);
+                    set(margin, args.margin);
+                }
+            }
         }
     }
     Ok(())

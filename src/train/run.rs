@@ -260,6 +260,7 @@ impl Run {
             inputs: &self.data.val_inputs,
             labels: &self.data.val_labels,
             seed: derive(self.cfg.seed, Stream::Split, 1),
+            flip_average: self.cfg.flip_average,
         }
     }
 

@@ -2,7 +2,7 @@
 //! `eval` (the same one `eval-embed` runs): several seeded rounds, half the identities
 //! known with up to [`VAL_ENROLL`] enrolled images each, the rest unknown.
 
-use ndarray::{Array2, Axis, Ix2, s};
+use ndarray::{Array2, Axis, s};
 
 use super::error::{Result, TrainError};
 use super::record::ValMetrics;
@@ -26,20 +26,18 @@ pub struct ValSet<'a> {
     pub labels: &'a [usize],
     /// Seed of the protocol's rounds (fixed for a run, so epochs are comparable).
     pub seed: u64,
+    /// Embed as the saved model will (see `ModelMeta::flip_average`).
+    pub flip_average: bool,
 }
 
 /// Embeddings (N, K) of preprocessed inputs (N, 1, H, W), in eval mode.
-pub fn embed_all(net: &Sequential, inputs: &Tensor) -> Result<Array2<f32>> {
+pub fn embed_all(net: &Sequential, inputs: &Tensor, flip_average: bool) -> Result<Array2<f32>> {
     let n = inputs.shape().first().copied().unwrap_or(0);
     let mut rows = Vec::with_capacity(n.div_ceil(BATCH));
     for start in (0..n).step_by(BATCH) {
         let end = (start + BATCH).min(n);
         let chunk = inputs.slice_axis(Axis(0), (start..end).into()).to_owned();
-        let emb = net.infer(&chunk)?;
-        let emb = emb.into_dimensionality::<Ix2>().map_err(|_| {
-            TrainError::Config("the network's output is not (N, K) embeddings".into())
-        })?;
-        rows.push(emb);
+        rows.push(crate::model::embed_batch(net, &chunk, flip_average)?);
     }
     let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
     if views.is_empty() {
@@ -77,7 +75,7 @@ pub fn protocol(seed: u64, rounds: usize, enroll: usize) -> ProtocolConfig {
 
 /// Open-set metrics of `net` on the validation set.
 pub fn evaluate(net: &Sequential, val: &ValSet<'_>) -> Result<ValMetrics> {
-    let embeddings = embed_all(net, val.inputs)?;
+    let embeddings = embed_all(net, val.inputs, val.flip_average)?;
     let report = open_set_protocol(
         embeddings.view(),
         val.labels,

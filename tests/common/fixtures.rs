@@ -68,6 +68,7 @@ fn write_untrained_model() -> PathBuf {
             far_1pct: 0.97,
             far_10pct: 0.9,
         },
+        flip_average: false,
         version: String::new(),
     };
     // One file shared by every test process: written under a private name, then renamed
