@@ -21,6 +21,7 @@ fn args(model: std::path::PathBuf, out: std::path::PathBuf) -> EvalArgs {
         seed: 1,
         out,
         export: None,
+        calibrate_into: None,
     }
 }
 
@@ -34,7 +35,19 @@ fn eval_embed_writes_a_report_a_roc_plot_and_the_embeddings() {
     let out = dir.path().join("eval");
     let mut a = args(model.clone(), out.clone());
     a.export = Some(dir.path().join("embeddings.jsonl"));
+    let calibrated = dir.path().join("calibrated.safetensors");
+    a.calibrate_into = Some(calibrated.clone());
     let report = eval_embed(&a).expect("evaluation runs");
+
+    // The calibrated copy: same weights and version, the open-set thresholds measured.
+    let (before, after) = (
+        faceprint::model::ModelFile::load(&model).unwrap(),
+        faceprint::model::ModelFile::load(&calibrated).unwrap(),
+    );
+    assert_eq!(before.meta.version, after.meta.version);
+    let measured = &report.methods[0].report.open_set_thresholds;
+    assert_eq!(after.meta.thresholds.far_1pct, measured[1].threshold);
+    assert_eq!(after.meta.training["calibration"]["identities"], 8);
 
     let names: Vec<&str> = report.methods.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names[..2], ["model", "raw pixels"]);
