@@ -9,6 +9,7 @@ pub mod config;
 mod config_load;
 mod decode;
 pub mod error;
+mod follow;
 mod galleries;
 mod inference;
 mod metrics;
