@@ -5,6 +5,7 @@
 //! listener; [`Application::run_until_stopped`] serves until SIGTERM or ctrl-c.
 
 mod auth;
+mod backup;
 pub mod config;
 mod config_load;
 mod decode;
@@ -23,6 +24,7 @@ mod secret;
 mod startup;
 mod state;
 
+pub use backup::{BackupReport, RestoreReport, backup, restore};
 pub use config::Settings;
 pub use config_load::ConfigError;
 pub use error::ApiError;

@@ -5,6 +5,7 @@
 //! keeps to the types `Any` decodes on both (BIGINT ids and epoch-millisecond times,
 //! TEXT, REAL/DOUBLE, BLOB/BYTEA), and each backend has its own migration folder.
 
+mod backup;
 mod changes;
 mod connect;
 mod embedding_bytes;
@@ -14,6 +15,7 @@ mod galleries;
 mod identities;
 mod records;
 
+pub use backup::{RestoreError, sqlite_path};
 pub use changes::{Change, ChangeKind};
 pub use embedding_bytes::{decode_embedding, encode_embedding};
 pub use error::StoreError;
