@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use faceprint::server::{Application, Settings, backup, reembed, restore};
+use faceprint::server::{Application, Settings, backup, healthcheck, reembed, restore};
 use tracing_subscriber::EnvFilter;
 
 /// Configuration file read when `--config` is not given, if it exists.
@@ -49,6 +49,9 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// GET /healthz of the configured server; exit 0 when it answers 200 (for container
+    /// health checks).
+    Healthcheck,
 }
 
 #[tokio::main]
@@ -108,6 +111,10 @@ async fn main() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
+            Err(e) => fail(&e),
+        },
+        Command::Healthcheck => match healthcheck(&settings) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
     }
