@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use faceprint::server::{Application, Settings, reembed};
+use faceprint::server::{Application, Settings, backup, healthcheck, reembed, restore};
 use tracing_subscriber::EnvFilter;
 
 /// Configuration file read when `--config` is not given, if it exists.
@@ -32,6 +32,26 @@ enum Command {
         #[arg(long)]
         model: PathBuf,
     },
+    /// Write a consistent snapshot of the SQLite database to a new file (safe while
+    /// servers run). For PostgreSQL use pg_dump.
+    Backup {
+        /// The snapshot file to create; it must not exist.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace the SQLite database's contents with a backup (stop the servers first).
+    /// Refuses a database that holds data unless --force. For PostgreSQL use pg_restore.
+    Restore {
+        /// A file written by `backup`.
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace a database that already holds galleries or faces.
+        #[arg(long)]
+        force: bool,
+    },
+    /// GET /healthz of the configured server; exit 0 when it answers 200 (for container
+    /// health checks).
+    Healthcheck,
 }
 
 #[tokio::main]
@@ -72,6 +92,29 @@ async fn main() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
+            Err(e) => fail(&e),
+        },
+        Command::Backup { out } => match backup(&settings, &out).await {
+            Ok(report) => {
+                println!("wrote {} ({} bytes)", report.path.display(), report.bytes);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Restore { from, force } => match restore(&settings, &from, force).await {
+            Ok(report) => {
+                println!(
+                    "restored {} gallery(ies) and {} face(s) from {}",
+                    report.galleries,
+                    report.faces,
+                    from.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Healthcheck => match healthcheck(&settings) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
     }

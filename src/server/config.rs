@@ -21,6 +21,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub identify: IdentifySettings,
     pub index: IndexConfig,
+    pub sync: SyncSettings,
 }
 
 /// Where to listen.
@@ -158,4 +159,26 @@ pub enum CalibratedFar {
     Far1Pct,
     #[serde(rename = "far_10pct")]
     Far10Pct,
+}
+
+/// Replicas on PostgreSQL: following the change log that other replicas write.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Catch up at least this often, milliseconds, even without a notification.
+    pub poll_interval_ms: u64,
+    /// Diff every gallery against the database this often, seconds.
+    pub reconcile_interval_s: u64,
+    /// Change-log rows older than this are deleted, hours.
+    pub retention_hours: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            poll_interval_ms: 1_000,
+            reconcile_interval_s: 300,
+            retention_hours: 168,
+        }
+    }
 }

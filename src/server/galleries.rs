@@ -60,6 +60,14 @@ impl GalleryState {
         write(&self.names).remove(&identity);
     }
 
+    /// Replace every identity name (reconciliation with the store).
+    pub fn replace_names(&self, names: Vec<(i64, String)>) {
+        *write(&self.names) = names
+            .into_iter()
+            .map(|(id, name)| (id, Arc::from(name)))
+            .collect();
+    }
+
     pub fn identity_count(&self) -> usize {
         read(&self.names).len()
     }

@@ -5,11 +5,14 @@
 //! listener; [`Application::run_until_stopped`] serves until SIGTERM or ctrl-c.
 
 mod auth;
+mod backup;
 pub mod config;
 mod config_load;
 mod decode;
 pub mod error;
+mod follow;
 mod galleries;
+mod healthcheck;
 mod inference;
 mod metrics;
 mod names;
@@ -22,9 +25,11 @@ mod secret;
 mod startup;
 mod state;
 
+pub use backup::{BackupReport, RestoreReport, backup, restore};
 pub use config::Settings;
 pub use config_load::ConfigError;
 pub use error::ApiError;
+pub use healthcheck::{HealthcheckError, healthcheck};
 pub use names::DEFAULT_GALLERY;
 pub use reembed::{ReembedError, ReembedReport, reembed};
 pub use secret::Secret;

@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
 
 use super::config::Settings;
+use super::follow::{AbortOnDrop, Follower};
 use super::galleries::{Galleries, LoadError};
 use super::metrics::Metrics;
 use super::router::router;
 use super::state::AppState;
 use crate::model::Embedder;
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// PostgreSQL: where the change-log follower starts (see [`Follower`]).
+    follow_from: Option<i64>,
 }
 
 impl Application {
@@ -63,6 +66,11 @@ impl Application {
         )
         .await?;
         check_model_versions(&store, &embedder, &settings).await?;
+        // Taken before the indexes load: the follower re-reads every change from here.
+        let follow_from = match store.backend() {
+            Backend::Postgres => Some(store.change_xmin().await?),
+            Backend::Sqlite => None,
+        };
         let galleries = Galleries::load(&store, &settings.index, embedder.dim()).await?;
         let addr = settings.server.bind;
         let listener = TcpListener::bind(addr)
@@ -76,8 +84,13 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             writes: Arc::new(tokio::sync::Mutex::new(())),
             ready: Arc::new(AtomicBool::new(true)),
+            in_sync: Arc::new(AtomicBool::new(true)),
         };
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            state,
+            follow_from,
+        })
     }
 
     /// The address actually bound.
@@ -97,6 +110,12 @@ impl Application {
     ) -> std::io::Result<()> {
         let store = self.state.store.clone();
         let ready = Arc::clone(&self.state.ready);
+        let follower = self.follow_from.map(|xmin| {
+            let url = self.state.settings.database.url.expose().to_owned();
+            AbortOnDrop(tokio::spawn(
+                Follower::new(self.state.clone(), url, xmin).run(),
+            ))
+        });
         let app = router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "serving");
         axum::serve(self.listener, app)
@@ -106,6 +125,7 @@ impl Application {
                 tracing::info!("shutting down: finishing in-flight requests");
             })
             .await?;
+        drop(follower);
         store.close().await;
         Ok(())
     }

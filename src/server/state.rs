@@ -22,4 +22,6 @@ pub struct AppState {
     pub writes: Arc<tokio::sync::Mutex<()>>,
     /// Set once the indexes are built.
     pub ready: Arc<AtomicBool>,
+    /// False while a replica has lost the change log (PostgreSQL) and not yet caught up.
+    pub in_sync: Arc<AtomicBool>,
 }

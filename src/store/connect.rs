@@ -1,5 +1,6 @@
 //! Opening the database: backend from the URL, SQLite durability settings, migrations.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
@@ -38,7 +39,11 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            origin: Arc::from(format!("{:016x}", rand::random::<u64>())),
+        })
     }
 }
 

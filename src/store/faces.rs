@@ -2,7 +2,9 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, StoredFace, StoredImage, decode_embedding, encode_embedding};
+use super::{
+    ChangeKind, Store, StoreError, StoredFace, StoredImage, decode_embedding, encode_embedding,
+};
 
 impl Store {
     /// One page of a gallery's faces with embeddings, ordered by face id, after `after`.
@@ -32,6 +34,7 @@ impl Store {
         external_id: &str,
         face_id: i64,
     ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "DELETE FROM faces WHERE id = $1 AND identity_id = \
              (SELECT id FROM identities WHERE gallery_id = $2 AND external_id = $3) \
@@ -40,9 +43,16 @@ impl Store {
         .bind(face_id)
         .bind(gallery_id)
         .bind(external_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(row.map(|r| r.try_get("identity_id")).transpose()?)
+        let identity_id: Option<i64> = row.map(|r| r.try_get("identity_id")).transpose()?;
+        if identity_id.is_some() {
+            let kind = ChangeKind::FaceRemoved;
+            self.record_change(&mut tx, kind, gallery_id, identity_id, Some(face_id))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(identity_id)
     }
 
     /// `(model version, number of faces)` for every version present.

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Gallery, Store, StoreError, now_ms};
+use super::{ChangeKind, Gallery, Store, StoreError, now_ms};
 
 fn gallery_from_row(row: &AnyRow) -> Result<Gallery, sqlx::Error> {
     Ok(Gallery {
@@ -43,6 +43,7 @@ impl Store {
         name: &str,
         threshold: Option<f64>,
     ) -> Result<Gallery, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "INSERT INTO galleries (name, threshold, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET threshold = excluded.threshold \
@@ -51,8 +52,13 @@ impl Store {
         .bind(name)
         .bind(threshold)
         .bind(now_ms())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(gallery_from_row(&row)?)
+        let gallery = gallery_from_row(&row)?;
+        let kind = ChangeKind::GalleryChanged;
+        self.record_change(&mut tx, kind, gallery.id, None, None)
+            .await?;
+        tx.commit().await?;
+        Ok(gallery)
     }
 }

@@ -3,8 +3,8 @@
 use sqlx::Row;
 
 use super::{
-    Enrolled, FaceRecord, IdentityDetail, IdentitySummary, NewEnrollment, RemovedIdentity, Store,
-    StoreError, encode_embedding, now_ms,
+    ChangeKind, Enrolled, FaceRecord, IdentityDetail, IdentitySummary, NewEnrollment,
+    RemovedIdentity, Store, StoreError, encode_embedding, now_ms,
 };
 
 impl Store {
@@ -76,7 +76,16 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            face_ids.push(row.try_get("id")?);
+            let face_id: i64 = row.try_get("id")?;
+            self.record_change(
+                &mut tx,
+                ChangeKind::FaceAdded,
+                gallery_id,
+                Some(identity_id),
+                Some(face_id),
+            )
+            .await?;
+            face_ids.push(face_id);
         }
         tx.commit().await?;
         Ok(Enrolled {
@@ -211,14 +220,25 @@ impl Store {
         .bind(external_id)
         .fetch_optional(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(match removed {
+        let removed = match removed {
             Some(row) => Some(RemovedIdentity {
                 identity_id: row.try_get("id")?,
                 face_ids,
             }),
             None => None,
-        })
+        };
+        if let Some(removed) = &removed {
+            self.record_change(
+                &mut tx,
+                ChangeKind::IdentityRemoved,
+                gallery_id,
+                Some(removed.identity_id),
+                None,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
     }
 }
 

@@ -5,6 +5,8 @@
 //! keeps to the types `Any` decodes on both (BIGINT ids and epoch-millisecond times,
 //! TEXT, REAL/DOUBLE, BLOB/BYTEA), and each backend has its own migration folder.
 
+mod backup;
+mod changes;
 mod connect;
 mod embedding_bytes;
 mod error;
@@ -13,6 +15,8 @@ mod galleries;
 mod identities;
 mod records;
 
+pub use backup::{RestoreError, sqlite_path};
+pub use changes::{Change, ChangeKind};
 pub use embedding_bytes::{decode_embedding, encode_embedding};
 pub use error::StoreError;
 pub use records::{
@@ -20,7 +24,14 @@ pub use records::{
     RemovedIdentity, StoredFace, StoredImage,
 };
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use sqlx::AnyPool;
+
+/// How long a readiness ping may take before the database counts as unreachable (the
+/// pool would otherwise keep retrying for its whole acquire timeout).
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Which SQL backend a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +45,9 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Random name of this connection pool's process, written into the change log so a
+    /// follower skips the changes its own process has already applied.
+    origin: Arc<str>,
 }
 
 impl Store {
@@ -44,8 +58,16 @@ impl Store {
 
     /// Round-trip to the database (readiness probe).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        let ping = sqlx::query("SELECT 1").execute(&self.pool);
+        match tokio::time::timeout(PING_TIMEOUT, ping).await {
+            Ok(done) => done.map(|_| ()).map_err(StoreError::from),
+            Err(_) => Err(StoreError::Database(sqlx::Error::PoolTimedOut)),
+        }
+    }
+
+    /// The name this store writes into the change log as the origin of its changes.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// Close every connection; waits for connections in use to be returned.

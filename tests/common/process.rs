@@ -15,6 +15,11 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(db: &TestDb) -> ServerProcess {
+        ServerProcess::start_url(&db.url).await
+    }
+
+    /// A server on the database `url`, once its `/readyz` answers 200.
+    pub async fn start_url(url: &str) -> ServerProcess {
         // Port 0 cannot be used across processes without parsing logs; take a free port.
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -22,7 +27,7 @@ impl ServerProcess {
             .port();
         let child = Command::new(env!("CARGO_BIN_EXE_faceprint-server"))
             .env("FACEPRINT_SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("FACEPRINT_DATABASE__URL", &db.url)
+            .env("FACEPRINT_DATABASE__URL", url)
             .env("FACEPRINT_MODEL__PATH", model_path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

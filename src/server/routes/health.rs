@@ -23,6 +23,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     if !state.ready.load(Ordering::Acquire) {
         return Err(ApiError::NotReady("indexes are being built".into()));
     }
+    if !state.in_sync.load(Ordering::Acquire) {
+        return Err(ApiError::NotReady(
+            "lost the database: answering from the last known indexes".into(),
+        ));
+    }
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness: database unreachable");
         ApiError::NotReady("database unreachable".into())
