@@ -21,6 +21,8 @@ use crate::store::{Store, StoreError};
 pub enum StartupError {
     #[error("cannot load model {path}: {reason}")]
     Model { path: String, reason: String },
+    #[error(transparent)]
+    Detector(#[from] crate::detect::DetectError),
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
     #[error(
@@ -57,6 +59,7 @@ impl Application {
     /// a free port, which [`Application::local_addr`] reports).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let embedder = load_embedder(&settings).await?;
+        let detector = crate::detect::FaceDetector::new(settings.detector.clone())?;
         let store = Store::connect(
             settings.database.url.expose(),
             settings.database.max_connections,
@@ -72,6 +75,7 @@ impl Application {
             settings: Arc::new(settings),
             store,
             embedder: Arc::new(embedder),
+            detector: Arc::new(detector),
             galleries: Arc::new(galleries),
             metrics: Arc::new(Metrics::default()),
             writes: Arc::new(tokio::sync::Mutex::new(())),

@@ -47,6 +47,10 @@ pub struct TrainArgs {
     /// Fraction of identities held out for validation, in (0, 1) [default: 0.2].
     #[arg(long)]
     pub val_fraction: Option<f32>,
+    /// Crop each image around its largest face with the server's detector and crop
+    /// settings (`[detector]` in the file) before training [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub detect: Option<bool>,
     /// Identities per batch (P of P×K) [default: 16].
     #[arg(long)]
     pub p: Option<usize>,
@@ -233,6 +237,7 @@ impl TrainArgs {
             cfg.threads = self.threads;
         }
         set(&mut cfg.val_fraction, self.val_fraction);
+        set(&mut cfg.detect, self.detect);
         set(&mut cfg.batch.p, self.p);
         set(&mut cfg.batch.k, self.k);
         set(&mut cfg.preprocessing.height, self.height);

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{Result, TrainError};
 use super::head::HeadConfig;
 use crate::data::{Augmentation, NormalisationKind, PreprocessingSpec};
+use crate::detect::DetectConfig;
 use crate::model::arch::ArchSpec;
 use crate::nn::loss::{ContrastiveConfig, TripletConfig};
 use crate::nn::optim::OptimizerConfig;
@@ -62,6 +63,13 @@ pub struct TrainConfig {
     pub threads: Option<usize>,
     /// Fraction of the identities held out for validation (identity-disjoint split).
     pub val_fraction: f32,
+    /// Crop every image around its largest face with the detector before anything else,
+    /// as the server does with photographs; images without a face are left out (and
+    /// listed). Off by default: face-database crops need no detection.
+    pub detect: bool,
+    /// The detector and crop settings for `detect`: the server's `[detector]` section,
+    /// whose defaults these are. Change them only together.
+    pub detector: DetectConfig,
     pub batch: BatchConfig,
     pub preprocessing: PreprocessConfig,
     pub augmentation: AugmentConfig,
@@ -211,6 +219,8 @@ impl Default for TrainConfig {
             seed: 42,
             threads: None,
             val_fraction: 0.2,
+            detect: false,
+            detector: DetectConfig::default(),
             batch: BatchConfig::default(),
             preprocessing: PreprocessConfig::default(),
             augmentation: AugmentConfig::default(),
