@@ -7,9 +7,10 @@ mod common;
 use std::io::Cursor;
 use std::path::Path;
 
-use common::app::{TestApp, json_of};
+use common::app::{TestApp, json_of, test_settings};
 use common::db::TestDb;
 use common::fixtures::{b64, face};
+use faceprint::server::Application;
 use image::{GrayImage, ImageFormat, imageops};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -350,4 +351,15 @@ async fn the_astronaut_photograph_is_one_face() {
     let (status, body) = json_of(app.embed(&jpeg_bytes("astronaut.jpg")).await).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["faces"].as_array().map(Vec::len), Some(1), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_detector_settings_stop_the_server_at_start_up() {
+    let db = TestDb::sqlite();
+    let mut settings = test_settings(&db);
+    settings.detector.min_face_size = 5;
+    let Err(error) = Application::build(settings).await else {
+        panic!("a detector that cannot search was accepted");
+    };
+    assert!(error.to_string().contains("min_face_size"), "{error}");
 }
