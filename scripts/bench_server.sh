@@ -6,7 +6,10 @@
 #
 # usage: scripts/bench_server.sh [SIZES...]       (default: 1000 10000 100000)
 # env:   MODEL (default models/default.safetensors), DURATION (wrk run, default 20s),
-#        BIN (a prebuilt server binary; default: build the release binary)
+#        BIN (a prebuilt server binary; default: build the release binary),
+#        IMAGE (the query image, default tests/fixtures/server/s1/1.png, a 92×112 crop),
+#        DETECT (the query's `detect` field: true = find faces first, false = take the
+#        image as a face crop; default false, as before detection existed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -59,11 +62,12 @@ stop_server() {
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 
 # The query: a real face from the test fixtures, as JSON with base64.
-IMAGE_B64=$(base64 -w0 tests/fixtures/server/s1/1.png)
+IMAGE_B64=$(base64 -w0 "${IMAGE:-tests/fixtures/server/s1/1.png}")
+DETECT=${DETECT:-false}
 cat >"$WORK/identify.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"image": "$IMAGE_B64", "top_k": 5}'
+wrk.body = '{"image": "$IMAGE_B64", "top_k": 5, "detect": $DETECT}'
 LUA
 
 # Empty database: migrate, learn the model's version and dimension, baseline memory.

@@ -1,11 +1,13 @@
 //! faceprint: face embeddings trained on our own network engine, served over HTTP.
 //!
 //! Modules, from the bottom up: [`nn`] (the engine), [`data`] (image folders and
-//! preprocessing), [`model`] (architectures, model files, inference), [`train`] and
-//! [`eval`] (learning and judging embeddings), [`index`] (nearest-neighbour search),
-//! [`store`] (SQL persistence) and [`server`] (the HTTP API).
+//! preprocessing), [`detect`] (finding and cropping faces in photographs), [`model`]
+//! (architectures, model files, inference), [`train`] and [`eval`] (learning and judging
+//! embeddings), [`index`] (nearest-neighbour search), [`store`] (SQL persistence) and
+//! [`server`] (the HTTP API).
 
 pub mod data;
+pub mod detect;
 pub mod eval;
 pub mod index;
 pub mod model;

@@ -10,6 +10,7 @@
 
 pub mod augment;
 pub mod error;
+pub mod faces;
 pub mod folder;
 pub mod linalg;
 pub mod preprocess;
@@ -19,6 +20,7 @@ pub mod split;
 
 pub use augment::Augmentation;
 pub use error::{DataError, Result};
+pub use faces::{FaceCropReport, crop_faces};
 pub use folder::{ImageFolder, ScanOptions};
 pub use preprocess::{
     Normalisation, NormalisationKind, Preprocessing, PreprocessingSpec, StoredArray, TanTriggs,

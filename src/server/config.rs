@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::secret::{Secret, secret_list};
+use crate::detect::DetectConfig;
 use crate::index::IndexConfig;
 
 /// Everything the server reads at start-up.
@@ -22,6 +23,9 @@ pub struct Settings {
     pub identify: IdentifySettings,
     pub index: IndexConfig,
     pub sync: SyncSettings,
+    pub detect: DetectSettings,
+    /// The face detector and crop, shared with `train-embed --detect`.
+    pub detector: DetectConfig,
 }
 
 /// Where to listen.
@@ -138,6 +142,29 @@ impl Default for IdentifySettings {
             default_threshold: ThresholdPolicy::Calibrated(CalibratedFar::Far1Pct),
             default_top_k: 5,
             max_top_k: 100,
+        }
+    }
+}
+
+/// Face detection in requests.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectSettings {
+    /// Whether requests detect faces when they do not say (`detect`); `false` takes
+    /// every image as an aligned face crop.
+    pub enabled: bool,
+    /// Faces reported and embedded per image when the request does not say (`max_faces`).
+    pub default_max_faces: usize,
+    /// Most faces a request may ask for.
+    pub max_faces_limit: usize,
+}
+
+impl Default for DetectSettings {
+    fn default() -> Self {
+        DetectSettings {
+            enabled: true,
+            default_max_faces: 10,
+            max_faces_limit: 100,
         }
     }
 }

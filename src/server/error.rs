@@ -37,6 +37,15 @@ pub enum ApiError {
     ImageTooLarge { index: usize, reason: String },
     #[error("image {index} cannot be decoded: {reason}")]
     UndecodableImage { index: usize, reason: String },
+    #[error(
+        "no face found in image {index}{}",
+        if *too_small > 0 { format!(" ({too_small} too small to embed)") } else { String::new() }
+    )]
+    NoFace { index: usize, too_small: usize },
+    #[error(
+        "image {index} shows {count} faces; enroll one face per image, or say which with `boxes`"
+    )]
+    SeveralFaces { index: usize, count: usize },
     #[error("the request did not complete within {ms} ms")]
     Timeout { ms: u64 },
     #[error("not ready: {0}")]
@@ -75,6 +84,8 @@ impl ApiError {
             ApiError::UndecodableImage { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "undecodable_image")
             }
+            ApiError::NoFace { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "no_face"),
+            ApiError::SeveralFaces { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "several_faces"),
             ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

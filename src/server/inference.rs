@@ -1,60 +1,234 @@
-//! Decoding and embedding uploaded images, off the async runtime.
+//! Decoding, detecting and embedding uploaded images, off the async runtime.
+//!
+//! Each image is read one of three ways ([`Reading`]): whole, as an aligned face crop
+//! (`detect=false`, the behaviour before detection existed); by detection, every face
+//! found (largest first, up to `max_faces`); or around a box the client gives. Faces
+//! smaller than the detector's `min_embed_size` are reported without an embedding. All
+//! crops of a request are embedded as one batch.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, GrayImage, ImageFormat};
 
 use super::decode::{decode_image, sha256_hex};
 use super::error::ApiError;
 use super::state::AppState;
+use crate::detect::{FaceBox, crop_face};
 
-/// One uploaded image after inference.
-pub struct EmbeddedImage {
-    /// Unit-length embedding, `dim` values.
-    pub embedding: Vec<f32>,
+/// How to find the face(s) of one image.
+#[derive(Clone, Copy, Debug)]
+pub enum Reading {
+    /// The image is an aligned face crop: one face, no box.
+    Whole,
+    /// Detect faces; keep the `max_faces` largest.
+    Detect { max_faces: usize },
+    /// The client says where the face is.
+    Given(FaceBox),
+}
+
+/// One face of an uploaded image.
+pub struct Face {
+    /// Where it is; `None` when the image was read whole.
+    pub bbox: Option<FaceBox>,
+    /// Unit-length embedding; `None` when the face is too small to embed.
+    pub embedding: Option<Vec<f32>>,
+    /// The crop that was embedded, PNG-encoded (only when asked for, see [`analyse`]).
+    pub crop_png: Option<Vec<u8>>,
+}
+
+/// One uploaded image after detection and inference.
+pub struct AnalysedImage {
+    /// Largest first.
+    pub faces: Vec<Face>,
+    /// Faces smaller than `min_embed_size`, counted before `max_faces` applied.
+    pub too_small: usize,
     /// Hex SHA-256 of the uploaded bytes.
     pub sha256: String,
     /// The uploaded bytes themselves.
     pub bytes: Vec<u8>,
 }
 
-/// Decode every image (under the configured limits) and embed them as one batch, on the
-/// blocking pool. Errors name the image by its position in the request.
-pub async fn embed_images(
+impl AnalysedImage {
+    /// The largest face that has an embedding.
+    pub fn first_embedded(&self) -> Option<(&Face, &[f32])> {
+        self.faces
+            .iter()
+            .find_map(|f| f.embedding.as_deref().map(|e| (f, e)))
+    }
+
+    /// The largest embedded face, or a 422 naming image `index`.
+    pub fn require_face(&self, index: usize) -> Result<(&Face, &[f32]), ApiError> {
+        self.first_embedded().ok_or(ApiError::NoFace {
+            index,
+            too_small: self.too_small,
+        })
+    }
+}
+
+/// Decode every image (under the configured limits), find its faces as `readings` say
+/// (one per image), and embed every face large enough as one batch, on the blocking
+/// pool. With `keep_crops`, detected faces also carry their crop as PNG (what
+/// enrollment stores). Errors name the image by its position in the request.
+pub async fn analyse(
     state: &AppState,
     images: Vec<Vec<u8>>,
-) -> Result<Vec<EmbeddedImage>, ApiError> {
+    readings: Vec<Reading>,
+    keep_crops: bool,
+) -> Result<Vec<AnalysedImage>, ApiError> {
     let state = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let limits = &state.settings.limits;
-        let decoded = images
-            .iter()
-            .enumerate()
-            .map(|(i, bytes)| decode_image(bytes, i, limits))
-            .collect::<Result<Vec<_>, _>>()?;
-        let embeddings = state
-            .embedder
-            .embed(&decoded)
-            .map_err(|e| ApiError::internal(format!("embedding failed: {e}")))?;
-        let dim = state.embedder.dim();
-        if embeddings.len() != images.len()
-            || embeddings
-                .iter()
-                .any(|e| e.len() != dim || e.iter().any(|v| !v.is_finite()))
-        {
-            return Err(ApiError::internal(format!(
-                "model returned {} embeddings for {} images, expected finite vectors of dim {dim}",
-                embeddings.len(),
-                images.len()
-            )));
+    tokio::task::spawn_blocking(move || analyse_blocking(&state, images, &readings, keep_crops))
+        .await?
+}
+
+fn analyse_blocking(
+    state: &AppState,
+    images: Vec<Vec<u8>>,
+    readings: &[Reading],
+    keep_crops: bool,
+) -> Result<Vec<AnalysedImage>, ApiError> {
+    let limits = &state.settings.limits;
+    let detector = &state.detector;
+    let config = detector.config();
+    // Crops to embed, and for each image its faces and how many were too small.
+    let mut crops: Vec<DynamicImage> = Vec::new();
+    let mut layout: Vec<(Vec<Slot>, usize)> = Vec::new();
+    for (index, (bytes, reading)) in images.iter().zip(readings).enumerate() {
+        let decoded = decode_image(bytes, index, limits)?;
+        let mut faces = Vec::new();
+        let mut too_small = 0;
+        match *reading {
+            Reading::Whole => {
+                faces.push((None, Some(crops.len())));
+                crops.push(decoded);
+            }
+            Reading::Detect { max_faces } => {
+                let grey = decoded.to_luma8();
+                let found = detector.detect(&grey);
+                too_small = found.iter().filter(|b| !b.embeddable(config)).count();
+                for b in found.into_iter().take(max_faces) {
+                    faces.push((Some(b), embed_crop(&grey, &b, state, &mut crops)));
+                }
+            }
+            Reading::Given(b) => {
+                let grey = decoded.to_luma8();
+                let b = check_given_box(b, &grey, index, state)?;
+                faces.push((Some(b), embed_crop(&grey, &b, state, &mut crops)));
+            }
         }
-        Ok(embeddings
-            .into_iter()
-            .zip(images)
-            .map(|(embedding, bytes)| EmbeddedImage {
-                embedding,
-                sha256: sha256_hex(&bytes),
-                bytes,
-            })
-            .collect())
+        layout.push((faces, too_small));
+    }
+    let mut embeddings: Vec<Option<Vec<f32>>> = embed_checked(state, &crops)?
+        .into_iter()
+        .map(Some)
+        .collect();
+    let mut analysed = Vec::with_capacity(images.len());
+    for (bytes, (slots, too_small)) in images.into_iter().zip(layout) {
+        let mut faces = Vec::with_capacity(slots.len());
+        for (bbox, slot) in slots {
+            let crop_png = match (keep_crops, bbox, slot) {
+                (true, Some(_), Some(i)) => Some(png(&crops[i])?),
+                _ => None,
+            };
+            faces.push(Face {
+                bbox,
+                embedding: slot.and_then(|i| embeddings[i].take()),
+                crop_png,
+            });
+        }
+        analysed.push(AnalysedImage {
+            faces,
+            too_small,
+            sha256: sha256_hex(&bytes),
+            bytes,
+        });
+    }
+    Ok(analysed)
+}
+
+/// A face before embedding: its box, and its crop's index in the batch (if embedded).
+type Slot = (Option<FaceBox>, Option<usize>);
+
+/// Queue the crop of `face` for embedding if it is large enough; its slot in `crops`.
+fn embed_crop(
+    grey: &GrayImage,
+    face: &FaceBox,
+    state: &AppState,
+    crops: &mut Vec<DynamicImage>,
+) -> Option<usize> {
+    let config = state.detector.config();
+    face.embeddable(config).then(|| {
+        crops.push(DynamicImage::ImageLuma8(crop_face(grey, face, config)));
+        crops.len() - 1
     })
-    .await?
+}
+
+/// A client's box must overlap the image and be large enough to embed; it is clipped
+/// to the image like a detected one.
+fn check_given_box(
+    b: FaceBox,
+    grey: &GrayImage,
+    index: usize,
+    state: &AppState,
+) -> Result<FaceBox, ApiError> {
+    let (w, h) = grey.dimensions();
+    let x1 = b.x.saturating_add(b.width).min(w);
+    let y1 = b.y.saturating_add(b.height).min(h);
+    let invalid = |reason: String| ApiError::InvalidField {
+        field: "boxes",
+        reason,
+    };
+    if b.x >= x1 || b.y >= y1 {
+        return Err(invalid(format!(
+            "the box for image {index} lies outside the image ({w}×{h})"
+        )));
+    }
+    let clipped = FaceBox {
+        width: x1 - b.x,
+        height: y1 - b.y,
+        ..b
+    };
+    let min = state.detector.config().min_embed_size;
+    if !clipped.embeddable(state.detector.config()) {
+        return Err(invalid(format!(
+            "the box for image {index} is {}×{} inside the image; faces smaller than \
+             {min} pixels are not embedded",
+            clipped.width, clipped.height
+        )));
+    }
+    Ok(clipped)
+}
+
+/// Embed `crops` and check the model's answer.
+fn embed_checked(state: &AppState, crops: &[DynamicImage]) -> Result<Vec<Vec<f32>>, ApiError> {
+    if crops.is_empty() {
+        return Ok(Vec::new());
+    }
+    let embeddings = state
+        .embedder
+        .embed(crops)
+        .map_err(|e| ApiError::internal(format!("embedding failed: {e}")))?;
+    let dim = state.embedder.dim();
+    if embeddings.len() != crops.len()
+        || embeddings
+            .iter()
+            .any(|e| e.len() != dim || e.iter().any(|v| !v.is_finite()))
+    {
+        return Err(ApiError::internal(format!(
+            "model returned {} embeddings for {} faces, expected finite vectors of dim {dim}",
+            embeddings.len(),
+            crops.len()
+        )));
+    }
+    Ok(embeddings)
+}
+
+/// PNG bytes of a crop (lossless, so re-embedding it later gives the same input).
+fn png(image: &DynamicImage) -> Result<Vec<u8>, ApiError> {
+    let mut out = Cursor::new(Vec::new());
+    image
+        .write_to(&mut out, ImageFormat::Png)
+        .map_err(|e| ApiError::internal(format!("cannot encode a face crop: {e}")))?;
+    Ok(out.into_inner())
 }
 
 /// Cosine similarity of two unit vectors of equal length.

@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 document, written by hand: fifteen routes do not justify a derive
+//! The OpenAPI 3.1 document, written by hand: sixteen routes do not justify a derive
 //! framework's compile time, and a test checks that every served route is described.
 
 use serde_json::{Value, json};
@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/enroll"),
     ("post", "/identify"),
+    ("post", "/detect"),
     ("post", "/embed"),
     ("post", "/verify"),
     ("get", "/identities"),
@@ -67,6 +68,15 @@ pub fn document() -> Value {
     let b64 = json!({"type": "string", "contentEncoding": "base64"});
     let io = ["400", "401", "403", "413", "415", "422", "503"];
     let candidate = json!({"type": "object", "properties": {"identity": {"type": "string"}, "similarity": {"type": "number"}, "face_id": {"type": "integer"}}});
+    let face_box = json!({"type": "object", "description": "a face in image pixels, largest faces first; score: the detector's confidence (not a probability)",
+        "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "score": {"type": "number"}}});
+    let box_or_null = json!({"oneOf": [face_box, {"type": "null"}], "description": "the face's box; null with detect=false"});
+    let detect_f = json!({"type": "boolean", "description": "find faces first (default: server setting detect.enabled, true); false takes the image as an aligned face crop"});
+    let max_faces_f = json!({"type": "integer", "minimum": 1, "description": "faces reported and embedded per image, largest first (default detect.default_max_faces)"});
+    let given_box = json!({"type": "object", "required": ["x", "y", "width", "height"], "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "score": {"type": "number"}}});
+    let identify_face = json!({"type": "object", "properties": {"box": box_or_null, "embedded": {"type": "boolean"}, "match": {"oneOf": [candidate, {"type": "null"}]}, "candidates": {"type": "array", "items": candidate}}});
+    let embed_face = json!({"type": "object", "properties": {"box": box_or_null, "embedded": {"type": "boolean"}, "embedding": {"type": ["array", "null"], "items": {"type": "number"}}}});
+    let verify_face = json!({"type": "object", "properties": {"box": box_or_null, "embedded": {"type": "boolean"}, "same": {"type": ["boolean", "null"]}, "similarity": {"type": ["number", "null"]}}});
     let gallery_q = param(
         "gallery",
         "query",
@@ -138,17 +148,23 @@ pub fn document() -> Value {
         },
         "paths": {
             "/enroll": {"post": op("Enroll face images under an identity (created if new)", "admin",
-                json!({"type": "object", "properties": {"identity": {"type": "string"}, "gallery": {"type": "string"}, "created": {"type": "boolean"}, "face_ids": {"type": "array", "items": {"type": "integer"}}, "model": {"type": "string"}}}),
-                &io, Some(json!({"type": "object", "required": ["identity", "images"], "properties": {"identity": {"type": "string"}, "images": {"type": "array", "items": b64}, "gallery": {"type": "string"}, "metadata": {"type": "object"}}})))},
+                json!({"type": "object", "properties": {"identity": {"type": "string"}, "gallery": {"type": "string"}, "created": {"type": "boolean"}, "face_ids": {"type": "array", "items": {"type": "integer"}}, "boxes": {"type": "array", "items": box_or_null}, "model": {"type": "string"}}}),
+                &io, Some(json!({"type": "object", "required": ["identity", "images"], "description": "each image must show exactly one face large enough to embed (422 no_face / several_faces naming the image) unless `boxes` says where it is", "properties": {"identity": {"type": "string"}, "images": {"type": "array", "items": b64}, "gallery": {"type": "string"}, "metadata": {"type": "object"}, "detect": detect_f, "boxes": {"type": "array", "description": "one entry per image: the face's box, or null to detect it", "items": {"oneOf": [given_box, {"type": "null"}]}}}})))},
+            "/detect": {"post": op("Where are the faces? Boxes, largest first", "query",
+                json!({"type": "object", "properties": {"faces": {"type": "array", "items": {"type": "object", "properties": {"box": face_box, "embeddable": {"type": "boolean", "description": "false below detector.min_embed_size: reported, not embedded"}}}}, "width": {"type": "integer"}, "height": {"type": "integer"}}}),
+                &io, Some(json!({"type": "object", "required": ["image"], "properties": {"image": b64, "max_faces": max_faces_f}})))},
             "/identify": {"post": op("Who is this? The best identity at or above the threshold, or null", "query",
-                json!({"type": "object", "properties": {"match": {"oneOf": [candidate, {"type": "null"}]}, "candidates": {"type": "array", "items": candidate}, "threshold": {"type": "number"}, "gallery": {"type": "string"}, "model": {"type": "string"}}}),
-                &[&io[..], &["404"]].concat(), Some(json!({"type": "object", "required": ["image"], "properties": {"image": b64, "top_k": {"type": "integer", "minimum": 1}, "threshold": {"type": "number"}, "gallery": {"type": "string"}}})))},
+                json!({"type": "object", "description": "match/candidates/box: the largest embedded face; faces: every face. No face: match and box null, candidates and faces empty",
+                    "properties": {"match": {"oneOf": [candidate, {"type": "null"}]}, "candidates": {"type": "array", "items": candidate}, "box": box_or_null, "faces": {"type": "array", "items": identify_face}, "threshold": {"type": "number"}, "gallery": {"type": "string"}, "model": {"type": "string"}}}),
+                &[&io[..], &["404"]].concat(), Some(json!({"type": "object", "required": ["image"], "properties": {"image": b64, "top_k": {"type": "integer", "minimum": 1}, "threshold": {"type": "number"}, "gallery": {"type": "string"}, "detect": detect_f, "max_faces": max_faces_f}})))},
             "/embed": {"post": op("The L2-normalised embedding of a face image", "query",
-                json!({"type": "object", "properties": {"embedding": {"type": "array", "items": {"type": "number"}}, "dim": {"type": "integer"}, "model": {"type": "string"}}}),
-                &io, Some(json!({"type": "object", "required": ["image"], "properties": {"image": b64}})))},
+                json!({"type": "object", "description": "embedding/box: the largest embedded face (422 no_face without one); faces: every face",
+                    "properties": {"embedding": {"type": "array", "items": {"type": "number"}}, "dim": {"type": "integer"}, "box": box_or_null, "faces": {"type": "array", "items": embed_face}, "model": {"type": "string"}}}),
+                &io, Some(json!({"type": "object", "required": ["image"], "properties": {"image": b64, "detect": detect_f, "max_faces": max_faces_f}})))},
             "/verify": {"post": op("Are two faces (or a face and an identity) the same person?", "query",
-                json!({"type": "object", "properties": {"same": {"type": "boolean"}, "similarity": {"type": "number"}, "threshold": {"type": "number"}, "model": {"type": "string"}}}),
-                &[&io[..], &["404"]].concat(), Some(json!({"type": "object", "properties": {"images": {"type": "array", "items": b64, "minItems": 1, "maxItems": 2}, "identity": {"type": "string"}, "gallery": {"type": "string"}, "threshold": {"type": "number"}}})))},
+                json!({"type": "object", "description": "the first image's largest embedded face (box) against the second image's (reference_box) or the identity; faces: every face of the first image. 422 no_face names an image without one",
+                    "properties": {"same": {"type": "boolean"}, "similarity": {"type": "number"}, "threshold": {"type": "number"}, "box": box_or_null, "reference_box": face_box, "faces": {"type": "array", "items": verify_face}, "model": {"type": "string"}}}),
+                &[&io[..], &["404"]].concat(), Some(json!({"type": "object", "properties": {"images": {"type": "array", "items": b64, "minItems": 1, "maxItems": 2}, "identity": {"type": "string"}, "gallery": {"type": "string"}, "threshold": {"type": "number"}, "detect": detect_f, "max_faces": max_faces_f}})))},
             "/identities": {"get": list},
             "/identities/{identity}": {"get": get_identity, "delete": delete_identity},
             "/identities/{identity}/faces/{face_id}": {"delete": delete_face},

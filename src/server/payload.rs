@@ -164,6 +164,43 @@ pub mod lenient {
         }
     }
 
+    /// An optional boolean given as a JSON boolean or as `"true"`/`"false"` (any case).
+    pub fn boolean<'de, D>(deserializer: D) -> Result<Option<bool>, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                _ => Err(D::Error::custom(format!(
+                    "expected true or false, got {s:?}"
+                ))),
+            },
+            Some(other) => Err(D::Error::custom(format!(
+                "expected true or false, got {other}"
+            ))),
+        }
+    }
+
+    /// Any optional JSON value, given as itself or as a string holding it (multipart).
+    pub fn json<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: serde::de::DeserializeOwned,
+    {
+        let value = match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(s)) => serde_json::from_str(&s).map_err(D::Error::custom)?,
+            Some(other) => other,
+        };
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(D::Error::custom)
+    }
+
     /// An optional JSON object given as an object or as a string holding one.
     pub fn object<'de, D>(
         deserializer: D,

@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use super::auth::{require_admin, require_query};
 use super::error::ApiError;
 use super::metrics::record_metrics;
-use super::routes::{embed, enroll, galleries, health, identify, identities};
+use super::routes::{detect, embed, enroll, galleries, health, identify, identities};
 use super::state::AppState;
 
 /// The whole API with its layers, outermost first: tracing, metrics, panic → 500,
@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), require_admin));
     let query = Router::new()
         .route("/identify", post(identify::identify))
+        .route("/detect", post(detect::detect))
         .route("/embed", post(embed::embed))
         .route("/verify", post(embed::verify))
         .route_layer(from_fn_with_state(state.clone(), require_query));

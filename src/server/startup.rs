@@ -22,6 +22,8 @@ use crate::store::{Backend, Store, StoreError};
 pub enum StartupError {
     #[error("cannot load model {path}: {reason}")]
     Model { path: String, reason: String },
+    #[error(transparent)]
+    Detector(#[from] crate::detect::DetectError),
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
     #[error(
@@ -60,6 +62,7 @@ impl Application {
     /// a free port, which [`Application::local_addr`] reports).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let embedder = load_embedder(&settings).await?;
+        let detector = crate::detect::FaceDetector::new(settings.detector.clone())?;
         let store = Store::connect(
             settings.database.url.expose(),
             settings.database.max_connections,
@@ -80,6 +83,7 @@ impl Application {
             settings: Arc::new(settings),
             store,
             embedder: Arc::new(embedder),
+            detector: Arc::new(detector),
             galleries: Arc::new(galleries),
             metrics: Arc::new(Metrics::default()),
             writes: Arc::new(tokio::sync::Mutex::new(())),

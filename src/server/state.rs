@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use super::config::Settings;
 use super::galleries::Galleries;
 use super::metrics::Metrics;
+use crate::detect::FaceDetector;
 use crate::model::Embedder;
 use crate::store::Store;
 
@@ -15,6 +16,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub embedder: Arc<Embedder>,
+    pub detector: Arc<FaceDetector>,
     pub galleries: Arc<Galleries>,
     pub metrics: Arc<Metrics>,
     /// Serialises writes (enroll, delete) so the store and the indexes change in the same

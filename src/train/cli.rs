@@ -53,6 +53,10 @@ pub struct TrainArgs {
     /// Embed each face and its mirror image and average them [default: true].
     #[arg(long)]
     pub flip_average: Option<bool>,
+    /// Crop each image around its largest face with the server's detector and crop
+    /// settings (`[detector]` in the file) before training [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub detect: Option<bool>,
     /// Identities per batch (P of P×K) [default: 16].
     #[arg(long)]
     pub p: Option<usize>,
@@ -242,6 +246,7 @@ impl TrainArgs {
         set(&mut cfg.val_fraction, self.val_fraction);
         set(&mut cfg.selection, self.selection);
         set(&mut cfg.flip_average, self.flip_average);
+        set(&mut cfg.detect, self.detect);
         set(&mut cfg.batch.p, self.p);
         set(&mut cfg.batch.k, self.k);
         set(&mut cfg.preprocessing.height, self.height);

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{Result, TrainError};
 use super::head::HeadConfig;
 use crate::data::{Augmentation, NormalisationKind, PreprocessingSpec};
+use crate::detect::DetectConfig;
 use crate::model::arch::ArchSpec;
 use crate::nn::loss::{ContrastiveConfig, TripletConfig};
 use crate::nn::optim::OptimizerConfig;
@@ -67,6 +68,13 @@ pub struct TrainConfig {
     /// The model embeds each face and its mirror image and averages them (validation
     /// and calibration do too). Costs a second forward pass per face.
     pub flip_average: bool,
+    /// Crop every image around its largest face with the detector before anything else,
+    /// as the server does with photographs; images without a face are left out (and
+    /// listed). Off by default: face-database crops need no detection.
+    pub detect: bool,
+    /// The detector and crop settings for `detect`: the server's `[detector]` section,
+    /// whose defaults these are. Change them only together.
+    pub detector: DetectConfig,
     pub batch: BatchConfig,
     pub preprocessing: PreprocessConfig,
     pub augmentation: AugmentConfig,
@@ -232,6 +240,8 @@ impl Default for TrainConfig {
             val_fraction: 0.2,
             selection: Selection::Best,
             flip_average: true,
+            detect: false,
+            detector: DetectConfig::default(),
             batch: BatchConfig::default(),
             preprocessing: PreprocessConfig::default(),
             augmentation: AugmentConfig::default(),

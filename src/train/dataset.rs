@@ -7,7 +7,8 @@ use rayon::prelude::*;
 use super::config::TrainConfig;
 use super::error::{Result, TrainError};
 use super::seed::{Stream, derive};
-use crate::data::{ImageFolder, Normalisation, Preprocessing, SplitSize};
+use crate::data::{ImageFolder, Normalisation, Preprocessing, ScanOptions, SplitSize, crop_faces};
+use crate::detect::FaceDetector;
 use crate::nn::Tensor;
 
 /// Validation needs known and unknown identities, each with an enrolled and a probe image.
@@ -39,9 +40,19 @@ impl RunData {
                 "no such directory (expected one sub-folder of images per identity)",
             ));
         }
-        let folder = ImageFolder::scan(&cfg.data)?;
+        let mut folder = ImageFolder::scan(&cfg.data)?;
         if let Some(message) = folder.report().message(folder.root()) {
             eprintln!("warning: {message}");
+        }
+        if cfg.detect {
+            let detector = FaceDetector::new(cfg.detector.clone())
+                .map_err(|e| TrainError::Config(e.to_string()))?;
+            let (cropped, report) =
+                crop_faces(&folder, &detector, ScanOptions::default().min_images)?;
+            if let Some(message) = report.message() {
+                eprintln!("warning: {message}");
+            }
+            folder = cropped;
         }
         let n = folder.identities().len();
         let (train, val) = folder.split(

@@ -4,36 +4,68 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::{expect_images, resolve_threshold};
+use super::{expect_images, reading, resolve_threshold};
+use crate::detect::FaceBox;
 use crate::server::error::ApiError;
-use crate::server::inference::{cosine, embed_images};
+use crate::server::inference::{AnalysedImage, analyse, cosine};
 use crate::server::names::{ExternalId, GalleryName};
 use crate::server::payload::{Payload, lenient};
 use crate::server::state::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NoFields {}
+struct EmbedFields {
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    detect: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    max_faces: Option<usize>,
+}
 
-/// An L2-normalised embedding and the model that made it.
+/// One face's embedding (`null` when too small to embed).
+#[derive(Debug, Serialize)]
+pub struct FaceEmbedding {
+    #[serde(rename = "box")]
+    pub bbox: Option<FaceBox>,
+    pub embedded: bool,
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// An L2-normalised embedding of the largest face (`box`), every face's in `faces`.
 #[derive(Debug, Serialize)]
 pub struct EmbedResponse {
     pub embedding: Vec<f32>,
     pub dim: usize,
+    #[serde(rename = "box")]
+    pub bbox: Option<FaceBox>,
+    pub faces: Vec<FaceEmbedding>,
     pub model: String,
 }
 
+/// No face to embed is a 422 `no_face`: there is no embedding to answer with.
 pub async fn embed(
     State(state): State<AppState>,
     payload: Payload,
 ) -> Result<Json<EmbedResponse>, ApiError> {
-    let _: NoFields = payload.fields_as()?;
+    let fields: EmbedFields = payload.fields_as()?;
     expect_images(&payload.images, 1, "(field `image`)")?;
-    let mut embedded = embed_images(&state, payload.images).await?;
-    let embedding = embedded.remove(0).embedding;
+    let how = reading(&state, fields.detect, fields.max_faces)?;
+    let analysed = analyse(&state, payload.images, vec![how], false).await?;
+    let (face, embedding) = analysed[0].require_face(0)?;
+    let (bbox, embedding) = (face.bbox, embedding.to_vec());
+    let faces = analysed
+        .into_iter()
+        .flat_map(|a| a.faces)
+        .map(|f| FaceEmbedding {
+            bbox: f.bbox,
+            embedded: f.embedding.is_some(),
+            embedding: f.embedding,
+        })
+        .collect();
     Ok(Json(EmbedResponse {
         dim: embedding.len(),
         embedding,
+        bbox,
+        faces,
         model: state.embedder.version().to_owned(),
     }))
 }
@@ -45,32 +77,62 @@ struct VerifyFields {
     gallery: Option<String>,
     #[serde(default, deserialize_with = "lenient::number")]
     threshold: Option<f32>,
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    detect: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    max_faces: Option<usize>,
 }
 
-/// Whether two faces (or a face and an identity's best face) are the same person.
+/// One face of the first image against the reference.
+#[derive(Debug, Serialize)]
+pub struct FaceVerdict {
+    #[serde(rename = "box")]
+    pub bbox: Option<FaceBox>,
+    pub embedded: bool,
+    pub same: Option<bool>,
+    pub similarity: Option<f32>,
+}
+
+/// Whether two faces (or a face and an identity's best face) are the same person. The
+/// top level compares the first image's largest face (`box`) with the reference: the
+/// second image's largest face (`reference_box`) or the identity; `faces` compares
+/// every face of the first image.
 #[derive(Debug, Serialize)]
 pub struct VerifyResponse {
     pub same: bool,
     pub similarity: f32,
     pub threshold: f32,
+    #[serde(rename = "box")]
+    pub bbox: Option<FaceBox>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_box: Option<FaceBox>,
+    pub faces: Vec<FaceVerdict>,
     pub model: String,
 }
 
 /// Two images (`images: [a, b]`), or one image and an `identity` (its best face counts).
+/// An image without a face to embed is a 422 `no_face` naming it.
 pub async fn verify(
     State(state): State<AppState>,
     payload: Payload,
 ) -> Result<Json<VerifyResponse>, ApiError> {
     let fields: VerifyFields = payload.fields_as()?;
-    let (similarity, threshold) = match fields.identity {
+    let how = reading(&state, fields.detect, fields.max_faces)?;
+    // Scores the probe's faces: `score(embedding)` is the similarity to the reference.
+    let (probe, reference_box, references, threshold) = match fields.identity {
         None => {
             expect_images(&payload.images, 2, "without `identity`")?;
             let threshold = resolve_threshold(&state, fields.threshold, None)?;
-            let embedded = embed_images(&state, payload.images).await?;
-            (
-                cosine(&embedded[0].embedding, &embedded[1].embedding),
-                threshold,
-            )
+            let mut analysed = analyse(&state, payload.images, vec![how, how], false).await?;
+            let reference = analysed
+                .pop()
+                .ok_or_else(|| ApiError::internal("no image"))?;
+            let probe = analysed
+                .pop()
+                .ok_or_else(|| ApiError::internal("no image"))?;
+            probe.require_face(0)?;
+            let (face, embedding) = reference.require_face(1)?;
+            (probe, face.bbox, vec![embedding.to_vec()], threshold)
         }
         Some(raw) => {
             expect_images(&payload.images, 1, "with `identity`")?;
@@ -90,20 +152,63 @@ pub async fn verify(
                 .await?
                 .ok_or_else(not_found)?;
             let faces = state.store.identity_embeddings(detail.id).await?;
+            if faces.is_empty() {
+                return Err(not_found());
+            }
             let threshold = resolve_threshold(&state, fields.threshold, Some(&gallery))?;
-            let embedded = embed_images(&state, payload.images).await?;
-            let best = faces
-                .iter()
-                .map(|f| cosine(&embedded[0].embedding, &f.embedding))
-                .max_by(f32::total_cmp)
-                .ok_or_else(not_found)?;
-            (best, threshold)
+            let mut analysed = analyse(&state, payload.images, vec![how], false).await?;
+            let probe = analysed
+                .pop()
+                .ok_or_else(|| ApiError::internal("no image"))?;
+            probe.require_face(0)?;
+            let references = faces.into_iter().map(|f| f.embedding).collect();
+            (probe, None, references, threshold)
         }
     };
+    let score = |e: &[f32]| {
+        references
+            .iter()
+            .map(|r| cosine(e, r))
+            .fold(f32::NEG_INFINITY, f32::max)
+    };
+    verdicts(probe, reference_box, score, threshold, &state)
+}
+
+/// The response: the largest embedded face of `probe` at the top, every face in `faces`.
+fn verdicts(
+    probe: AnalysedImage,
+    reference_box: Option<FaceBox>,
+    score: impl Fn(&[f32]) -> f32,
+    threshold: f32,
+    state: &AppState,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let faces: Vec<FaceVerdict> = probe
+        .faces
+        .iter()
+        .map(|f| {
+            let similarity = f.embedding.as_deref().map(&score);
+            FaceVerdict {
+                bbox: f.bbox,
+                embedded: similarity.is_some(),
+                same: similarity.map(|s| s >= threshold),
+                similarity,
+            }
+        })
+        .collect();
+    let (bbox, similarity) = faces
+        .iter()
+        .find_map(|f| f.similarity.map(|s| (f.bbox, s)))
+        .ok_or(ApiError::NoFace {
+            index: 0,
+            too_small: probe.too_small,
+        })?;
     Ok(Json(VerifyResponse {
         same: similarity >= threshold,
         similarity,
         threshold,
+        bbox,
+        reference_box,
+        faces,
         model: state.embedder.version().to_owned(),
     }))
 }

@@ -7,9 +7,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use crate::detect::FaceBox;
 use crate::index::FaceIndex;
 use crate::server::error::ApiError;
-use crate::server::inference::embed_images;
+use crate::server::inference::{Reading, analyse};
 use crate::server::names::{ExternalId, GalleryName};
 use crate::server::payload::{Payload, lenient};
 use crate::server::state::AppState;
@@ -22,6 +23,23 @@ struct EnrollFields {
     gallery: Option<String>,
     #[serde(default, deserialize_with = "lenient::object")]
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    detect: Option<bool>,
+    /// Where the face is in each image (`null`: detect it), one entry per image.
+    #[serde(default, deserialize_with = "lenient::json")]
+    boxes: Option<Vec<Option<GivenBox>>>,
+}
+
+/// A face box given by the client, e.g. one `/detect` returned (its `score` is ignored).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GivenBox {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+    #[serde(default, rename = "score")]
+    _score: Option<f64>,
 }
 
 /// What an enrollment committed.
@@ -32,6 +50,8 @@ pub struct EnrollResponse {
     /// True when this request created the identity.
     pub created: bool,
     pub face_ids: Vec<i64>,
+    /// The face box used in each image; `null` for an image taken whole (`detect=false`).
+    pub boxes: Vec<Option<FaceBox>>,
     pub model: String,
 }
 
@@ -49,8 +69,32 @@ pub async fn enroll(
             reason: format!("expected 1 to {max} images, got {}", payload.images.len()),
         });
     }
-    let embedded = embed_images(&state, payload.images).await?;
+    let readings = readings(&state, &fields, payload.images.len())?;
+    let analysed = analyse(&state, payload.images, readings, true).await?;
     let store_images = state.settings.database.store_images;
+    let mut faces = Vec::with_capacity(analysed.len());
+    let mut boxes = Vec::with_capacity(analysed.len());
+    for (index, image) in analysed.into_iter().enumerate() {
+        let count = image.faces.iter().filter(|f| f.embedding.is_some()).count();
+        if count > 1 {
+            return Err(ApiError::SeveralFaces { index, count });
+        }
+        let Some(face) = image.faces.into_iter().find(|f| f.embedding.is_some()) else {
+            return Err(ApiError::NoFace {
+                index,
+                too_small: image.too_small,
+            });
+        };
+        // The stored image is what was embedded: the face crop (lossless PNG) when the
+        // face was detected or given, so `reembed` needs no detector; else the upload.
+        let stored = face.crop_png.unwrap_or(image.bytes);
+        boxes.push(face.bbox);
+        faces.push(NewFace {
+            embedding: face.embedding.unwrap_or_default(),
+            image_sha256: image.sha256,
+            image: store_images.then_some(stored),
+        });
+    }
     let enrollment = NewEnrollment {
         gallery: gallery.as_str().to_owned(),
         external_id: identity.as_str().to_owned(),
@@ -58,14 +102,7 @@ pub async fn enroll(
             .metadata
             .map(|m| serde_json::Value::Object(m).to_string()),
         model_version: state.embedder.version().to_owned(),
-        faces: embedded
-            .into_iter()
-            .map(|e| NewFace {
-                embedding: e.embedding,
-                image_sha256: e.sha256,
-                image: store_images.then_some(e.bytes),
-            })
-            .collect(),
+        faces,
     };
     // A task of its own: once the transaction commits, the index must learn of it even
     // if the client goes away or the request times out (which drops this future).
@@ -83,9 +120,45 @@ pub async fn enroll(
             gallery: gallery.as_str().to_owned(),
             created: enrolled.created,
             face_ids: enrolled.face_ids,
+            boxes,
             model: state.embedder.version().to_owned(),
         }),
     ))
+}
+
+/// Per image: around the given box, else by detection (all faces, to count them),
+/// else whole when `detect` is off.
+fn readings(
+    state: &AppState,
+    fields: &EnrollFields,
+    images: usize,
+) -> Result<Vec<Reading>, ApiError> {
+    let detect = fields.detect.unwrap_or(state.settings.detect.enabled);
+    let boxes = fields.boxes.clone().unwrap_or_default();
+    if !boxes.is_empty() && boxes.len() != images {
+        return Err(ApiError::InvalidField {
+            field: "boxes",
+            reason: format!(
+                "expected one entry (a box or null) per image: {images} image(s), {} entries",
+                boxes.len()
+            ),
+        });
+    }
+    Ok((0..images)
+        .map(|i| match boxes.get(i).copied().flatten() {
+            Some(b) => Reading::Given(FaceBox {
+                x: b.x,
+                y: b.y,
+                width: b.width,
+                height: b.height,
+                score: 0.0,
+            }),
+            None if detect => Reading::Detect {
+                max_faces: usize::MAX,
+            },
+            None => Reading::Whole,
+        })
+        .collect())
 }
 
 /// Store the enrollment, then add its faces to the gallery's index.

@@ -6,10 +6,12 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::{expect_images, resolve_threshold};
+use super::{expect_images, reading, resolve_threshold};
+use crate::detect::FaceBox;
 use crate::index::FaceIndex;
 use crate::server::error::ApiError;
-use crate::server::inference::embed_images;
+use crate::server::galleries::GalleryState;
+use crate::server::inference::analyse;
 use crate::server::names::GalleryName;
 use crate::server::payload::{Payload, lenient};
 use crate::server::state::AppState;
@@ -22,10 +24,14 @@ struct IdentifyFields {
     #[serde(default, deserialize_with = "lenient::number")]
     threshold: Option<f32>,
     gallery: Option<String>,
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    detect: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::number")]
+    max_faces: Option<usize>,
 }
 
 /// An identity and its best face's similarity to the query.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Candidate {
     pub identity: String,
     pub similarity: f32,
@@ -33,13 +39,32 @@ pub struct Candidate {
     pub face_id: i64,
 }
 
-/// `match` is the best candidate if it reaches the threshold, else `null`.
+/// The answer for one face of the query image.
+#[derive(Debug, Serialize)]
+pub struct FaceAnswer {
+    /// Where the face is; `null` with `detect=false`.
+    #[serde(rename = "box")]
+    pub bbox: Option<FaceBox>,
+    /// False for a face too small to embed: it has no match and no candidates.
+    pub embedded: bool,
+    #[serde(rename = "match")]
+    pub best: Option<Candidate>,
+    pub candidates: Vec<Candidate>,
+}
+
+/// `match` is the best candidate if it reaches the threshold, else `null`. The top-level
+/// answer is the largest embedded face's (`box` says which); `faces` has every face,
+/// largest first, up to `max_faces`. No face found: `match` and `box` are `null`, and
+/// `candidates` and `faces` are empty.
 #[derive(Debug, Serialize)]
 pub struct IdentifyResponse {
     #[serde(rename = "match")]
     pub best: Option<Candidate>,
     /// Top-k distinct identities, most similar first.
     pub candidates: Vec<Candidate>,
+    #[serde(rename = "box")]
+    pub bbox: Option<FaceBox>,
+    pub faces: Vec<FaceAnswer>,
     pub threshold: f32,
     pub gallery: String,
     pub model: String,
@@ -62,46 +87,82 @@ pub async fn identify(
             reason: format!("expected 1 to {max_k}, got {top_k}"),
         });
     }
+    let how = reading(&state, fields.detect, fields.max_faces)?;
     // The default gallery exists implicitly (empty until the first enrollment).
     let gallery = state.galleries.get(gallery_name.as_str());
     if gallery.is_none() && !gallery_name.is_default() {
         return Err(ApiError::GalleryNotFound(gallery_name.as_str().to_owned()));
     }
     let threshold = resolve_threshold(&state, fields.threshold, gallery.as_deref())?;
-    let mut embedded = embed_images(&state, payload.images).await?;
-    let query = embedded.remove(0).embedding;
-    let candidates = match gallery {
-        None => Vec::new(),
-        Some(gallery) => {
-            let searched = Arc::clone(&gallery);
-            let hits = tokio::task::spawn_blocking(move || searched.index.search(&query, top_k))
-                .await?
-                .map_err(ApiError::internal)?;
-            hits.into_iter()
-                .filter_map(|hit| {
-                    // An identity deleted between search and lookup is simply skipped.
-                    gallery.name_of(hit.identity).map(|name| Candidate {
-                        identity: name.to_string(),
-                        similarity: hit.similarity,
-                        face_id: hit.face,
-                    })
-                })
-                .collect()
-        }
-    };
-    let best = candidates
-        .first()
-        .filter(|c| c.similarity >= threshold)
-        .map(|c| Candidate {
-            identity: c.identity.clone(),
-            similarity: c.similarity,
-            face_id: c.face_id,
-        });
+    let mut analysed = analyse(&state, payload.images, vec![how], false).await?;
+    let faces = std::mem::take(&mut analysed[0].faces);
+    let queries: Vec<Vec<f32>> = faces.iter().filter_map(|f| f.embedding.clone()).collect();
+    let mut results = search_all(gallery, queries, top_k).await?.into_iter();
+    let faces: Vec<FaceAnswer> = faces
+        .into_iter()
+        .map(|face| {
+            let candidates = match face.embedding {
+                Some(_) => results.next().unwrap_or_default(),
+                None => Vec::new(),
+            };
+            FaceAnswer {
+                bbox: face.bbox,
+                embedded: face.embedding.is_some(),
+                best: decide(&candidates, threshold),
+                candidates,
+            }
+        })
+        .collect();
+    let top = faces.iter().find(|f| f.embedded);
     Ok(Json(IdentifyResponse {
-        best,
-        candidates,
+        best: top.and_then(|f| f.best.clone()),
+        candidates: top.map(|f| f.candidates.clone()).unwrap_or_default(),
+        bbox: top.and_then(|f| f.bbox),
         threshold,
         gallery: gallery_name.as_str().to_owned(),
         model: state.embedder.version().to_owned(),
+        faces,
     }))
+}
+
+/// The best candidate if it reaches the threshold.
+fn decide(candidates: &[Candidate], threshold: f32) -> Option<Candidate> {
+    candidates
+        .first()
+        .filter(|c| c.similarity >= threshold)
+        .cloned()
+}
+
+/// Top-k distinct identities for each query, on the blocking pool.
+async fn search_all(
+    gallery: Option<Arc<GalleryState>>,
+    queries: Vec<Vec<f32>>,
+    top_k: usize,
+) -> Result<Vec<Vec<Candidate>>, ApiError> {
+    let Some(gallery) = gallery else {
+        return Ok(vec![Vec::new(); queries.len()]);
+    };
+    tokio::task::spawn_blocking(move || {
+        queries
+            .iter()
+            .map(|query| {
+                let hits = gallery
+                    .index
+                    .search(query, top_k)
+                    .map_err(ApiError::internal)?;
+                Ok(hits
+                    .into_iter()
+                    .filter_map(|hit| {
+                        // An identity deleted between search and lookup is simply skipped.
+                        gallery.name_of(hit.identity).map(|name| Candidate {
+                            identity: name.to_string(),
+                            similarity: hit.similarity,
+                            face_id: hit.face,
+                        })
+                    })
+                    .collect())
+            })
+            .collect()
+    })
+    .await?
 }

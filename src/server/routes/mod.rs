@@ -1,5 +1,6 @@
 //! Handlers, one file per resource.
 
+pub mod detect;
 pub mod embed;
 pub mod enroll;
 pub mod galleries;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use super::config::{CalibratedFar, ThresholdPolicy};
 use super::error::ApiError;
 use super::galleries::GalleryState;
+use super::inference::Reading;
 use super::state::AppState;
 
 /// The threshold a decision uses: the request's, else the gallery's, else the configured
@@ -65,4 +67,27 @@ pub fn expect_images(images: &[Vec<u8>], expected: usize, hint: &str) -> Result<
             reason: format!("expected {expected} image(s) {hint}, got {}", images.len()),
         })
     }
+}
+
+/// How a query reads its image: by detection unless `detect` (or the configured default)
+/// says it is a face crop; `max_faces` (or the default) bounds the faces per image.
+pub fn reading(
+    state: &AppState,
+    detect: Option<bool>,
+    max_faces: Option<usize>,
+) -> Result<Reading, ApiError> {
+    let settings = &state.settings.detect;
+    let limit = settings.max_faces_limit;
+    let max_faces = max_faces.unwrap_or(settings.default_max_faces);
+    if max_faces == 0 || max_faces > limit {
+        return Err(ApiError::InvalidField {
+            field: "max_faces",
+            reason: format!("expected 1 to {limit}, got {max_faces}"),
+        });
+    }
+    Ok(if detect.unwrap_or(settings.enabled) {
+        Reading::Detect { max_faces }
+    } else {
+        Reading::Whole
+    })
 }

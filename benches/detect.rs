@@ -1,0 +1,100 @@
+//! Face detection time for a 640×480 and a 1920×1080 photograph-like image: the
+//! real no-face photograph of the fixtures (coffee) scaled to size, with five database
+//! faces pasted on it at a size typical of each (a webcam frame, a group photo).
+//!
+//! Run: `cargo bench --bench detect`. `FACEPRINT_BENCH_SECONDS` sets the time per
+//! figure (default 5). Prints milliseconds per image (median, min, max over the runs)
+//! and the faces found, at the default `min_face_size` (32) and at 40 and 80: the
+//! detector's cost falls with the square of the smallest face it looks for.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use faceprint::detect::{DetectConfig, FaceDetector};
+use image::{GrayImage, imageops};
+
+fn fixture(name: &str) -> GrayImage {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/detect")
+        .join(name);
+    match image::open(&path) {
+        Ok(image) => image.to_luma8(),
+        Err(e) => panic!("fixture {}: {e}", path.display()),
+    }
+}
+
+/// The coffee photograph at `w × h` with five faces `scale` times their stored size.
+fn scene(w: u32, h: u32, scale: u32) -> GrayImage {
+    let mut canvas = imageops::resize(&fixture("coffee.jpg"), w, h, imageops::FilterType::Triangle);
+    let faces = [
+        "orl_s6_1.pgm",
+        "orl_s7_1.pgm",
+        "orl_s10_1.pgm",
+        "orl_s11_1.pgm",
+        "yale_yaleB06.pgm",
+    ];
+    let mut x = 20;
+    for name in faces {
+        let face = fixture(name);
+        let face = imageops::resize(
+            &face,
+            face.width() * scale,
+            face.height() * scale,
+            imageops::FilterType::Triangle,
+        );
+        imageops::replace(&mut canvas, &face, x, i64::from(h / 3));
+        x += i64::from(face.width()) + 20;
+    }
+    canvas
+}
+
+fn main() {
+    let budget = Duration::from_secs_f64(
+        std::env::var("FACEPRINT_BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5.0),
+    );
+    println!("threads: {}", rayon::current_num_threads());
+    for (w, h, scale) in [(640, 480, 1), (1920, 1080, 3)] {
+        let image = scene(w, h, scale);
+        for min_face_size in [32, 40, 80] {
+            let config = DetectConfig {
+                min_face_size,
+                ..DetectConfig::default()
+            };
+            let detector = match FaceDetector::new(config) {
+                Ok(d) => d,
+                Err(e) => panic!("detector: {e}"),
+            };
+            time(
+                &detector,
+                &image,
+                budget,
+                &format!("{w}x{h} min_face_size {min_face_size}"),
+            );
+        }
+    }
+}
+
+/// Prints the time per detection of `image`.
+fn time(detector: &FaceDetector, image: &GrayImage, budget: Duration, what: &str) {
+    {
+        let faces = detector.detect(image).len();
+        let mut times = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < budget || times.len() < 5 {
+            let t = Instant::now();
+            std::hint::black_box(detector.detect(std::hint::black_box(image)));
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "detect {what}: {:.1} ms median ({:.1}–{:.1}, {} runs), {faces} faces found",
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1],
+            times.len()
+        );
+    }
+}
