@@ -15,6 +15,7 @@ cargo build --release --bin train-embed --bin eval-embed --example split-identit
 # Two thirds of each database's identities for training, one third held out (seed 0).
 target/release/examples/split-identities --out data/split --heldout 0.34 "$DATA/orl" "$DATA/yaleb"
 
+rm -rf runs/default   # a fresh run (train-embed refuses to overwrite a checkpoint)
 start=$(date +%s)
 target/release/train-embed --config models/default.toml
 echo "training took $(( $(date +%s) - start )) s"
