@@ -21,24 +21,28 @@ def masks(labels):
     return same & ~eye, ~same  # positives (a ≠ p), negatives
 
 
-def triplet_all(x, labels, margin, squared):
-    """Batch all: mean of the positive terms over every valid (a, p, n)."""
+def triplet_all(x, labels, margin, squared, soft=False):
+    """Batch all: mean of the positive terms over every valid (a, p, n); soft margin:
+    mean of softplus over every valid triplet."""
     d = pairwise(x, squared)
     pos, neg = masks(labels)
     valid = pos[:, :, None] & neg[:, None, :]
-    terms = F.relu(d[:, :, None] - d[:, None, :] + margin) * valid
-    active = (terms > 0).sum()
-    return terms.sum() / active.clamp(min=1), valid.sum(), active
+    z = (d[:, :, None] - d[:, None, :] + margin)[valid]
+    active = (z > 0).sum()
+    if soft:
+        return F.softplus(z).mean(), valid.sum(), active
+    return F.relu(z).sum() / active.clamp(min=1), valid.sum(), active
 
 
-def triplet_batch_hard(x, labels, margin, squared):
+def triplet_batch_hard(x, labels, margin, squared, soft=False):
     """Batch hard: farthest positive and nearest negative per anchor, mean over anchors."""
     d = pairwise(x, squared)
     pos, neg = masks(labels)
     hardest_pos = torch.where(pos, d, torch.zeros_like(d)).max(1).values
     hardest_neg = torch.where(neg, d, torch.full_like(d, float("inf"))).min(1).values
-    terms = F.relu(hardest_pos - hardest_neg + margin)
-    return terms.mean(), torch.tensor(len(labels)), (terms > 0).sum()
+    z = hardest_pos - hardest_neg + margin
+    terms = F.softplus(z) if soft else F.relu(z)
+    return terms.mean(), torch.tensor(len(labels)), (z > 0).sum()
 
 
 def _masked_maximum(data, mask, dim=1):
@@ -51,8 +55,9 @@ def _masked_minimum(data, mask, dim=1):
     return ((data - axis_maximums) * mask).min(dim, keepdim=True).values + axis_maximums
 
 
-def triplet_semi_hard(x, labels, margin, squared):
-    """A line-by-line port of TensorFlow Addons' triplet_semihard_loss."""
+def triplet_semi_hard(x, labels, margin, squared, soft=False):
+    """A line-by-line port of TensorFlow Addons' triplet_semihard_loss (soft margin:
+    softplus instead of its hinge, over the same pairs)."""
     pdist = pairwise(x, squared)
     n = len(labels)
     adjacency = (labels[:, None] == labels[None, :]).to(x.dtype)
@@ -65,6 +70,9 @@ def triplet_semi_hard(x, labels, margin, squared):
     semi_hard = torch.where(mask_final, negatives_outside, negatives_inside)
     loss_mat = margin + pdist - semi_hard
     mask_positives = adjacency - torch.eye(n, dtype=x.dtype)
+    if soft:
+        z = loss_mat[mask_positives > 0]
+        return F.softplus(z).mean(), mask_positives.sum(), (z > 0).sum()
     terms = F.relu(loss_mat * mask_positives)
     return terms.sum() / mask_positives.sum(), mask_positives.sum(), (terms > 0).sum()
 
@@ -181,6 +189,11 @@ def loss_fixtures():
             record(
                 f"triplet.{mining}.{distance}",
                 lambda x, fn=fn, margin=margin, sq=(distance == "squared"): fn(x, labels, margin, sq),
+                x,
+            )
+            record(
+                f"triplet_soft.{mining}.{distance}",
+                lambda x, fn=fn, margin=margin, sq=(distance == "squared"): fn(x, labels, margin, sq, True),
                 x,
             )
     t["contrastive.margin"] = torch.tensor([CONTRASTIVE_MARGIN], dtype=torch.float32)

@@ -12,7 +12,8 @@ It writes two committed fixture files:
 tests/fixtures/torch/losses.safetensors
     Each loss on fixed inputs: value, input gradient (and, for the embedding losses, the
     number of terms and of active terms): softmax cross-entropy (ordinary and ±1e4
-    logits), squared error, triplet loss in all three minings × both distances, and
+    logits), squared error, triplet loss in all three minings × both distances, with
+    the hinge and with the soft margin (`triplet_soft.*`, softplus of the same argument), and
     contrastive loss with both weightings (written independently of the Rust code in
     scripts/torch_losses.py; semi-hard mining is a port of TensorFlow Addons'
     triplet_semihard_loss). Inputs are stored in float32; the references

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use faceprint::data::{
-    ImageFolder, Normalisation, NormalisationKind, Preprocessing, PreprocessingSpec,
+    ImageFolder, Normalisation, NormalisationKind, Preprocessing, PreprocessingSpec, TanTriggs,
 };
 use image::GrayImage;
 use ndarray::{Array2, Axis};
@@ -188,6 +188,56 @@ fn tan_triggs_output_is_bounded_by_tau_and_ignores_global_brightness() {
             .map(|d| d.abs())
             .fold(0.0f32, f32::max);
         assert!(diff < 1e-3, "brightness changed the output by {diff}");
+    }
+}
+
+#[test]
+fn tan_triggs_parameters_are_fitted_as_given_and_checked() {
+    let images = fixture_images();
+    let wide = TanTriggs {
+        sigma1: 4.0,
+        ..TanTriggs::default()
+    };
+    let spec = |tan_triggs| PreprocessingSpec {
+        tan_triggs,
+        ..PreprocessingSpec::new(56, 48, NormalisationKind::TanTriggs)
+    };
+    let pre = spec(wide).fit(&images).expect("fit");
+    assert_eq!(pre.normalisation, Normalisation::TanTriggs(wide));
+    let paper = spec(TanTriggs::default()).fit(&images).expect("fit");
+    let (a, b) = (outputs(&pre, &images), outputs(&paper, &images));
+    assert!(
+        a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 0.1),
+        "sigma1 changed nothing"
+    );
+    // A table that names one parameter keeps the paper's others.
+    let parsed: TanTriggs = serde_json::from_str(r#"{"sigma1": 4.0}"#).expect("parse");
+    assert_eq!(parsed, wide);
+    for (bad, name) in [
+        (
+            TanTriggs {
+                sigma1: 0.5,
+                ..TanTriggs::default()
+            },
+            "sigma1",
+        ),
+        (
+            TanTriggs {
+                gamma: 0.0,
+                ..TanTriggs::default()
+            },
+            "gamma",
+        ),
+        (
+            TanTriggs {
+                tau: f32::NAN,
+                ..TanTriggs::default()
+            },
+            "tau",
+        ),
+    ] {
+        let err = spec(bad).fit(&images).expect_err("out of range");
+        assert!(err.to_string().contains(name), "{err}");
     }
 }
 

@@ -42,6 +42,41 @@ fn no_augmentation_is_the_identity_and_flip_alone_mirrors() {
         "both outcomes occur"
     );
 }
+#[test]
+fn shadows_only_darken_and_quantise_to_eight_bits() {
+    let image = Array2::from_elem((56, 48), 0.6f32);
+    let shadow = Augmentation {
+        shadow: 1.0,
+        ..Augmentation::none()
+    };
+    let outs = shadow.apply_batch(&[&image; 16], 5);
+    for out in &outs {
+        assert!(out.iter().all(|&v| v <= 0.6 + 0.5 / 255.0), "brightened");
+        assert!(
+            out.iter()
+                .all(|&v| ((v * 255.0).round() - v * 255.0).abs() < 1e-3),
+            "not on the 8-bit grid"
+        );
+    }
+    // Each shadow has a dark side and a lit side, and no two fall alike.
+    let darkest: Vec<f32> = outs
+        .iter()
+        .map(|o| o.fold(1.0f32, |a, &b| a.min(b)))
+        .collect();
+    assert!(
+        darkest.iter().filter(|&&d| d < 0.45).count() >= 8,
+        "{darkest:?}"
+    );
+    assert!(outs.iter().all(|o| o.fold(0.0f32, |a, &b| a.max(b)) > 0.55));
+    assert_ne!(outs[0], outs[1]);
+    // Probability 0 leaves images alone.
+    assert!(
+        Augmentation::none()
+            .apply_batch(&[&image; 4], 5)
+            .iter()
+            .all(|o| *o == image)
+    );
+}
 
 #[test]
 fn pk_batches_hold_p_distinct_identities_with_k_images_each() {

@@ -124,13 +124,16 @@ fn every_loss_agrees_with_pytorch() {
             (Mining::BatchHard, "batch_hard"),
             (Mining::SemiHard, "semi_hard"),
         ] {
-            let cfg = TripletConfig {
-                margin,
-                distance,
-                mining,
-            };
-            let key = format!("triplet.{mname}.{dname}");
-            check_embedding_loss(&mut r, &fx, &key, triplet_loss(&x, &labels, &cfg));
+            for (soft, prefix) in [(false, "triplet"), (true, "triplet_soft")] {
+                let cfg = TripletConfig {
+                    margin,
+                    distance,
+                    mining,
+                    soft,
+                };
+                let key = format!("{prefix}.{mname}.{dname}");
+                check_embedding_loss(&mut r, &fx, &key, triplet_loss(&x, &labels, &cfg));
+            }
         }
     }
     let margin = fx.scalar("contrastive.margin");
@@ -234,6 +237,7 @@ impl Reference {
                 margin,
                 distance: Distance::Euclidean,
                 mining: Mining::BatchHard,
+                soft: false,
             },
             net,
             next_mask,

@@ -154,3 +154,78 @@ fn a_minimal_file_takes_the_defaults_and_typos_are_rejected() {
         );
     }
 }
+
+#[test]
+fn illumination_options_come_from_the_file_or_flags_and_are_range_checked() {
+    let toml = "data = 'faces'\n[preprocessing]\nnormalisation = 'tan-triggs'\n\
+                tan_triggs = { sigma0 = 0.5 }\n[augmentation]\nshadow = 0.25\n";
+    let cfg: TrainConfig = toml::from_str(toml).unwrap();
+    let tt = cfg.preprocessing.tan_triggs;
+    assert_eq!(
+        (tt.gamma, tt.sigma0, tt.sigma1),
+        (0.2, 0.5, 2.0),
+        "paper values kept"
+    );
+    assert_eq!(cfg.augmentation.shadow, 0.25);
+    cfg.validate().unwrap();
+
+    let parse = |extra: &[&str]| {
+        let mut argv = vec![
+            "train-embed",
+            "--data",
+            "faces",
+            "--normalisation",
+            "tan-triggs",
+        ];
+        argv.extend_from_slice(extra);
+        TrainArgs::parse_from(argv).to_config()
+    };
+    let cfg = parse(&["--tan-triggs", "sigma0=0.5, gamma=0.1", "--shadow", "1"]).unwrap();
+    let tt = cfg.preprocessing.tan_triggs;
+    assert_eq!(
+        (tt.gamma, tt.sigma0, tt.sigma1, tt.tau),
+        (0.1, 0.5, 2.0, 10.0)
+    );
+    cfg.validate().unwrap();
+    for (flags, expect) in [
+        (&["--tan-triggs", "sigma=1"][..], "name=value"),
+        (&["--tan-triggs", "sigma0=x"][..], "name=value"),
+    ] {
+        let err = parse(flags).unwrap_err();
+        assert!(err.to_string().contains(expect), "{flags:?}: {err}");
+    }
+    for (flags, expect) in [
+        (&["--tan-triggs", "sigma0=3"][..], "sigma1"),
+        (&["--shadow", "1.5"][..], "shadow"),
+    ] {
+        let err = parse(flags).unwrap().validate().unwrap_err();
+        assert!(err.to_string().contains(expect), "{flags:?}: {err}");
+    }
+}
+
+#[test]
+fn a_soft_triplet_margin_may_be_zero_and_is_refused_for_other_losses() {
+    let parse = |extra: &[&str]| {
+        let mut argv = vec!["train-embed", "--data", "faces"];
+        argv.extend_from_slice(extra);
+        TrainArgs::parse_from(argv).to_config()
+    };
+    let cfg = parse(&[
+        "--loss",
+        "triplet",
+        "--soft-margin",
+        "true",
+        "--margin",
+        "0",
+    ])
+    .unwrap();
+    let LossConfig::Triplet(t) = &cfg.loss else {
+        panic!("{:?}", cfg.loss)
+    };
+    assert!(t.soft && t.margin == 0.0);
+    cfg.validate().unwrap();
+    let hard = parse(&["--loss", "triplet", "--margin", "0"]).unwrap();
+    assert!(hard.validate().unwrap_err().to_string().contains("margin"));
+    let err = parse(&["--loss", "softmax", "--soft-margin", "true"]).unwrap_err();
+    assert!(err.to_string().contains("--soft-margin"), "{err}");
+}

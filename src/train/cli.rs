@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 
 use super::config::TrainConfig;
-use super::error::Result;
+use super::error::{Result, TrainError};
 use super::overrides::set;
 use crate::data::NormalisationKind;
 
@@ -73,6 +73,11 @@ pub struct TrainArgs {
     /// Photometric normalisation after greyscale + resize [default: per-image].
     #[arg(long, value_enum)]
     pub normalisation: Option<NormalisationKind>,
+    /// Tan–Triggs parameters to change, e.g. `sigma0=0.5,sigma1=2` (of gamma, sigma0,
+    /// sigma1, alpha, tau; the others keep their configured or paper values:
+    /// 0.2, 1, 2, 0.1, 10).
+    #[arg(long, value_name = "NAME=VALUE,...")]
+    pub tan_triggs: Option<String>,
     /// Turn training augmentation on or off [default: true].
     #[arg(long)]
     pub augment: Option<bool>,
@@ -82,6 +87,10 @@ pub struct TrainArgs {
     /// Augmentation: largest random shift in pixels, each direction [default: 2].
     #[arg(long)]
     pub max_shift: Option<usize>,
+    /// Augmentation: probability of a random cast shadow (side lighting), in [0, 1]
+    /// [default: 0].
+    #[arg(long)]
+    pub shadow: Option<f32>,
     /// Augmentation: largest brightness offset, pixels in [0, 1] [default: 0.1].
     #[arg(long)]
     pub brightness: Option<f32>,
@@ -130,6 +139,10 @@ pub struct TrainArgs {
     /// Triplet distance: Euclidean or squared Euclidean.
     #[arg(long, value_enum)]
     pub distance: Option<DistanceArg>,
+    /// Triplet soft margin: ln(1 + exp(D(a,p) − D(a,n) + margin)) instead of the hinge,
+    /// so satisfied triplets keep pulling; the margin may then be 0 [default: false].
+    #[arg(long)]
+    pub soft_margin: Option<bool>,
     /// Softmax classifier head: cosine (scaled, normalised weights) or linear.
     #[arg(long, value_enum)]
     pub head: Option<HeadArg>,
@@ -252,9 +265,13 @@ impl TrainArgs {
         set(&mut cfg.preprocessing.height, self.height);
         set(&mut cfg.preprocessing.width, self.width);
         set(&mut cfg.preprocessing.normalisation, self.normalisation);
+        if let Some(params) = &self.tan_triggs {
+            set_tan_triggs(&mut cfg.preprocessing.tan_triggs, params)?;
+        }
         set(&mut cfg.augmentation.enabled, self.augment);
         set(&mut cfg.augmentation.flip, self.flip);
         set(&mut cfg.augmentation.max_shift, self.max_shift);
+        set(&mut cfg.augmentation.shadow, self.shadow);
         set(&mut cfg.augmentation.brightness, self.brightness);
         set(&mut cfg.augmentation.contrast, self.contrast);
         super::arch_options::apply(self, cfg)?;
@@ -266,4 +283,29 @@ impl TrainArgs {
         }
         Ok(())
     }
+}
+
+/// Applies `name=value,...` to Tan–Triggs parameters; unknown names and unparsable
+/// values are errors (ranges are checked with the rest of the configuration).
+fn set_tan_triggs(params: &mut crate::data::TanTriggs, list: &str) -> Result<()> {
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = || {
+            TrainError::Config(format!(
+                "--tan-triggs: expected name=value with name one of gamma, sigma0, sigma1, \
+                 alpha, tau; got '{item}'"
+            ))
+        };
+        let (name, value) = item.split_once('=').ok_or_else(bad)?;
+        let value: f32 = value.trim().parse().map_err(|_| bad())?;
+        let field = match name.trim() {
+            "gamma" => &mut params.gamma,
+            "sigma0" => &mut params.sigma0,
+            "sigma1" => &mut params.sigma1,
+            "alpha" => &mut params.alpha,
+            "tau" => &mut params.tau,
+            _ => return Err(bad()),
+        };
+        *field = value;
+    }
+    Ok(())
 }

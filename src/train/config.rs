@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Result, TrainError};
 use super::head::HeadConfig;
-use crate::data::{Augmentation, NormalisationKind, PreprocessingSpec};
+use crate::data::{Augmentation, NormalisationKind, PreprocessingSpec, TanTriggs};
 use crate::detect::DetectConfig;
 use crate::model::arch::ArchSpec;
 use crate::nn::loss::{ContrastiveConfig, TripletConfig};
@@ -130,6 +130,9 @@ pub struct PreprocessConfig {
     pub pca_components: usize,
     /// PCA/ZCA whitening regulariser ε.
     pub whitening_eps: f32,
+    /// `tan-triggs` parameters (`[preprocessing.tan_triggs]`: gamma, sigma0, sigma1,
+    /// alpha, tau); the paper's where left out.
+    pub tan_triggs: TanTriggs,
 }
 
 impl Default for PreprocessConfig {
@@ -141,6 +144,7 @@ impl Default for PreprocessConfig {
             normalisation: spec.kind,
             pca_components: spec.pca_components,
             whitening_eps: spec.whitening_eps,
+            tan_triggs: spec.tan_triggs,
         }
     }
 }
@@ -153,6 +157,7 @@ impl PreprocessConfig {
             kind: self.normalisation,
             pca_components: self.pca_components,
             whitening_eps: self.whitening_eps,
+            tan_triggs: self.tan_triggs,
         }
     }
 }
@@ -168,6 +173,8 @@ pub struct AugmentConfig {
     pub flip: bool,
     /// Largest shift in pixels, each direction.
     pub max_shift: usize,
+    /// Probability of a random cast shadow (side lighting) on a training image.
+    pub shadow: f32,
     /// Largest brightness offset (pixels in [0, 1]).
     pub brightness: f32,
     /// Largest relative contrast change.
@@ -181,6 +188,7 @@ impl Default for AugmentConfig {
             enabled: true,
             flip: a.flip,
             max_shift: a.max_shift,
+            shadow: a.shadow,
             brightness: a.brightness,
             contrast: a.contrast,
         }
@@ -193,6 +201,7 @@ impl AugmentConfig {
         self.enabled.then_some(Augmentation {
             flip: self.flip,
             max_shift: self.max_shift,
+            shadow: self.shadow,
             brightness: self.brightness,
             contrast: self.contrast,
         })
@@ -205,7 +214,8 @@ impl AugmentConfig {
 pub enum LossConfig {
     /// Triplet loss `max(0, D(a, p) − D(a, n) + margin)` over the triplets of a P×K
     /// batch (`margin`, `mining` = all | batch_hard | semi_hard, `distance` =
-    /// euclidean | squared; see [`TripletConfig`]).
+    /// euclidean | squared, `soft` = true for `ln(1 + exp(…))` instead of the hinge; see
+    /// [`TripletConfig`]).
     Triplet(TripletConfig),
     /// Contrastive loss over all pairs of the batch: `½D²` for same-identity pairs,
     /// `½max(0, margin − D)²` for the others (see [`ContrastiveConfig`]).
@@ -297,18 +307,40 @@ impl TrainConfig {
                 "image size must be at least 4×4, got {height}×{width}"
             ));
         }
+        let shadow = self.augmentation.shadow;
+        if !(0.0..=1.0).contains(&shadow) {
+            return bad(format!(
+                "augmentation shadow is a probability in [0, 1], got {shadow}"
+            ));
+        }
+        if self.preprocessing.normalisation == NormalisationKind::TanTriggs {
+            self.preprocessing
+                .tan_triggs
+                .validated()
+                .map_err(|e| TrainError::Config(e.to_string()))?;
+        }
         if let Some(c) = self.clip_grad_norm
             && !(c.is_finite() && c > 0.0)
         {
             return bad(format!("clip_grad_norm must be finite and > 0, got {c}"));
         }
         let margin = match &self.loss {
+            LossConfig::Triplet(t) if t.soft => None,
             LossConfig::Triplet(t) => Some(t.margin),
             LossConfig::Contrastive(c) => Some(c.margin),
             LossConfig::Softmax(_) => None,
         };
         if let Some(m) = margin.filter(|m| !(m.is_finite() && *m > 0.0)) {
             return bad(format!("the loss margin must be finite and > 0, got {m}"));
+        }
+        if let LossConfig::Triplet(t) = &self.loss
+            && t.soft
+            && !(t.margin.is_finite() && t.margin >= 0.0)
+        {
+            return bad(format!(
+                "the soft margin must be finite and ≥ 0, got {}",
+                t.margin
+            ));
         }
         let [h, w] = [height, width];
         super::arch_options::with_input(&self.arch, [h, w])

@@ -20,7 +20,8 @@ pub fn apply_loss(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
             LossArg::Softmax => LossConfig::default(),
         };
     }
-    let triplet_flags = args.mining.is_some() || args.distance.is_some();
+    let triplet_flags =
+        args.mining.is_some() || args.distance.is_some() || args.soft_margin.is_some();
     let head_flags = args.head.is_some() || args.head_scale.is_some();
     let unused = |flags: &str, loss: &LossConfig| {
         Err(TrainError::Config(format!(
@@ -32,11 +33,12 @@ pub fn apply_loss(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
         return unused("--head and --head-scale", &cfg.loss);
     }
     if triplet_flags && !matches!(cfg.loss, LossConfig::Triplet(_)) {
-        return unused("--mining and --distance", &cfg.loss);
+        return unused("--mining, --distance and --soft-margin", &cfg.loss);
     }
     match &mut cfg.loss {
         LossConfig::Triplet(t) => {
             set(&mut t.margin, args.margin);
+            set(&mut t.soft, args.soft_margin);
             if let Some(m) = args.mining {
                 t.mining = match m {
                     MiningArg::All => Mining::All,

@@ -32,7 +32,7 @@ pub enum NormalisationKind {
     Pca,
     /// ZCA whitening (output `(H, W)`).
     Zca,
-    /// Tan & Triggs illumination normalisation (paper defaults).
+    /// Tan & Triggs illumination normalisation (the paper's parameters unless set).
     TanTriggs,
 }
 
@@ -46,6 +46,8 @@ pub struct PreprocessingSpec {
     pub pca_components: usize,
     /// Whitening regulariser ε (squared pixel units). Default 0.01.
     pub whitening_eps: f32,
+    /// Tan–Triggs parameters (used by `TanTriggs` only). Default: the paper's.
+    pub tan_triggs: TanTriggs,
 }
 
 impl Default for PreprocessingSpec {
@@ -56,6 +58,7 @@ impl Default for PreprocessingSpec {
             kind: NormalisationKind::PerImage,
             pca_components: 128,
             whitening_eps: 0.01,
+            tan_triggs: TanTriggs::default(),
         }
     }
 }
@@ -105,7 +108,7 @@ impl PreprocessingSpec {
         let normalisation = match self.kind {
             NormalisationKind::None => Normalisation::None,
             NormalisationKind::PerImage => Normalisation::PerImage,
-            NormalisationKind::TanTriggs => Normalisation::TanTriggs(TanTriggs::default()),
+            NormalisationKind::TanTriggs => Normalisation::TanTriggs(self.tan_triggs.validated()?),
             NormalisationKind::Dataset => {
                 let x = flatten_rows(images)?;
                 let mean = x.mean_axis(Axis(0)).unwrap_or_default();

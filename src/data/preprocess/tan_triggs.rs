@@ -15,8 +15,12 @@
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-/// Parameters of the Tan–Triggs chain; see the module documentation.
+use crate::data::error::{DataError, Result};
+
+/// Parameters of the Tan–Triggs chain; see the module documentation. In a TOML or JSON
+/// table, a parameter left out keeps the paper's value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TanTriggs {
     pub gamma: f32,
     pub sigma0: f32,
@@ -38,6 +42,34 @@ impl Default for TanTriggs {
 }
 
 impl TanTriggs {
+    /// These parameters if the chain is defined for them (γ, α, τ > 0 and
+    /// 0 < σ0 < σ1, all finite), else an error naming the first that is not.
+    pub fn validated(self) -> Result<Self> {
+        let TanTriggs {
+            gamma,
+            sigma0,
+            sigma1,
+            alpha,
+            tau,
+        } = self;
+        let checks = [
+            ("gamma", gamma, gamma > 0.0),
+            ("sigma0", sigma0, sigma0 > 0.0),
+            ("sigma1", sigma1, sigma1 > sigma0),
+            ("alpha", alpha, alpha > 0.0),
+            ("tau", tau, tau > 0.0),
+        ];
+        for (name, value, ok) in checks {
+            if !ok || !value.is_finite() {
+                return Err(DataError::Invalid(format!(
+                    "tan-triggs {name} = {value} is out of range \
+                     (need gamma, alpha, tau > 0 and 0 < sigma0 < sigma1)"
+                )));
+            }
+        }
+        Ok(self)
+    }
+
     /// Applies the chain to one `(H, W)` image with non-negative values.
     pub fn apply(&self, image: &Array2<f32>) -> Array2<f32> {
         // Negative inputs cannot come from pixels; clamp so `powf` never yields NaN.

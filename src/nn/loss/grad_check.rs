@@ -128,26 +128,29 @@ fn squared_error_gradient_matches_finite_differences() {
 
 #[test]
 fn triplet_gradients_match_finite_differences_for_every_mining_and_distance() {
-    for distance in [Distance::Euclidean, Distance::Squared] {
-        let margin = match distance {
-            Distance::Euclidean => 0.7,
-            Distance::Squared => 1.5,
-        };
-        for mining in [Mining::All, Mining::BatchHard, Mining::SemiHard] {
-            let cfg = TripletConfig {
-                margin,
-                distance,
-                mining,
+    for soft in [false, true] {
+        for distance in [Distance::Euclidean, Distance::Squared] {
+            let margin = match distance {
+                Distance::Euclidean => 0.7,
+                Distance::Squared => 1.5,
             };
-            let loss = |x: &Tensor, l: &[usize]| triplet_loss(x, l, &cfg);
-            let (x, labels) = batch_for(distance, margin, |x, l| {
-                let Ok(out) = loss(x, l) else { return false };
-                let partly_active = out.stats.active > 0 && out.stats.active < out.stats.terms;
-                partly_active
-                    && (mining != Mining::SemiHard || semi_hard_falls_back(x, l, distance))
-            });
-            let name = format!("triplet {mining:?} {distance:?}");
-            check_input_gradient(&name, &x, |x| loss(x, &labels).map(|out| out.output));
+            for mining in [Mining::All, Mining::BatchHard, Mining::SemiHard] {
+                let cfg = TripletConfig {
+                    margin,
+                    distance,
+                    mining,
+                    soft,
+                };
+                let loss = |x: &Tensor, l: &[usize]| triplet_loss(x, l, &cfg);
+                let (x, labels) = batch_for(distance, margin, |x, l| {
+                    let Ok(out) = loss(x, l) else { return false };
+                    let partly_active = out.stats.active > 0 && out.stats.active < out.stats.terms;
+                    partly_active
+                        && (mining != Mining::SemiHard || semi_hard_falls_back(x, l, distance))
+                });
+                let name = format!("triplet {mining:?} {distance:?} soft {soft}");
+                check_input_gradient(&name, &x, |x| loss(x, &labels).map(|out| out.output));
+            }
         }
     }
 }

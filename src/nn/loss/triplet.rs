@@ -16,6 +16,12 @@ pub struct TripletConfig {
     pub margin: f32,
     pub distance: Distance,
     pub mining: Mining,
+    /// Soft margin (Hermans et al.): each term is `ln(1 + exp(D(a, p) − D(a, n) + m))`
+    /// instead of the hinge `max(0, …)`, so a triplet that already satisfies the margin
+    /// still pulls, ever more weakly, instead of stopping dead; `m` may then be 0.
+    /// Every term counts (E is their mean for every mining); "active" still counts the
+    /// terms with a positive argument.
+    pub soft: bool,
 }
 
 impl Default for TripletConfig {
@@ -24,6 +30,7 @@ impl Default for TripletConfig {
             margin: 0.2,
             distance: Distance::Euclidean,
             mining: Mining::BatchHard,
+            soft: false,
         }
     }
 }
@@ -79,14 +86,18 @@ pub fn triplet_loss(
     let pairwise = Pairwise::new(x, config.distance);
     let d = &pairwise.d;
     let mut g = Array2::<f64>::zeros(d.raw_dim());
+    let term = Term {
+        margin,
+        soft: config.soft,
+    };
     let tally = match config.mining {
-        Mining::All => mine_all(d, labels, margin, &mut g),
-        Mining::BatchHard => mine_batch_hard(d, labels, margin, &mut g),
-        Mining::SemiHard => mine_semi_hard(d, labels, margin, &mut g),
+        Mining::All => mine_all(d, labels, term, &mut g),
+        Mining::BatchHard => mine_batch_hard(d, labels, term, &mut g),
+        Mining::SemiHard => mine_semi_hard(d, labels, term, &mut g),
     };
     let divisor = match config.mining {
-        Mining::All => tally.active,
-        Mining::BatchHard | Mining::SemiHard => tally.terms,
+        Mining::All if !config.soft => tally.active,
+        Mining::All | Mining::BatchHard | Mining::SemiHard => tally.terms,
     };
     let (value, dx) = if divisor == 0 {
         (0.0, Array2::zeros(x.raw_dim()))
@@ -104,7 +115,35 @@ pub fn triplet_loss(
     ))
 }
 
-/// Sum of ℓ over the terms, how many terms, how many with ℓ > 0.
+/// One term's ℓ as a function of `D(a, p) − D(a, n)`.
+#[derive(Debug, Clone, Copy)]
+struct Term {
+    margin: f64,
+    soft: bool,
+}
+
+impl Term {
+    /// `(ℓ, dℓ/dD(a, p))` (dℓ/dD(a, n) is its negative) at `x = D(a, p) − D(a, n)`.
+    fn at(self, x: f64) -> (f64, f64) {
+        let z = x + self.margin;
+        if self.soft {
+            // ln(1 + eᶻ) = max(z, 0) + ln(1 + e^−|z|), exact and never overflowing.
+            let softplus = z.max(0.0) + (-z.abs()).exp().ln_1p();
+            let sigmoid = if z >= 0.0 {
+                1.0 / (1.0 + (-z).exp())
+            } else {
+                z.exp() / (1.0 + z.exp())
+            };
+            (softplus, sigmoid)
+        } else if z > 0.0 {
+            (z, 1.0)
+        } else {
+            (0.0, 0.0)
+        }
+    }
+}
+
+/// Sum of ℓ over the terms, how many terms, how many with a positive argument.
 #[derive(Debug, Default)]
 struct Tally {
     sum: f64,
@@ -113,15 +152,18 @@ struct Tally {
 }
 
 impl Tally {
-    /// Counts the triplet (a, p, n); if ℓ > 0 adds it and its unscaled dE/dD to g.
-    fn add(&mut self, d: &Array2<f64>, margin: f64, g: &mut Array2<f64>, [a, p, n]: [usize; 3]) {
+    /// Counts the triplet (a, p, n), adds its ℓ and its unscaled dE/dD to g.
+    fn add(&mut self, d: &Array2<f64>, term: Term, g: &mut Array2<f64>, [a, p, n]: [usize; 3]) {
         self.terms += 1;
-        let loss = d[[a, p]] - d[[a, n]] + margin;
-        if loss > 0.0 {
+        let x = d[[a, p]] - d[[a, n]];
+        if x + term.margin > 0.0 {
             self.active += 1;
+        }
+        let (loss, slope) = term.at(x);
+        if slope != 0.0 {
             self.sum += loss;
-            g[[a, p]] += 1.0;
-            g[[a, n]] -= 1.0;
+            g[[a, p]] += slope;
+            g[[a, n]] -= slope;
         }
     }
 }
@@ -134,19 +176,19 @@ fn negatives(labels: &[usize], a: usize) -> impl DoubleEndedIterator<Item = usiz
     (0..labels.len()).filter(move |&n| labels[n] != labels[a])
 }
 
-fn mine_all(d: &Array2<f64>, labels: &[usize], margin: f64, g: &mut Array2<f64>) -> Tally {
+fn mine_all(d: &Array2<f64>, labels: &[usize], term: Term, g: &mut Array2<f64>) -> Tally {
     let mut tally = Tally::default();
     for a in 0..labels.len() {
         for p in positives(labels, a) {
             for n in negatives(labels, a) {
-                tally.add(d, margin, g, [a, p, n]);
+                tally.add(d, term, g, [a, p, n]);
             }
         }
     }
     tally
 }
 
-fn mine_batch_hard(d: &Array2<f64>, labels: &[usize], margin: f64, g: &mut Array2<f64>) -> Tally {
+fn mine_batch_hard(d: &Array2<f64>, labels: &[usize], term: Term, g: &mut Array2<f64>) -> Tally {
     let mut tally = Tally::default();
     for a in 0..labels.len() {
         // max_by keeps the last of equal elements, min_by the first; rev() makes the
@@ -157,13 +199,13 @@ fn mine_batch_hard(d: &Array2<f64>, labels: &[usize], margin: f64, g: &mut Array
         let hardest_negative =
             negatives(labels, a).min_by(|&i, &j| d[[a, i]].total_cmp(&d[[a, j]]));
         if let (Some(p), Some(n)) = (hardest_positive, hardest_negative) {
-            tally.add(d, margin, g, [a, p, n]);
+            tally.add(d, term, g, [a, p, n]);
         }
     }
     tally
 }
 
-fn mine_semi_hard(d: &Array2<f64>, labels: &[usize], margin: f64, g: &mut Array2<f64>) -> Tally {
+fn mine_semi_hard(d: &Array2<f64>, labels: &[usize], term: Term, g: &mut Array2<f64>) -> Tally {
     let mut tally = Tally::default();
     for a in 0..labels.len() {
         for p in positives(labels, a) {
@@ -173,7 +215,7 @@ fn mine_semi_hard(d: &Array2<f64>, labels: &[usize], margin: f64, g: &mut Array2
                 .min_by(by_distance);
             let chosen = semi_hard.or_else(|| negatives(labels, a).rev().max_by(by_distance));
             if let Some(n) = chosen {
-                tally.add(d, margin, g, [a, p, n]);
+                tally.add(d, term, g, [a, p, n]);
             }
         }
     }

@@ -17,6 +17,7 @@ fn run(mining: Mining, distance: Distance, margin: f32) -> EmbeddingLoss {
             margin,
             distance,
             mining,
+            soft: false,
         },
     )
     .unwrap()
@@ -88,6 +89,7 @@ fn a_satisfied_margin_gives_zero_loss_and_gradient() {
             margin: 1.0,
             distance: Distance::Euclidean,
             mining,
+            soft: false,
         };
         let out = triplet_loss(&x, &[0, 0, 1, 1], &cfg).unwrap();
         assert_eq!(out.output.value, 0.0, "{mining:?}");
@@ -150,8 +152,56 @@ fn config_parses_from_toml() {
         TripletConfig {
             margin: 0.3,
             distance: Distance::Squared,
-            mining: Mining::SemiHard
+            mining: Mining::SemiHard,
+            soft: false,
         }
     );
     assert!(toml::from_str::<TripletConfig>("mining = 'hardest'").is_err());
+}
+
+#[test]
+fn soft_margin_is_the_softplus_of_the_hinge_argument_and_never_stops_pulling() {
+    // two tight, far-apart clusters: the hinge at margin 1 is satisfied everywhere
+    let x = ArrayD::from_shape_vec(IxDyn(&[4, 1]), vec![0.0, 0.1, 10.0, 10.2]).unwrap();
+    let labels = [0, 0, 1, 1];
+    let soft = |mining, margin| TripletConfig {
+        margin,
+        distance: Distance::Euclidean,
+        mining,
+        soft: true,
+    };
+    let out = triplet_loss(&x, &labels, &soft(Mining::BatchHard, 1.0)).unwrap();
+    // anchors 0, 1: D(a, p) 0.1, nearest negatives 10 and 9.9; anchors 2, 3: D(a, p)
+    // 0.2, nearest negatives 9.9 and 10.1
+    let expected: f64 = [
+        0.1 - 10.0 + 1.0,
+        0.1 - 9.9 + 1.0,
+        0.2 - 9.9 + 1.0,
+        0.2 - 10.1 + 1.0,
+    ]
+    .iter()
+    .map(|z: &f64| z.exp().ln_1p())
+    .sum::<f64>()
+        / 4.0;
+    assert!(
+        (f64::from(out.output.value) - expected).abs() < 1e-6,
+        "{} vs {expected}",
+        out.output.value
+    );
+    assert_eq!((out.stats.terms, out.stats.active), (4, 0));
+    // still pulls each cluster together (a step along −g moves 0 and 1 towards each
+    // other, and 2 and 3), where the hinge's gradient is zero
+    let g = &out.output.grad;
+    assert!(g[[0, 0]] < 0.0 && g[[1, 0]] > 0.0, "{g}");
+    assert!(g[[2, 0]] < 0.0 && g[[3, 0]] > 0.0, "{g}");
+    // margin 0 is allowed, huge arguments neither overflow nor lose the linear part
+    let far = ArrayD::from_shape_vec(IxDyn(&[4, 1]), vec![0.0, 1000.0, 1.0, 2.0]).unwrap();
+    for mining in [Mining::All, Mining::BatchHard, Mining::SemiHard] {
+        let out = triplet_loss(&far, &labels, &soft(mining, 0.0)).unwrap();
+        assert!(
+            out.output.value.is_finite() && out.output.value > 100.0,
+            "{mining:?}"
+        );
+        assert!(out.output.grad.iter().all(|g| g.is_finite()));
+    }
 }
