@@ -12,80 +12,17 @@ pub fn face(who: &str, n: u32) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
-/// The model file the server loads in tests: the shipped default model.
-///
-/// Until `models/default.safetensors` is committed, a small seeded CNN (untrained, on
-/// 56×46 inputs) is written to a temporary file instead, so the HTTP behaviour can be
-/// tested; the tests that need a *trained* model to tell people apart fail with it.
+/// The model file the server loads in tests: the shipped default model, committed
+/// under `models/` (a checkout without it is broken, and the tests say so).
 pub fn model_path() -> PathBuf {
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default.safetensors");
-    if shipped.exists() {
-        return shipped;
-    }
-    static UNTRAINED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    UNTRAINED.get_or_init(write_untrained_model).clone()
-}
-
-/// Whether the shipped, trained model exists; prints why a test stops short when not.
-/// Tests that need a model which tells people apart (not just any model) check this.
-pub fn has_trained_model(test: &str) -> bool {
-    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default.safetensors");
-    if !shipped.exists() {
-        eprintln!(
-            "note: models/default.safetensors is not committed yet; {test} skips the checks \
-             that need a trained model"
-        );
-    }
-    shipped.exists()
-}
-
-fn write_untrained_model() -> PathBuf {
-    use faceprint::data::Preprocessing;
-    use faceprint::data::preprocess::Normalisation;
-    use faceprint::model::arch::ArchSpec;
-    use faceprint::model::{ModelFile, ModelMeta, Thresholds};
-    let arch = ArchSpec::Cnn {
-        input: [56, 46],
-        widths: vec![4, 8],
-        fc: 32,
-        embedding_dim: 16,
-        dropout: 0.0,
-    };
-    let net = arch.build(7).expect("the small CNN builds");
-    let meta = ModelMeta {
-        format: faceprint::model::FORMAT_VERSION,
-        embedding_dim: arch.embedding_dim(),
-        architecture: arch,
-        preprocessing: Preprocessing {
-            height: 56,
-            width: 46,
-            normalisation: Normalisation::PerImage,
-        },
-        loss: serde_json::json!({"type": "none", "note": "untrained test model"}),
-        training: serde_json::json!({"epochs": 0}),
-        thresholds: Thresholds {
-            far_0_1pct: 0.99,
-            far_1pct: 0.97,
-            far_10pct: 0.9,
-        },
-        flip_average: false,
-        version: String::new(),
-    };
-    // One file shared by every test process: written under a private name, then renamed
-    // into place (atomic), so a concurrent reader never sees half a file.
-    // The format version in the name keeps a file written by an older layout out of use.
-    let path = std::env::temp_dir().join(format!(
-        "faceprint-untrained-cnn-seed7-format{}.safetensors",
-        faceprint::model::FORMAT_VERSION
-    ));
-    if !path.exists() {
-        let partial = path.with_extension(format!("{}.partial", std::process::id()));
-        ModelFile::new(meta, net)
-            .save(&partial)
-            .expect("save the untrained model");
-        std::fs::rename(&partial, &path).expect("move the untrained model into place");
-    }
-    path
+    assert!(
+        shipped.exists(),
+        "{} is missing: it is committed with the repository (scripts/train-default.sh \
+         rebuilds it)",
+        shipped.display()
+    );
+    shipped
 }
 
 /// A PNG whose header claims `width` × `height` pixels, with no pixel data behind it.
