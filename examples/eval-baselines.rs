@@ -1,8 +1,9 @@
 //! The classical baselines (raw pixels, Eigenfaces, Fisherfaces) on held-out identities.
 //!
-//! Each folder's identities are split in half (seeded); the training halves are merged
-//! to fit the preprocessing and the baselines, the held-out halves to run the open-set
-//! protocol. Writes `baselines.json` and `roc.png` to `--out`.
+//! Each folder's identities are split (seeded; `--heldout` of them held out, a third by
+//! default, as `scripts/train-default.sh` splits them for the shipped model); the
+//! training parts are merged to fit the preprocessing and the baselines, the held-out
+//! parts to run the open-set protocol. Writes `baselines.json` and `roc.png` to `--out`.
 //!
 //! cargo run --example eval-baselines -- --norm tan-triggs ../shared/data/orl ../shared/data/yaleb
 
@@ -27,6 +28,10 @@ struct Args {
     /// Protocol rounds.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Fraction of each folder's identities held out (the same split as
+    /// `split-identities --heldout` with the same seed).
+    #[arg(long, default_value_t = 0.34)]
+    heldout: f64,
     /// Seed of the identity split and of the protocol.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -43,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut train, mut test) = (Vec::new(), Vec::new());
     for root in &args.folders {
         let folder = ImageFolder::scan(root)?;
-        let (a, b) = folder.split(SplitSize::Fraction(0.5), args.seed)?;
+        let (a, b) = folder.split(SplitSize::Fraction(args.heldout), args.seed)?;
         eprintln!(
             "{}: {} identities → {} train ({} images), {} held out ({} images)",
             root.display(),

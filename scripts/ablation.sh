@@ -10,7 +10,9 @@
 #   softmax, linear head | --loss softmax --head linear
 # Needs data/split/{train,heldout} (scripts/train-default.sh or examples/split-identities).
 # env: BASE (default models/default.toml), OUT (default runs/ablation), PYTHON (python3),
-#      SPLIT (default data/split: trains on $SPLIT/train, evaluates on $SPLIT/heldout).
+#      SPLIT (default data/split: trains on $SPLIT/train, evaluates on $SPLIT/heldout),
+#      BIN (a folder holding train-embed and eval-embed: use those, build nothing;
+#      lets a long ablation run on while the tree is rebuilt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${BASE:-models/default.toml}
@@ -20,7 +22,12 @@ SPLIT=${SPLIT:-data/split}
 VARIANTS=${1:?usage: scripts/ablation.sh VARIANTS_FILE}
 mkdir -p "$OUT"
 
-cargo build --release --bin train-embed --bin eval-embed >&2
+if [ -n "${BIN:-}" ]; then
+  TRAIN=$BIN/train-embed EVAL=$BIN/eval-embed
+else
+  cargo build --release --bin train-embed --bin eval-embed >&2
+  TRAIN=target/release/train-embed EVAL=target/release/eval-embed
+fi
 
 echo "| variant | rank-1 | DIR@1% | DIR@10% | TAR@0.1% | TAR@1% | EER | epoch saved | train s |"
 echo "|---|---|---|---|---|---|---|---|---|"
@@ -35,10 +42,10 @@ while IFS= read -r line; do
   rm -rf "$dir"
   start=$(date +%s)
   # shellcheck disable=SC2086
-  target/release/train-embed --config "$BASE" --data "$SPLIT/train" $flags --output "$dir/model.safetensors" \
+  "$TRAIN" --config "$BASE" --data "$SPLIT/train" $flags --output "$dir/model.safetensors" \
     --run-dir "$dir/run" >"$dir.train.log" 2>&1 || { echo "| $name | training failed: see $dir.train.log |"; continue; }
   secs=$(( $(date +%s) - start ))
-  target/release/eval-embed --model "$dir/model.safetensors" --data "$SPLIT/heldout" \
+  "$EVAL" --model "$dir/model.safetensors" --data "$SPLIT/heldout" \
     --out "$dir/eval" >"$dir.eval.log" 2>&1 || { echo "| $name | evaluation failed: see $dir.eval.log |"; continue; }
   $PYTHON - "$dir/eval/report.json" "$dir/run/log.jsonl" "$name" "$secs" <<'PY'
 import json, sys
