@@ -50,7 +50,7 @@ fn flags_override_the_configuration_file() {
         "--epochs",
         "3",
         "--mining",
-        "semi-hard",
+        "all",
         "--widths",
         "8,16",
         "--optimizer",
@@ -67,7 +67,7 @@ fn flags_override_the_configuration_file() {
     let LossConfig::Triplet(t) = &cfg.loss else {
         panic!("{:?}", cfg.loss)
     };
-    assert_eq!((t.mining, t.margin), (Mining::SemiHard, 0.2));
+    assert_eq!((t.mining, t.margin), (Mining::All, 0.5));
     let ArchSpec::Cnn { widths, fc, .. } = &cfg.arch else {
         panic!("{:?}", cfg.arch)
     };
