@@ -49,14 +49,19 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
 }
 
 impl Store {
-    /// Write a consistent snapshot of this SQLite database to `out`, which must not exist.
-    pub async fn backup_into(&self, out: &Path) -> Result<(), RestoreError> {
+    /// `path` as the text SQLite's `VACUUM INTO` and `ATTACH` take; an error unless this
+    /// store is SQLite and the path is UTF-8.
+    fn sqlite_file_arg<'p>(&self, path: &'p Path) -> Result<&'p str, RestoreError> {
         if self.backend != Backend::Sqlite {
             return Err(RestoreError::NotSqlite);
         }
-        let target = out
-            .to_str()
-            .ok_or_else(|| RestoreError::Io(format!("{} is not UTF-8", out.display())))?;
+        path.to_str()
+            .ok_or_else(|| RestoreError::Io(format!("{} is not UTF-8", path.display())))
+    }
+
+    /// Write a consistent snapshot of this SQLite database to `out`, which must not exist.
+    pub async fn backup_into(&self, out: &Path) -> Result<(), RestoreError> {
+        let target = self.sqlite_file_arg(out)?;
         sqlx::query("VACUUM INTO $1")
             .bind(target)
             .execute(&self.pool)
@@ -92,12 +97,7 @@ impl Store {
     /// Replace every row of this SQLite database with those of the SQLite database file
     /// `source` (already migrated to the same schema), in one transaction.
     pub async fn replace_all_from(&self, source: &Path) -> Result<(), RestoreError> {
-        if self.backend != Backend::Sqlite {
-            return Err(RestoreError::NotSqlite);
-        }
-        let source = source
-            .to_str()
-            .ok_or_else(|| RestoreError::Io(format!("{} is not UTF-8", source.display())))?;
+        let source = self.sqlite_file_arg(source)?;
         let mut conn = self.pool.acquire().await.map_err(StoreError::from)?;
         // ATTACH cannot run inside a transaction; the attachment belongs to this connection
         // only and is dropped below (or with the connection on error).

@@ -324,22 +324,19 @@ impl TrainConfig {
         {
             return bad(format!("clip_grad_norm must be finite and > 0, got {c}"));
         }
+        // A hinge needs a positive margin; the soft margin also works at 0.
         let margin = match &self.loss {
-            LossConfig::Triplet(t) if t.soft => None,
-            LossConfig::Triplet(t) => Some(t.margin),
-            LossConfig::Contrastive(c) => Some(c.margin),
+            LossConfig::Triplet(t) if t.soft => Some((t.margin, true)),
+            LossConfig::Triplet(t) => Some((t.margin, false)),
+            LossConfig::Contrastive(c) => Some((c.margin, false)),
             LossConfig::Softmax(_) => None,
         };
-        if let Some(m) = margin.filter(|m| !(m.is_finite() && *m > 0.0)) {
-            return bad(format!("the loss margin must be finite and > 0, got {m}"));
-        }
-        if let LossConfig::Triplet(t) = &self.loss
-            && t.soft
-            && !(t.margin.is_finite() && t.margin >= 0.0)
+        if let Some((m, zero_ok)) = margin
+            && !(m.is_finite() && (m > 0.0 || (zero_ok && m == 0.0)))
         {
+            let bound = if zero_ok { "≥ 0" } else { "> 0" };
             return bad(format!(
-                "the soft margin must be finite and ≥ 0, got {}",
-                t.margin
+                "the loss margin must be finite and {bound}, got {m}"
             ));
         }
         let [h, w] = [height, width];

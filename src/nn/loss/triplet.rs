@@ -61,7 +61,8 @@ pub enum Mining {
 ///
 /// A batch without a valid triplet — no identity with two embeddings, or only one
 /// identity — is an error rather than a silent zero: the P×K sampler should never
-/// produce one. A valid batch whose triplets all satisfy the margin gives E = 0.
+/// produce one. A valid batch whose triplets all satisfy the hinge's margin gives
+/// E = 0 (the soft margin never reaches 0).
 pub fn triplet_loss(
     embeddings: &Tensor,
     labels: &[usize],
