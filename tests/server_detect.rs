@@ -108,8 +108,30 @@ async fn detect_returns_every_face_box_largest_first() {
     seen.sort_unstable();
     assert_eq!(seen, [0, 1, 2], "{body}");
     for f in faces {
-        assert!(f["box"]["score"].as_f64().expect("score") > 0.0, "{body}");
+        let score = f["box"]["score"].as_f64().expect("score");
+        assert!(score > 0.7 && score <= 1.0, "a probability: {body}");
         assert_eq!(f["embeddable"], true, "{body}");
+        // Five landmarks inside the box: eyes above the nose above the mouth.
+        let points: Vec<(f64, f64)> = f["landmarks"]
+            .as_array()
+            .expect("landmarks")
+            .iter()
+            .map(|p| (p["x"].as_f64().expect("x"), p["y"].as_f64().expect("y")))
+            .collect();
+        assert_eq!(points.len(), 5, "{body}");
+        let (x, y) = (
+            f["box"]["x"].as_f64().expect("x"),
+            f["box"]["y"].as_f64().expect("y"),
+        );
+        let w = f["box"]["width"].as_f64().expect("width");
+        let h = f["box"]["height"].as_f64().expect("height");
+        for &(px, py) in &points {
+            assert!(px > x && px < x + w && py > y && py < y + h, "{body}");
+        }
+        assert!(
+            points[0].1 < points[2].1 && points[2].1 < points[3].1,
+            "{body}"
+        );
     }
     let form = Form::new()
         .part("image", Part::bytes(image).file_name("photo.png"))

@@ -58,7 +58,7 @@ pub fn crop_faces(
         .map(|image| {
             let faces = detector.detect(image);
             let face = faces.iter().find(|b| b.embeddable(config))?;
-            Some(crop_face(image, face, config))
+            Some(crop_face(image, face))
         })
         .collect();
     let mut report = FaceCropReport::default();

@@ -1,26 +1,29 @@
-//! SeetaFace frontal detection (the `rustface` crate) behind a `&self` interface.
+//! The face detector behind a `&self` interface: MTCNN on grey images.
 
-use image::{GrayImage, imageops};
+use image::GrayImage;
 use serde::{Deserialize, Serialize};
 
+use super::mtcnn::{self, CascadeConfig, Detection};
+use super::nets::Nets;
+use super::resample::Plane;
 use super::{DetectConfig, DetectError};
-
-/// The SeetaFace frontal model from the `rustface` package (BSD-2-Clause, see
-/// `models/seeta_fd_frontal_v1.0.LICENSE`), compiled in: detection reads no file.
-const SEETA_FRONTAL: &[u8] = include_bytes!("../../models/seeta_fd_frontal_v1.0.bin");
-
-/// SeetaFace slides a 40-pixel window over an image pyramid whose smallest level is
-/// 40 pixels on its short side; a smaller image has no level at all (and the crate's
-/// window arithmetic underflows on one), so it is answered with no face. It is also the
-/// smallest face it finds in the image it is given.
-const WINDOW: u32 = 40;
 
 /// A box cut by the image border to less than this (either side, pixels) is dropped:
 /// too little of the face is in the picture to be worth reporting.
 const MIN_CLIPPED: u32 = super::config::MIN_SEARCH_SIZE / 2;
 
+/// A point in image pixels (pixel-index coordinates: the first pixel's centre is 0, 0).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub x: f32,
+    pub y: f32,
+}
+
 /// A face found in an image: a box in the image's pixel coordinates (clipped to the
-/// image) and the detector's confidence (higher is surer; not a probability).
+/// image), the detector's face probability in [0, 1], and, when the detector found the
+/// face, its five landmarks (left eye, right eye, nose, left and right mouth corners,
+/// as seen in the image). The landmarks are not part of the box's serialised form; the
+/// server reports them beside it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaceBox {
     pub x: u32,
@@ -28,6 +31,8 @@ pub struct FaceBox {
     pub width: u32,
     pub height: u32,
     pub score: f64,
+    #[serde(skip)]
+    pub landmarks: Option<[Point; 5]>,
 }
 
 impl FaceBox {
@@ -52,14 +57,18 @@ impl FaceBox {
     pub fn embeddable(&self, config: &DetectConfig) -> bool {
         self.width.min(self.height) >= config.min_embed_size
     }
+
+    /// Distance in pixels from the box centre to the point `(x, y)`.
+    pub fn centre_distance(&self, x: f64, y: f64) -> f64 {
+        let cx = f64::from(self.x) + f64::from(self.width) / 2.0;
+        let cy = f64::from(self.y) + f64::from(self.height) / 2.0;
+        ((cx - x).powi(2) + (cy - y).powi(2)).sqrt()
+    }
 }
 
-/// A face detector with its settings. `rustface`'s detector needs `&mut self` and is not
-/// `Send`, so each call builds one from a clone of the parsed model (a copy of about
-/// 1 MB, small beside the detection itself); one `FaceDetector` serves many threads.
-#[derive(Clone)]
+/// The MTCNN detector with its settings; one `FaceDetector` serves many threads.
 pub struct FaceDetector {
-    model: rustface::Model,
+    nets: Nets,
     config: DetectConfig,
 }
 
@@ -72,54 +81,104 @@ impl std::fmt::Debug for FaceDetector {
 }
 
 impl FaceDetector {
-    /// The shipped SeetaFace frontal model with `config` (validated here).
+    /// The shipped MTCNN weights with `config` (validated here).
     pub fn new(config: DetectConfig) -> Result<FaceDetector, DetectError> {
         config.validate()?;
-        let model =
-            rustface::read_model(SEETA_FRONTAL).map_err(|e| DetectError::Model(e.to_string()))?;
-        Ok(FaceDetector { model, config })
+        Ok(FaceDetector {
+            nets: Nets::load()?,
+            config,
+        })
     }
 
     pub fn config(&self) -> &DetectConfig {
         &self.config
     }
 
-    /// Every face in `image`, largest first (ties: higher score first).
+    fn cascade(&self) -> CascadeConfig {
+        CascadeConfig {
+            min_face_size: self.config.min_face_size as f32,
+            factor: self.config.pyramid_factor,
+            thresholds: self.config.thresholds,
+        }
+    }
+
+    /// Every face in `image` as the cascade reports it (box corners, probability,
+    /// landmarks), in the cascade's order.
+    pub fn detections(&self, image: &GrayImage) -> Vec<Detection> {
+        mtcnn::detect(&self.nets, &Plane::from_gray(image), &self.cascade())
+    }
+
+    /// Every face in `image`, largest first (ties: higher score first), boxes clipped to
+    /// the image; faces cut by the border to under 10 pixels are left out.
     ///
-    /// SeetaFace's smallest face is its 40-pixel window (`rustface` 0.1.7 keeps its
-    /// minimum-face setting but never uses it), so the image is resized by
-    /// `40 / min_face_size` first: enlarged to find smaller faces, shrunk to skip them
-    /// (and go faster). Boxes are mapped back to the image's own pixels.
+    /// A tight face crop (the face filling the frame, as in face databases) gives the
+    /// cascade no context and is often missed: when nothing is found, the search is
+    /// repeated once on the image inside a border of its own mean grey, a quarter of
+    /// its size on each side, and what is found there is mapped back.
     pub fn detect(&self, image: &GrayImage) -> Vec<FaceBox> {
         let (w, h) = image.dimensions();
-        let factor = f64::from(WINDOW) / f64::from(self.config.min_face_size);
-        // Bounded by the image size times at most 2 (min_face_size ≥ 20).
-        let sw = (f64::from(w) * factor).round() as u32;
-        let sh = (f64::from(h) * factor).round() as u32;
-        if sw.min(sh) < WINDOW {
-            return Vec::new();
+        let mut found = self.detections(image);
+        if found.is_empty() && w.min(h) >= 12 {
+            let (pad_x, pad_y) = (w.div_ceil(4), h.div_ceil(4));
+            let framed = framed(image, pad_x, pad_y);
+            found = self.detections(&framed);
+            for d in &mut found {
+                let (dx, dy) = (pad_x as f32, pad_y as f32);
+                d.bbox = [
+                    d.bbox[0] - dx,
+                    d.bbox[1] - dy,
+                    d.bbox[2] - dx,
+                    d.bbox[3] - dy,
+                ];
+                for p in &mut d.landmarks {
+                    *p = [p[0] - dx, p[1] - dy];
+                }
+            }
         }
-        let resized;
-        let searched = if (sw, sh) == (w, h) {
-            image
-        } else {
-            resized = imageops::resize(image, sw, sh, imageops::FilterType::Triangle);
-            &resized
-        };
-        let mut detector = rustface::create_detector_with_model(self.model.clone());
-        detector.set_score_thresh(self.config.score_threshold);
-        detector.set_pyramid_scale_factor(self.config.pyramid_scale);
-        detector.set_slide_window_step(self.config.slide_step, self.config.slide_step);
-        let data = rustface::ImageData::new(searched.as_raw(), sw, sh);
-        let mut faces: Vec<FaceBox> = detector
-            .detect(&data)
+        let mut faces: Vec<FaceBox> = found
             .iter()
-            .filter_map(|face| back_to_image(face.bbox(), face.score(), factor, w, h))
+            .filter_map(|d| to_face_box(d, w, h))
             .filter(|b| b.width.min(b.height) >= MIN_CLIPPED)
             .collect();
         sort_largest_first(&mut faces);
         faces
     }
+}
+
+/// `image` inside a border of its mean grey, `pad_x` and `pad_y` pixels wide.
+fn framed(image: &GrayImage, pad_x: u32, pad_y: u32) -> GrayImage {
+    let image = &equalised(image);
+    let (w, h) = image.dimensions();
+    let sum: u64 = image.as_raw().iter().map(|&v| u64::from(v)).sum();
+    // A mean of u8 values fits in u8.
+    let mean = (sum / (u64::from(w) * u64::from(h)).max(1)) as u8;
+    let mut out = GrayImage::from_pixel(w + 2 * pad_x, h + 2 * pad_y, image::Luma([mean]));
+    image::imageops::replace(&mut out, image, i64::from(pad_x), i64::from(pad_y));
+    out
+}
+
+/// Histogram equalisation: each grey level mapped to its rank among the pixels, so a
+/// dark or flat image uses the whole range.
+fn equalised(image: &GrayImage) -> GrayImage {
+    let mut hist = [0u64; 256];
+    for &v in image.as_raw() {
+        hist[usize::from(v)] += 1;
+    }
+    let total = image.as_raw().len() as u64;
+    let mut cdf = [0u64; 256];
+    let mut acc = 0;
+    for (c, h) in cdf.iter_mut().zip(hist) {
+        acc += h;
+        *c = acc;
+    }
+    let lowest = cdf.iter().copied().find(|&c| c > 0).unwrap_or(0);
+    let span = (total - lowest).max(1);
+    let mut out = image.clone();
+    for v in out.iter_mut() {
+        // (cdf − lowest) / span ∈ [0, 1]: the cast cannot truncate.
+        *v = ((cdf[usize::from(*v)] - lowest) * 255 / span) as u8;
+    }
+    out
 }
 
 /// Largest box first; equal areas by score, then position, so the order is total.
@@ -132,29 +191,31 @@ pub fn sort_largest_first(faces: &mut [FaceBox]) {
     });
 }
 
-/// A box found in the image resized by `factor`, in the `w × h` image's pixels and
-/// clipped to it; `None` if nothing of it is inside.
-fn back_to_image(
-    bbox: &rustface::Rectangle,
-    score: f64,
-    factor: f64,
-    w: u32,
-    h: u32,
-) -> Option<FaceBox> {
-    let to_image = |v: f64, max: u32| (v / factor).round().clamp(0.0, f64::from(max));
-    let x0 = to_image(f64::from(bbox.x()), w);
-    let y0 = to_image(f64::from(bbox.y()), h);
-    let x1 = to_image(f64::from(bbox.x()) + f64::from(bbox.width()), w);
-    let y1 = to_image(f64::from(bbox.y()) + f64::from(bbox.height()), h);
-    if x1 <= x0 || y1 <= y0 || !score.is_finite() {
+/// A detection as a box of whole pixels clipped to the `w × h` image; `None` if nothing
+/// of it is inside or a value is not finite.
+fn to_face_box(d: &Detection, w: u32, h: u32) -> Option<FaceBox> {
+    let finite = d.bbox.iter().all(|v| v.is_finite())
+        && d.score.is_finite()
+        && d.landmarks.iter().flatten().all(|v| v.is_finite());
+    if !finite {
         return None;
     }
+    let to_image = |v: f32, max: u32| f64::from(v).round().clamp(0.0, f64::from(max));
+    let x0 = to_image(d.bbox[0], w);
+    let y0 = to_image(d.bbox[1], h);
+    let x1 = to_image(d.bbox[2], w);
+    let y1 = to_image(d.bbox[3], h);
+    if x1 <= x0 || y1 <= y0 {
+        return None;
+    }
+    let landmarks = d.landmarks.map(|[x, y]| Point { x, y });
     // Whole numbers within [0, w] and [0, h] by the clamps above.
     Some(FaceBox {
         x: x0 as u32,
         y: y0 as u32,
         width: (x1 - x0) as u32,
         height: (y1 - y0) as u32,
-        score,
+        score: f64::from(d.score),
+        landmarks: Some(landmarks),
     })
 }

@@ -1,20 +1,25 @@
 //! Finding faces in whole photographs and cutting them out the way the embedding model
 //! was trained to see them.
 //!
-//! [`FaceDetector`] runs SeetaFace's frontal detector (the `rustface` crate; its model
-//! ships in this repository and is compiled in) and returns [`FaceBox`]es, largest
-//! first. [`crop_face`] turns a box into the crop the model expects, with the margins
-//! of [`DetectConfig`]. Faces smaller than [`DetectConfig::min_embed_size`] are for
-//! reporting only. The server and `train-embed --detect` share all of it, so training
-//! and serving see the same crops.
+//! [`FaceDetector`] runs the MTCNN cascade ([`mtcnn`], on the project's own `nn`
+//! layers, with weights compiled in from `models/mtcnn.safetensors`) and returns
+//! [`FaceBox`]es with five landmarks, largest first. [`crop_face`] aligns a face to the
+//! 96×112 template frame ([`align`]). Faces smaller than
+//! [`DetectConfig::min_embed_size`] are for reporting only. The server and
+//! `train-embed --detect` share all of it, so training and serving see the same crops.
 
+pub mod align;
 mod config;
 mod crop;
 mod detector;
+pub mod mtcnn;
+mod nets;
+pub mod resample;
 
+pub use align::{FRAME_HEIGHT, FRAME_WIDTH, TEMPLATE};
 pub use config::{DetectConfig, MAX_SEARCH_SIZE, MIN_SEARCH_SIZE};
-pub use crop::{CropRect, crop_face, crop_rect};
-pub use detector::{FaceBox, FaceDetector, sort_largest_first};
+pub use crop::{box_landmarks, crop_face};
+pub use detector::{FaceBox, FaceDetector, Point, sort_largest_first};
 
 /// Why a detector could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -121,6 +121,32 @@ fn max_pool_gradients_match_finite_differences_for_disjoint_and_overlapping_wind
 }
 
 #[test]
+fn ceil_mode_max_pool_keeps_the_partial_edge_windows_and_their_gradients() {
+    // PyTorch: MaxPool2d(3, 2, ceil_mode=True) on 7×6 gives 3×3 (last column window
+    // starts at 4 and holds columns 4..6); (2, 2) on 5×5 gives 3×3 with 1-wide edges.
+    for (k, s, hw, out) in [
+        (3, 2, [7, 6], [3, 3]),
+        (2, 2, [5, 5], [3, 3]),
+        (3, 2, [6, 6], [3, 3]),
+    ] {
+        let mut layer = MaxPool2d::ceil(k, s).unwrap();
+        let x = distinct(&[2, 3, hw[0], hw[1]], k as u64);
+        assert_eq!(
+            layer.output_shape(x.shape()).unwrap(),
+            vec![2, 3, out[0], out[1]]
+        );
+        check(&mut layer, &x);
+    }
+    // The partial window's maximum is the edge value itself.
+    let x = Tensor::from_shape_vec(vec![1, 1, 1, 3], vec![1.0, 5.0, 9.0])
+        .unwrap()
+        .into_shape_with_order(vec![1, 1, 1, 3])
+        .unwrap();
+    let pooled = MaxPool2d::ceil(1, 2).unwrap().infer(&x).unwrap();
+    assert_eq!(pooled.iter().copied().collect::<Vec<_>>(), vec![1.0, 9.0]);
+}
+
+#[test]
 fn global_average_pool_and_flatten_gradients_match_finite_differences() {
     check(&mut GlobalAvgPool::new(), &uniform(&[2, 3, 4, 5], 1));
     check(&mut Flatten::new(), &uniform(&[2, 3, 4, 5], 2));

@@ -9,10 +9,15 @@ use rayon::prelude::*;
 /// Shapes: `(N, C, H, W)` → `(N, C, Ho, Wo)` with `Ho = (H − k) / s + 1` (floor, no
 /// padding, as PyTorch's `MaxPool2d(k, s)`). Ties go to the first maximum in row-major
 /// window order; the gradient flows only to that element.
+///
+/// [`MaxPool2d::ceil`] is PyTorch's `ceil_mode=True` (used by MTCNN):
+/// `Ho = ⌈(H − k) / s⌉ + 1`, the last window cut off by the edge and taking the maximum
+/// of what is inside (a window must start inside the input, as in PyTorch).
 #[derive(Debug, Clone)]
 pub struct MaxPool2d {
     kernel: usize,
     stride: usize,
+    ceil_mode: bool,
     cache: Option<PoolCache>,
 }
 
@@ -68,8 +73,33 @@ impl MaxPool2d {
         Ok(MaxPool2d {
             kernel,
             stride,
+            ceil_mode: false,
             cache: None,
         })
+    }
+
+    /// The same pooling with PyTorch's `ceil_mode=True`: partial windows at the right and
+    /// bottom edges count.
+    pub fn ceil(kernel: usize, stride: usize) -> Result<Self> {
+        Ok(MaxPool2d {
+            ceil_mode: true,
+            ..Self::new(kernel, stride)?
+        })
+    }
+
+    /// Output length of one axis of `len` input elements.
+    fn out_len(&self, len: usize) -> usize {
+        let span = len - self.kernel;
+        if !self.ceil_mode {
+            return span / self.stride + 1;
+        }
+        let out = span.div_ceil(self.stride) + 1;
+        // PyTorch: the last window must start inside the input.
+        if (out - 1) * self.stride >= len {
+            out - 1
+        } else {
+            out
+        }
     }
 
     fn dims(&self, shape: &[usize]) -> Result<([usize; 4], usize, usize)> {
@@ -81,9 +111,7 @@ impl MaxPool2d {
                 shape,
             ));
         }
-        let ho = (h - self.kernel) / self.stride + 1;
-        let wo = (w - self.kernel) / self.stride + 1;
-        Ok(([n, c, h, w], ho, wo))
+        Ok(([n, c, h, w], self.out_len(h), self.out_len(w)))
     }
 
     fn run(&self, x: &Tensor) -> Result<(Tensor, Vec<u32>, [usize; 4])> {
@@ -96,15 +124,19 @@ impl MaxPool2d {
             .zip(argmax.par_chunks_mut(ho * wo))
             .zip(x.par_chunks(h * w))
             .for_each(|((y_pl, arg_pl), x_pl)| {
-                if k == 2 && s == 2 {
+                if k == 2 && s == 2 && 2 * ho <= h && 2 * wo <= w {
                     return pool_2x2(x_pl, w, wo, y_pl, arg_pl);
                 }
                 for oy in 0..ho {
+                    // Rows and columns of the window inside the input (all of them
+                    // unless ceil mode cut the last window).
+                    let ky_end = k.min(h - oy * s);
                     for ox in 0..wo {
+                        let kx_end = k.min(w - ox * s);
                         let (mut best, mut at) = (f32::NEG_INFINITY, (oy * s) * w + ox * s);
-                        for ky in 0..k {
+                        for ky in 0..ky_end {
                             let row = (oy * s + ky) * w + ox * s;
-                            for (kx, &v) in x_pl[row..row + k].iter().enumerate() {
+                            for (kx, &v) in x_pl[row..row + kx_end].iter().enumerate() {
                                 if beats(v, best) {
                                     best = v;
                                     at = row + kx;

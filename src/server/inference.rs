@@ -111,7 +111,7 @@ fn analyse_blocking(
             }
             Reading::Given(b) => {
                 let grey = decoded.to_luma8();
-                let b = check_given_box(b, &grey, index, state)?;
+                let b = with_landmarks(check_given_box(b, &grey, index, state)?, &grey, state);
                 faces.push((Some(b), embed_crop(&grey, &b, state, &mut crops)));
             }
         }
@@ -157,9 +157,26 @@ fn embed_crop(
 ) -> Option<usize> {
     let config = state.detector.config();
     face.embeddable(config).then(|| {
-        crops.push(DynamicImage::ImageLuma8(crop_face(grey, face, config)));
+        crops.push(DynamicImage::ImageLuma8(crop_face(grey, face)));
         crops.len() - 1
     })
+}
+
+/// A client's box takes the landmarks of the detected face it matches best (IoU ≥ 0.5,
+/// the usual case: the client picked one of `/detect`'s boxes), so the face is aligned
+/// as a detected one; with no such face it is cropped from its mean landmarks.
+fn with_landmarks(b: FaceBox, grey: &GrayImage, state: &AppState) -> FaceBox {
+    let best = state
+        .detector
+        .detect(grey)
+        .into_iter()
+        .map(|f| (f.iou(&b), f))
+        .filter(|(iou, _)| *iou >= 0.5)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    FaceBox {
+        landmarks: best.and_then(|(_, f)| f.landmarks),
+        ..b
+    }
 }
 
 /// A client's box must overlap the image and be large enough to embed; it is clipped

@@ -68,8 +68,9 @@ pub fn document() -> Value {
     let b64 = json!({"type": "string", "contentEncoding": "base64"});
     let io = ["400", "401", "403", "413", "415", "422", "503"];
     let candidate = json!({"type": "object", "properties": {"identity": {"type": "string"}, "similarity": {"type": "number"}, "face_id": {"type": "integer"}}});
-    let face_box = json!({"type": "object", "description": "a face in image pixels, largest faces first; score: the detector's confidence (not a probability)",
+    let face_box = json!({"type": "object", "description": "a face in image pixels, largest faces first; score: the detector's face probability in [0, 1]",
         "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "score": {"type": "number"}}});
+    let landmarks = json!({"type": "array", "minItems": 5, "maxItems": 5, "description": "left eye, right eye, nose, left and right mouth corners (as seen in the image), image pixels", "items": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}}}});
     let box_or_null = json!({"oneOf": [face_box, {"type": "null"}], "description": "the face's box; null with detect=false"});
     let detect_f = json!({"type": "boolean", "description": "find faces first (default: server setting detect.enabled, true); false takes the image as an aligned face crop"});
     let max_faces_f = json!({"type": "integer", "minimum": 1, "description": "faces reported and embedded per image, largest first (default detect.default_max_faces)"});
@@ -151,7 +152,7 @@ pub fn document() -> Value {
                 json!({"type": "object", "properties": {"identity": {"type": "string"}, "gallery": {"type": "string"}, "created": {"type": "boolean"}, "face_ids": {"type": "array", "items": {"type": "integer"}}, "boxes": {"type": "array", "items": box_or_null}, "model": {"type": "string"}}}),
                 &io, Some(json!({"type": "object", "required": ["identity", "images"], "description": "each image must show exactly one face large enough to embed (422 no_face / several_faces naming the image) unless `boxes` says where it is", "properties": {"identity": {"type": "string"}, "images": {"type": "array", "items": b64}, "gallery": {"type": "string"}, "metadata": {"type": "object"}, "detect": detect_f, "boxes": {"type": "array", "description": "one entry per image: the face's box, or null to detect it", "items": {"oneOf": [given_box, {"type": "null"}]}}}})))},
             "/detect": {"post": op("Where are the faces? Boxes, largest first", "query",
-                json!({"type": "object", "properties": {"faces": {"type": "array", "items": {"type": "object", "properties": {"box": face_box, "embeddable": {"type": "boolean", "description": "false below detector.min_embed_size: reported, not embedded"}}}}, "width": {"type": "integer"}, "height": {"type": "integer"}}}),
+                json!({"type": "object", "properties": {"faces": {"type": "array", "items": {"type": "object", "properties": {"box": face_box, "landmarks": landmarks, "embeddable": {"type": "boolean", "description": "false below detector.min_embed_size: reported, not embedded"}}}}, "width": {"type": "integer"}, "height": {"type": "integer"}}}),
                 &io, Some(json!({"type": "object", "required": ["image"], "properties": {"image": b64, "max_faces": max_faces_f}})))},
             "/identify": {"post": op("Who is this? The best identity at or above the threshold, or null", "query",
                 json!({"type": "object", "description": "match/candidates/box: the largest embedded face; faces: every face. No face: match and box null, candidates and faces empty",

@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::{expect_images, reading};
-use crate::detect::FaceBox;
+use crate::detect::{FaceBox, Point};
 use crate::server::error::ApiError;
 use crate::server::payload::{Payload, lenient};
 use crate::server::state::AppState;
@@ -22,6 +22,9 @@ struct DetectFields {
 pub struct DetectedFace {
     #[serde(rename = "box")]
     pub bbox: FaceBox,
+    /// The five landmarks in image pixels: left eye, right eye, nose, left and right
+    /// mouth corners (as seen in the image).
+    pub landmarks: Option<[Point; 5]>,
     /// False when the face is smaller than the detector's `min_embed_size`: other routes
     /// report it but do not embed it.
     pub embeddable: bool,
@@ -63,6 +66,7 @@ pub async fn detect(
             .take(max_faces)
             .map(|b| DetectedFace {
                 embeddable: b.embeddable(config),
+                landmarks: b.landmarks,
                 bbox: b,
             })
             .collect(),

@@ -152,6 +152,7 @@ fn readings(
                 width: b.width,
                 height: b.height,
                 score: 0.0,
+                landmarks: None,
             }),
             None if detect => Reading::Detect {
                 max_faces: usize::MAX,

@@ -7,7 +7,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::{expect_images, reading, resolve_threshold};
-use crate::detect::FaceBox;
+use crate::detect::{FaceBox, Point};
 use crate::index::FaceIndex;
 use crate::server::error::ApiError;
 use crate::server::galleries::GalleryState;
@@ -45,6 +45,8 @@ pub struct FaceAnswer {
     /// Where the face is; `null` with `detect=false`.
     #[serde(rename = "box")]
     pub bbox: Option<FaceBox>,
+    /// The face's five landmarks (as `/detect` gives them); `null` when not detected.
+    pub landmarks: Option<[Point; 5]>,
     /// False for a face too small to embed: it has no match and no candidates.
     pub embedded: bool,
     #[serde(rename = "match")]
@@ -107,6 +109,7 @@ pub async fn identify(
             };
             FaceAnswer {
                 bbox: face.bbox,
+                landmarks: face.bbox.and_then(|b| b.landmarks),
                 embedded: face.embedding.is_some(),
                 best: decide(&candidates, threshold),
                 candidates,

@@ -1,0 +1,169 @@
+//! Face alignment: the similarity transform that takes a face's five landmarks closest
+//! to a fixed template, and the warp of the image into the template's frame.
+//!
+//! The template is the five-point one of SphereFace and ArcFace in a 96×112 frame
+//! (eyes, nose tip, mouth corners of a frontal face). Every face the service embeds
+//! from a photograph, and every face `train-embed --detect` trains on, is this frame;
+//! the model's preprocessing then resizes it to the network's input.
+
+use image::{GrayImage, Luma};
+
+use super::resample::Plane;
+
+/// Width and height of the aligned frame, pixels.
+pub const FRAME_WIDTH: u32 = 96;
+pub const FRAME_HEIGHT: u32 = 112;
+
+/// Where the landmarks go in the frame (pixel-index coordinates): left eye, right eye,
+/// nose, left and right mouth corners, as seen in the image.
+pub const TEMPLATE: [[f32; 2]; 5] = [
+    [30.2946, 51.6963],
+    [65.5318, 51.5014],
+    [48.0252, 71.7366],
+    [33.5493, 92.3655],
+    [62.7299, 92.2041],
+];
+
+/// `x' = a·x − b·y + tx`, `y' = b·x + a·y + ty`: rotation, uniform scale, translation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Similarity {
+    pub a: f32,
+    pub b: f32,
+    pub tx: f32,
+    pub ty: f32,
+}
+
+impl Similarity {
+    pub fn apply(&self, [x, y]: [f32; 2]) -> [f32; 2] {
+        [
+            self.a * x - self.b * y + self.tx,
+            self.b * x + self.a * y + self.ty,
+        ]
+    }
+
+    /// The inverse transform; `None` when the scale is zero.
+    pub fn inverse(&self) -> Option<Similarity> {
+        let n = self.a * self.a + self.b * self.b;
+        if !(n.is_finite() && n > 0.0) {
+            return None;
+        }
+        let (a, b) = (self.a / n, -self.b / n);
+        // x = A⁻¹ (x' − t)
+        Some(Similarity {
+            a,
+            b,
+            tx: -(a * self.tx - b * self.ty),
+            ty: -(b * self.tx + a * self.ty),
+        })
+    }
+}
+
+/// The least-squares similarity taking `src` to `dst` (Umeyama 1991, in 2-D).
+///
+/// In the plane, Umeyama's SVD solution with its reflection fix reduces to closed form:
+/// with both point sets centred, `a = Σ(sx·dx + sy·dy) / Σ|s|²` and
+/// `b = Σ(sx·dy − sy·dx) / Σ|s|²`, then `t = μ_dst − [a −b; b a]·μ_src`. `None` when
+/// the source points coincide or are not finite.
+pub fn estimate(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Option<Similarity> {
+    let n = src.len().min(dst.len());
+    if n < 2 {
+        return None;
+    }
+    let mean = |pts: &[[f32; 2]]| {
+        let (sx, sy) = pts[..n].iter().fold((0.0f64, 0.0f64), |(x, y), p| {
+            (x + f64::from(p[0]), y + f64::from(p[1]))
+        });
+        (sx / n as f64, sy / n as f64)
+    };
+    let (msx, msy) = mean(src);
+    let (mdx, mdy) = mean(dst);
+    let (mut dot, mut cross, mut norm) = (0.0f64, 0.0f64, 0.0f64);
+    for (s, d) in src[..n].iter().zip(&dst[..n]) {
+        let (sx, sy) = (f64::from(s[0]) - msx, f64::from(s[1]) - msy);
+        let (dx, dy) = (f64::from(d[0]) - mdx, f64::from(d[1]) - mdy);
+        dot += sx * dx + sy * dy;
+        cross += sx * dy - sy * dx;
+        norm += sx * sx + sy * sy;
+    }
+    if !(norm.is_finite() && norm > 1e-9 && dot.is_finite() && cross.is_finite()) {
+        return None;
+    }
+    let (a, b) = (dot / norm, cross / norm);
+    Some(Similarity {
+        a: a as f32,
+        b: b as f32,
+        tx: (mdx - (a * msx - b * msy)) as f32,
+        ty: (mdy - (b * msx + a * msy)) as f32,
+    })
+}
+
+/// The face with `landmarks` (image pixels) warped into the 96×112 template frame by
+/// bilinear sampling, border pixels repeated past the image's edges. `None` when the
+/// landmarks do not define a transform (all at one point, or not finite).
+pub fn align(image: &GrayImage, landmarks: &[[f32; 2]; 5]) -> Option<GrayImage> {
+    if image.width() == 0 || image.height() == 0 {
+        return None;
+    }
+    let to_frame = estimate(landmarks, &TEMPLATE)?;
+    let to_image = to_frame.inverse()?;
+    let plane = Plane::from_gray(image);
+    Some(GrayImage::from_fn(FRAME_WIDTH, FRAME_HEIGHT, |u, v| {
+        let [x, y] = to_image.apply([u as f32, v as f32]);
+        // Rounded and clamped to 0–255: the cast cannot truncate.
+        Luma([plane.bilinear(x, y).round().clamp(0.0, 255.0) as u8])
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimate_recovers_a_known_similarity_and_its_inverse() {
+        let truth = Similarity {
+            a: 0.8,
+            b: 0.3,
+            tx: 12.0,
+            ty: -4.0,
+        };
+        let src = [
+            [1.0, 2.0],
+            [40.0, 5.0],
+            [20.0, 30.0],
+            [8.0, 50.0],
+            [33.0, 49.0],
+        ];
+        let dst: Vec<[f32; 2]> = src.iter().map(|&p| truth.apply(p)).collect();
+        let fit = estimate(&src, &dst).unwrap();
+        for (got, want) in [(fit.a, 0.8), (fit.b, 0.3), (fit.tx, 12.0), (fit.ty, -4.0)] {
+            assert!((got - want).abs() < 1e-4, "{fit:?}");
+        }
+        let back = fit.inverse().unwrap().apply(fit.apply([7.0, 9.0]));
+        assert!((back[0] - 7.0).abs() < 1e-4 && (back[1] - 9.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_mirrored_point_set_gets_the_best_rotation_not_a_reflection() {
+        // Mirror images cannot be matched by a rotation: the fit is a proper similarity
+        // (a² + b² > 0, no flip), the best one in least squares.
+        let src = [[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]];
+        let dst = [[0.0, 0.0], [-10.0, 0.0], [0.0, 10.0]];
+        let fit = estimate(&src, &dst).unwrap();
+        assert!(fit.a.is_finite() && fit.b.is_finite());
+        assert!(estimate(&[[1.0, 1.0]; 5], &TEMPLATE).is_none());
+    }
+
+    #[test]
+    fn landmarks_at_the_template_give_the_image_itself() {
+        let image = GrayImage::from_fn(96, 112, |x, y| Luma([((x * 7 + y * 3) % 256) as u8]));
+        let aligned = align(&image, &TEMPLATE).unwrap();
+        assert_eq!(aligned.dimensions(), (96, 112));
+        let diff = image
+            .pixels()
+            .zip(aligned.pixels())
+            .map(|(a, b)| (i32::from(a[0]) - i32::from(b[0])).abs())
+            .max()
+            .unwrap();
+        assert!(diff <= 1, "largest difference {diff}");
+    }
+}
