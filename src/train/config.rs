@@ -339,6 +339,9 @@ impl TrainConfig {
                 "the loss margin must be finite and {bound}, got {m}"
             ));
         }
+        if let LossConfig::Softmax(softmax) = &self.loss {
+            softmax.head.validate().map_err(TrainError::Config)?;
+        }
         let [h, w] = [height, width];
         super::arch_options::with_input(&self.arch, [h, w])
             .validate()
