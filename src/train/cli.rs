@@ -122,6 +122,12 @@ pub struct TrainArgs {
     /// CNN fully connected width before the embedding [default: 256].
     #[arg(long)]
     pub fc: Option<usize>,
+    /// ResNet stem width [default: 32].
+    #[arg(long)]
+    pub stem: Option<usize>,
+    /// ResNet stages as WIDTHxBLOCKS, comma-separated [default: 32x2,64x2,128x2].
+    #[arg(long, value_delimiter = ',', value_parser = super::arch_options::parse_stage)]
+    pub stages: Option<Vec<(usize, usize)>>,
     /// Embedding dimension [default: 128].
     #[arg(long)]
     pub embedding_dim: Option<usize>,
@@ -185,6 +191,8 @@ pub struct TrainArgs {
 pub enum ArchArg {
     Mlp,
     Cnn,
+    /// Residual CNN of BasicBlocks.
+    Resnet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -78,7 +78,7 @@ pub struct TrainConfig {
     pub batch: BatchConfig,
     pub preprocessing: PreprocessConfig,
     pub augmentation: AugmentConfig,
-    /// The embedding network (`type = "mlp"` or `"cnn"`); its `input` is always the
+    /// The embedding network (`type = "mlp"`, `"cnn"` or `"resnet"`); its `input` is always the
     /// preprocessing's output shape, whatever the file says.
     #[serde(deserialize_with = "super::arch_options::deserialize_arch")]
     pub arch: ArchSpec,
