@@ -7,7 +7,7 @@ one machine, though the order of the metadata in the file header may change):
     /work/pyenv/bin/python scripts/torch_reference.py        # any Python with torch,
                                                               # numpy and safetensors
 
-It writes two committed fixture files:
+It writes four committed fixture files:
 
 tests/fixtures/torch/losses.safetensors
     Each loss on fixed inputs: value, input gradient (and, for the embedding losses, the
@@ -45,6 +45,24 @@ tests/fixtures/torch/cnn.safetensors
     metadata (`param_names`): conv weight, bias; BN weight (γ), bias (β); linear weight,
     bias. Running statistics are `bn.K.running_mean` / `bn.K.running_var`.
 
+tests/fixtures/torch/margins.safetensors
+    The softmax loss through a cosine head with each angular margin (scripts/
+    torch_margins.py): CosFace, ArcFace (insightface's ArcMarginProduct, with and without
+    the easy margin), SphereFace (m = 4, λ = 0, and m = 3, λ = 5). Fixed unit rows `x`
+    (8 × 6), head weights `weight` (5 × 6) and `labels`; per case the logits after the
+    margin, the mean cross-entropy, and its gradients w.r.t. x and the weight. Each
+    case's engine `HeadConfig` is in the metadata (`cases`). The inputs are the first
+    seed whose true-class cosines stay 1e-3 from ±1 and from every switch of ψ (ArcFace's
+    fallback, SphereFace's k), with two rows past ArcFace's switch.
+
+tests/fixtures/torch/resblock.safetensors
+    Two ResNet BasicBlocks (scripts/torch_resblock.py; torchvision's layout, convolutions
+    without bias): 3 → 4 channels at stride 2 with a 1×1 projection shortcut, then
+    4 → 4 with the identity; BN γ = 1 + 0.1·N(0,1), β = 0.1·N(0,1). Input 4 × 3 × 9 × 8,
+    E = Σ projection ⊙ y. Recorded in float64: the training-mode output, dE/dx, every
+    parameter gradient and running statistic after that forward, and the eval-mode
+    output. Tensors carry the engine's names (`param.0.residual.body.0.conv2d.weight`).
+
 The script also prints how far the same computation in float32 PyTorch is from the
 float64 reference, which shows what agreement an f32 engine can reach.
 """
@@ -57,6 +75,8 @@ import torch.nn as nn
 from safetensors.torch import save_file
 
 from torch_losses import loss_fixtures, masks, pairwise, triplet_batch_hard
+from torch_margins import margin_fixtures
+from torch_resblock import resblock_fixtures
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "torch"
 
@@ -252,6 +272,9 @@ def main():
     save_file(loss_fixtures(), str(OUT / "losses.safetensors"))
     tensors, meta = cnn_fixtures()
     save_file(tensors, str(OUT / "cnn.safetensors"), metadata=meta)
+    tensors, meta = margin_fixtures()
+    save_file(tensors, str(OUT / "margins.safetensors"), metadata=meta)
+    save_file(resblock_fixtures(), str(OUT / "resblock.safetensors"))
     for f in sorted(OUT.glob("*.safetensors")):
         print(f"wrote {f.relative_to(OUT.parent.parent.parent)} ({f.stat().st_size / 1e6:.1f} MB)")
 

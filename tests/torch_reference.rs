@@ -16,7 +16,8 @@
 //! rounding noise in exactly-zero gradients drives full-size steps, and float32 PyTorch
 //! itself strays 20% from the float64 reference); SGD uses momentum 0.9 and L2 decay.
 //! On a mismatch a test prints the first mismatching elements and the largest error of
-//! every tensor that disagrees, then fails.
+//! every tensor that disagrees, then fails. The angular-margin heads and residual blocks
+//! are compared in `tests/torch_reference_blocks.rs`, from the same script.
 
 mod torch_support;
 

@@ -229,3 +229,124 @@ fn a_soft_triplet_margin_may_be_zero_and_is_refused_for_other_losses() {
     let err = parse(&["--loss", "softmax", "--soft-margin", "true"]).unwrap_err();
     assert!(err.to_string().contains("--soft-margin"), "{err}");
 }
+
+#[test]
+fn the_resnet_arcface_example_selects_a_resnet_and_an_arcface_head() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/train-resnet-arcface.toml");
+    let cfg = TrainConfig::from_toml_file(&path).unwrap();
+    cfg.validate().unwrap();
+    let ArchSpec::Resnet(resnet) = &cfg.arch else {
+        panic!("{:?}", cfg.arch)
+    };
+    assert_eq!(resnet.input, [56, 48]);
+    assert_eq!(resnet.stages, vec![(32, 2), (64, 2), (128, 2)]);
+    let LossConfig::Softmax(softmax) = &cfg.loss else {
+        panic!("{:?}", cfg.loss)
+    };
+    assert_eq!(
+        softmax.head,
+        HeadConfig::Arcface {
+            scale: 16.0,
+            margin: 0.5,
+            easy_margin: false
+        }
+    );
+}
+
+#[test]
+fn a_minimal_resnet_sphereface_file_takes_their_defaults() {
+    let text = r#"
+        data = "faces"
+        [arch]
+        type = "resnet"
+        [loss]
+        kind = "softmax"
+        head = { kind = "sphereface" }
+    "#;
+    let cfg: TrainConfig = toml::from_str(text).unwrap();
+    cfg.validate().unwrap();
+    let ArchSpec::Resnet(resnet) = &cfg.arch else {
+        panic!("{:?}", cfg.arch)
+    };
+    assert_eq!(resnet.stem, 32);
+    assert_eq!(resnet.embedding_dim, 128);
+    let LossConfig::Softmax(softmax) = &cfg.loss else {
+        panic!("{:?}", cfg.loss)
+    };
+    assert_eq!(softmax.head, HeadConfig::sphereface());
+    for (what, head) in [
+        (
+            "a SphereFace margin of 0",
+            r#"{ kind = "sphereface", margin = 0 }"#,
+        ),
+        ("a negative λ", r#"{ kind = "sphereface", lambda = -1.0 }"#),
+        (
+            "an ArcFace margin of π",
+            r#"{ kind = "arcface", margin = 3.2 }"#,
+        ),
+    ] {
+        let text = format!("data = \"faces\"\n[loss]\nkind = \"softmax\"\nhead = {head}\n");
+        let cfg: TrainConfig = toml::from_str(&text).unwrap();
+        assert!(cfg.validate().is_err(), "{what} was accepted");
+    }
+}
+
+#[test]
+fn flags_select_the_resnet_and_the_angular_margin_heads() {
+    let parse = |extra: &[&str]| {
+        let mut argv = vec!["train-embed", "--data", "faces", "--loss", "softmax"];
+        argv.extend_from_slice(extra);
+        TrainArgs::parse_from(argv).to_config()
+    };
+    let cfg = parse(&[
+        "--arch",
+        "resnet",
+        "--stages",
+        "16x1,32x2",
+        "--stem",
+        "8",
+        "--embedding-dim",
+        "64",
+        "--head",
+        "arcface",
+        "--margin",
+        "0.4",
+        "--head-scale",
+        "30",
+    ])
+    .unwrap();
+    cfg.validate().unwrap();
+    let ArchSpec::Resnet(resnet) = &cfg.arch else {
+        panic!("{:?}", cfg.arch)
+    };
+    assert_eq!((resnet.stem, resnet.embedding_dim), (8, 64));
+    assert_eq!(resnet.stages, vec![(16, 1), (32, 2)]);
+    let LossConfig::Softmax(softmax) = &cfg.loss else {
+        panic!("{:?}", cfg.loss)
+    };
+    assert_eq!(
+        softmax.head,
+        HeadConfig::Arcface {
+            scale: 30.0,
+            margin: 0.4,
+            easy_margin: false
+        }
+    );
+    let cfg = parse(&["--head", "sphereface", "--margin", "3"]).unwrap();
+    let LossConfig::Softmax(softmax) = &cfg.loss else {
+        panic!("{:?}", cfg.loss)
+    };
+    assert!(matches!(
+        softmax.head,
+        HeadConfig::Sphereface { margin: 3, .. }
+    ));
+    let err = parse(&["--head", "sphereface", "--margin", "2.5"]).unwrap_err();
+    assert!(err.to_string().contains("integer"), "{err}");
+    let err = parse(&["--stages", "16x1"]).unwrap_err();
+    assert!(err.to_string().contains("resnet only"), "{err}");
+    let err = parse(&["--arch", "resnet", "--widths", "8,16"]).unwrap_err();
+    assert!(
+        err.to_string().contains("do not apply to --arch resnet"),
+        "{err}"
+    );
+}

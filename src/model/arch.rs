@@ -1,5 +1,6 @@
 //! Architecture specifications: what network to build, as data (stored in model files).
 
+pub use super::resnet::{ResnetActivation, ResnetPooling, ResnetSpec};
 use crate::nn::activation::{Activation, ActivationKind};
 use crate::nn::batch_norm::BatchNorm;
 use crate::nn::conv2d::{Conv2d, Conv2dConfig};
@@ -59,6 +60,9 @@ pub enum ArchSpec {
         #[serde(default = "default_dropout")]
         dropout: f32,
     },
+    /// A residual CNN of BasicBlocks with a linear → batch norm embedding (see
+    /// [`ResnetSpec`]; every field but `input` has a default).
+    Resnet(ResnetSpec),
 }
 
 fn default_widths() -> Vec<usize> {
@@ -94,6 +98,7 @@ impl ArchSpec {
     pub fn input(&self) -> [usize; 2] {
         match self {
             ArchSpec::Mlp { input, .. } | ArchSpec::Cnn { input, .. } => *input,
+            ArchSpec::Resnet(r) => r.input,
         }
     }
 
@@ -102,11 +107,12 @@ impl ArchSpec {
             ArchSpec::Mlp { embedding_dim, .. } | ArchSpec::Cnn { embedding_dim, .. } => {
                 *embedding_dim
             }
+            ArchSpec::Resnet(r) => r.embedding_dim,
         }
     }
 
     /// Checks sizes: positive widths, a dropout in [0, 1), an input big enough to
-    /// survive the CNN's poolings.
+    /// survive the CNN's poolings (and the ResNet's own checks).
     pub fn validate(&self) -> Result<()> {
         let [h, w] = self.input();
         if h == 0 || w == 0 {
@@ -149,6 +155,7 @@ impl ArchSpec {
                 }
                 (widths, *dropout, *embedding_dim)
             }
+            ArchSpec::Resnet(r) => return r.validate(),
         };
         if widths.contains(&0) {
             return Err(invalid(format!(
@@ -171,6 +178,8 @@ impl ArchSpec {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut net = Sequential::new();
         match self {
+            // Its own output block, L2 normalisation included.
+            ArchSpec::Resnet(r) => return r.build(seed),
             ArchSpec::Mlp {
                 input,
                 hidden,
@@ -256,145 +265,5 @@ impl ArchSpec {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::nn::{Mode, Tensor};
-
-    #[test]
-    fn the_default_cnn_is_the_reference_cnn() {
-        let spec: ArchSpec = serde_json::from_str(r#"{"type": "cnn", "input": [56, 48]}"#).unwrap();
-        assert_eq!(spec, ArchSpec::reference_cnn());
-        let net = spec.build(0).unwrap();
-        let kinds: Vec<&str> = net.layers().iter().map(|l| l.kind()).collect();
-        let block = ["conv2d", "batch_norm", "relu", "max_pool2d"];
-        let head = [
-            "flatten",
-            "linear",
-            "batch_norm",
-            "relu",
-            "dropout",
-            "linear",
-            "l2norm",
-        ];
-        assert_eq!(kinds, [&block[..], &block, &block, &head].concat());
-        let shapes: Vec<(String, Vec<usize>)> = net
-            .named_tensors()
-            .into_iter()
-            .map(|(n, t)| (n, t.shape().to_vec()))
-            .collect();
-        let expect = |name: &str, shape: &[usize]| {
-            assert!(
-                shapes.iter().any(|(n, s)| n == name && s == shape),
-                "{name} {shape:?} in {shapes:?}"
-            );
-        };
-        expect("0.conv2d.weight", &[32, 1, 3, 3]);
-        expect("4.conv2d.weight", &[64, 32, 3, 3]);
-        expect("8.conv2d.weight", &[128, 64, 3, 3]);
-        expect("9.batch_norm.running_var", &[128]);
-        expect("13.linear.weight", &[256, 128 * 7 * 6]);
-        expect("14.batch_norm.gamma", &[256]);
-        expect("17.linear.weight", &[128, 256]);
-        assert_eq!(net.output_shape(&[2, 1, 56, 48]).unwrap(), vec![2, 128]);
-    }
-
-    #[test]
-    fn built_networks_produce_unit_embeddings_and_the_same_seed_the_same_weights() {
-        let specs = [
-            ArchSpec::Cnn {
-                input: [16, 12],
-                widths: vec![4, 8],
-                fc: 16,
-                embedding_dim: 8,
-                dropout: 0.2,
-            },
-            ArchSpec::Mlp {
-                input: [6, 5],
-                hidden: vec![12, 10],
-                activation: HiddenActivation::Maxout { k: 3 },
-                batch_norm: true,
-                dropout: 0.1,
-                embedding_dim: 4,
-            },
-            ArchSpec::Mlp {
-                input: [6, 5],
-                hidden: vec![7],
-                activation: HiddenActivation::Prelu,
-                batch_norm: false,
-                dropout: 0.0,
-                embedding_dim: 3,
-            },
-        ];
-        for spec in specs {
-            let [h, w] = spec.input();
-            let x = Tensor::from_shape_fn(vec![4, 1, h, w], |i| {
-                ((i[0] * 7 + i[2] * 3 + i[3]) % 11) as f32 / 11.0
-            });
-            let mut net = spec.build(5).unwrap();
-            for y in [
-                net.forward(&x, Mode::Train).unwrap(),
-                net.infer(&x).unwrap(),
-            ] {
-                assert_eq!(y.shape(), &[4, spec.embedding_dim()]);
-                for row in y.rows() {
-                    let norm: f32 = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-                    assert!((norm - 1.0).abs() < 1e-5, "{spec:?}: norm {norm}");
-                }
-            }
-            let again = spec.build(5).unwrap();
-            let other = spec.build(6).unwrap();
-            let values = |n: &Sequential| -> Vec<Tensor> {
-                n.params().iter().map(|p| p.value.clone()).collect()
-            };
-            assert_eq!(values(&net), values(&again));
-            assert_ne!(values(&again), values(&other));
-        }
-    }
-
-    #[test]
-    fn specs_round_trip_through_json_and_invalid_ones_are_refused() {
-        let mlp = ArchSpec::Mlp {
-            input: [8, 8],
-            hidden: vec![16],
-            activation: HiddenActivation::Maxout { k: 2 },
-            batch_norm: false,
-            dropout: 0.0,
-            embedding_dim: 4,
-        };
-        let json = serde_json::to_string(&mlp).unwrap();
-        assert_eq!(serde_json::from_str::<ArchSpec>(&json).unwrap(), mlp);
-        let bad = [
-            (
-                "too small for three poolings",
-                r#"{"type": "cnn", "input": [7, 48]}"#,
-            ),
-            (
-                "dropout of one",
-                r#"{"type": "cnn", "input": [56, 48], "dropout": 1.0}"#,
-            ),
-            (
-                "no widths",
-                r#"{"type": "cnn", "input": [56, 48], "widths": []}"#,
-            ),
-            (
-                "zero embedding",
-                r#"{"type": "cnn", "input": [56, 48], "embedding_dim": 0}"#,
-            ),
-            (
-                "zero hidden width",
-                r#"{"type": "mlp", "input": [8, 8], "hidden": [0], "activation": "relu", "batch_norm": false, "dropout": 0.0, "embedding_dim": 4}"#,
-            ),
-            (
-                "maxout with no pieces",
-                r#"{"type": "mlp", "input": [8, 8], "hidden": [4], "activation": {"maxout": {"k": 0}}, "batch_norm": false, "dropout": 0.0, "embedding_dim": 4}"#,
-            ),
-        ];
-        for (what, json) in bad {
-            let spec: ArchSpec = serde_json::from_str(json).unwrap();
-            assert!(
-                spec.validate().is_err() && spec.build(0).is_err(),
-                "{what} was accepted"
-            );
-        }
-    }
-}
+#[path = "arch_tests.rs"]
+mod tests;

@@ -6,6 +6,7 @@ mod error;
 mod file;
 mod infer;
 mod meta;
+mod resnet;
 
 pub use embedder::Embedder;
 pub use error::ModelError;

@@ -47,4 +47,29 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Tensor)> {
         Vec::new()
     }
+
+    /// Every parameter value and buffer by its name within this layer. A leaf layer's
+    /// names are its `Param::name`s (in `params` order) and then its buffer names; a
+    /// layer holding other layers (`Sequential`, `Residual`) lists its children's in
+    /// their order, each prefixed, so names stay unique and stable at any depth.
+    fn named_tensors(&self) -> Vec<(String, &Tensor)> {
+        let params = self
+            .params()
+            .into_iter()
+            .map(|p| (p.name.to_string(), &p.value));
+        let buffers = self.buffers().into_iter().map(|(n, t)| (n.to_string(), t));
+        params.chain(buffers).collect()
+    }
+
+    /// Calls `f` with every name of `named_tensors` and that tensor, mutably, in the
+    /// same order (loading weights, restoring checkpoints).
+    fn visit_tensors_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        // Parameters and buffers cannot be borrowed mutably at once: two passes.
+        for p in self.params_mut() {
+            f(p.name, &mut p.value);
+        }
+        for (name, t) in self.buffers_mut() {
+            f(name, t);
+        }
+    }
 }

@@ -29,6 +29,7 @@ pub mod linear;
 pub mod maxout;
 pub mod pool;
 pub mod prelu;
+pub mod residual;
 pub mod sequential;
 mod tensor;
 
@@ -37,6 +38,8 @@ mod tensor;
 pub mod gradcheck;
 #[cfg(test)]
 mod layer_tests;
+#[cfg(test)]
+mod residual_tests;
 #[cfg(test)]
 mod sequential_tests;
 

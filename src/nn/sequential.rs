@@ -9,7 +9,9 @@ use std::path::Path;
 /// Layers applied one after the other: `y = f_L(… f_1(x))`.
 ///
 /// Tensor names are `"{index}.{kind}.{name}"` with the layer's position, its kind and
-/// the parameter or buffer name, e.g. `0.conv2d.weight`, `1.batch_norm.running_var`.
+/// the layer's own name of the parameter or buffer (`Layer::named_tensors`), e.g.
+/// `0.conv2d.weight`, `1.batch_norm.running_var`, and for a layer holding layers
+/// `2.residual.body.0.conv2d.weight`.
 #[derive(Debug, Default)]
 pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
@@ -23,6 +25,12 @@ impl Sequential {
     /// Appends a layer.
     pub fn push(&mut self, layer: impl Layer + 'static) -> &mut Self {
         self.layers.push(Box::new(layer));
+        self
+    }
+
+    /// Appends a layer chosen at run time.
+    pub fn push_boxed(&mut self, layer: Box<dyn Layer>) -> &mut Self {
+        self.layers.push(layer);
         self
     }
 
@@ -113,19 +121,25 @@ impl Sequential {
         self.params().iter().map(|p| p.value.len()).sum()
     }
 
-    /// Parameters and buffers by name, in layer order (parameters before buffers).
+    /// Parameters and buffers by name, in layer order (each layer's parameters before
+    /// its buffers).
     pub fn named_tensors(&self) -> Vec<(String, &Tensor)> {
         let mut named = Vec::new();
         for (index, layer) in self.layers.iter().enumerate() {
             let kind = layer.kind();
-            for p in layer.params() {
-                named.push((format!("{index}.{kind}.{}", p.name), &p.value));
-            }
-            for (name, t) in layer.buffers() {
+            for (name, t) in layer.named_tensors() {
                 named.push((format!("{index}.{kind}.{name}"), t));
             }
         }
         named
+    }
+
+    /// Calls `f` with every name of `named_tensors` and that tensor, mutably.
+    pub fn visit_tensors_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        for (index, layer) in self.layers.iter_mut().enumerate() {
+            let kind = layer.kind();
+            layer.visit_tensors_mut(&mut |name, t| f(&format!("{index}.{kind}.{name}"), t));
+        }
     }
 
     /// The tensors as a safetensors file (f32, little-endian) with `metadata` in its header.
@@ -192,20 +206,11 @@ impl Sequential {
                 .collect();
             loaded.insert(name, super::tensor::from_vec(view.shape(), values)?);
         }
-        // Parameters and buffers of one layer cannot be borrowed mutably at once: two passes.
-        for (index, layer) in self.layers.iter_mut().enumerate() {
-            let kind = layer.kind();
-            for p in layer.params_mut() {
-                if let Some(v) = loaded.remove(&format!("{index}.{kind}.{}", p.name)) {
-                    p.value = v;
-                }
+        self.visit_tensors_mut(&mut |name, t| {
+            if let Some(v) = loaded.remove(name) {
+                *t = v;
             }
-            for (name, t) in layer.buffers_mut() {
-                if let Some(v) = loaded.remove(&format!("{index}.{kind}.{name}")) {
-                    *t = v;
-                }
-            }
-        }
+        });
         Ok(header.metadata().clone().unwrap_or_default())
     }
 
@@ -246,5 +251,13 @@ impl Layer for Sequential {
 
     fn params_mut(&mut self) -> Vec<&mut Param> {
         Sequential::params_mut(self)
+    }
+
+    fn named_tensors(&self) -> Vec<(String, &Tensor)> {
+        Sequential::named_tensors(self)
+    }
+
+    fn visit_tensors_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor)) {
+        Sequential::visit_tensors_mut(self, f)
     }
 }

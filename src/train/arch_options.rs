@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::cli::{ActivationArg, ArchArg, TrainArgs};
 use super::config::TrainConfig;
 use super::error::{Result, TrainError};
-use crate::model::arch::{ArchSpec, HiddenActivation};
+use crate::model::arch::{ArchSpec, HiddenActivation, ResnetSpec};
 
 /// Defaults of an MLP's fields when the configuration leaves them out.
 fn mlp_defaults() -> Value {
@@ -31,13 +31,14 @@ pub fn with_input(spec: &ArchSpec, shape: [usize; 2]) -> ArchSpec {
     let mut spec = spec.clone();
     match &mut spec {
         ArchSpec::Mlp { input, .. } | ArchSpec::Cnn { input, .. } => *input = shape,
+        ArchSpec::Resnet(r) => r.input = shape,
     }
     spec
 }
 
-/// Deserialises `[arch]` with `type = "mlp" | "cnn"`; a missing `input` is taken from
-/// the preprocessing later, missing MLP fields take [`mlp_defaults`], missing CNN fields
-/// the reference CNN's.
+/// Deserialises `[arch]` with `type = "mlp" | "cnn" | "resnet"`; a missing `input` is
+/// taken from the preprocessing later, missing MLP fields take [`mlp_defaults`], missing
+/// CNN fields the reference CNN's, missing ResNet fields [`ResnetSpec`]'s defaults.
 pub fn deserialize_arch<'de, D: Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<ArchSpec, D::Error> {
@@ -60,17 +61,22 @@ fn complete(value: &mut Value) {
 }
 
 /// Applies the `--arch`, `--hidden`, `--activation`, `--maxout-k`, `--batch-norm`,
-/// `--dropout`, `--widths`, `--fc` and `--embedding-dim` flags.
+/// `--dropout`, `--widths`, `--fc`, `--stem`, `--stages` and `--embedding-dim` flags.
 pub fn apply(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
     let input = cfg.arch.input();
     match (args.arch, &cfg.arch) {
-        (Some(ArchArg::Mlp), ArchSpec::Cnn { .. }) => {
+        (Some(ArchArg::Mlp), ArchSpec::Cnn { .. } | ArchSpec::Resnet(_)) => {
             let mut v = json!({"type": "mlp", "input": input});
             complete(&mut v);
             cfg.arch = serde_json::from_value(v)
                 .map_err(|e| TrainError::Config(format!("mlp defaults: {e}")))?;
         }
-        (Some(ArchArg::Cnn), ArchSpec::Mlp { .. }) => cfg.arch = with_input(&default_arch(), input),
+        (Some(ArchArg::Cnn), ArchSpec::Mlp { .. } | ArchSpec::Resnet(_)) => {
+            cfg.arch = with_input(&default_arch(), input)
+        }
+        (Some(ArchArg::Resnet), ArchSpec::Mlp { .. } | ArchSpec::Cnn { .. }) => {
+            cfg.arch = ArchSpec::Resnet(ResnetSpec::with_input(input))
+        }
         _ => {}
     }
     let mlp_only = args.hidden.is_some()
@@ -78,6 +84,12 @@ pub fn apply(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
         || args.maxout_k.is_some()
         || args.batch_norm.is_some();
     let cnn_only = args.widths.is_some() || args.fc.is_some();
+    let resnet_only = args.stem.is_some() || args.stages.is_some();
+    if resnet_only && !matches!(cfg.arch, ArchSpec::Resnet(_)) {
+        return Err(TrainError::Config(
+            "--stem and --stages apply to --arch resnet only".into(),
+        ));
+    }
     match &mut cfg.arch {
         ArchSpec::Mlp {
             hidden,
@@ -150,6 +162,36 @@ pub fn apply(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
                 *embedding_dim = k;
             }
         }
+        ArchSpec::Resnet(r) => {
+            if mlp_only || cnn_only {
+                return Err(TrainError::Config(
+                    "--hidden, --activation, --maxout-k, --batch-norm, --widths and --fc do not \
+                     apply to --arch resnet"
+                        .into(),
+                ));
+            }
+            if let Some(stem) = args.stem {
+                r.stem = stem;
+            }
+            if let Some(stages) = &args.stages {
+                r.stages.clone_from(stages);
+            }
+            if let Some(p) = args.dropout {
+                r.dropout = p;
+            }
+            if let Some(k) = args.embedding_dim {
+                r.embedding_dim = k;
+            }
+        }
     }
     Ok(())
+}
+
+/// A `--stages` item: `WIDTHxBLOCKS`, e.g. `64x2`.
+pub fn parse_stage(s: &str) -> std::result::Result<(usize, usize), String> {
+    let bad = || format!("expected WIDTHxBLOCKS such as 64x2, got '{s}'");
+    let (width, blocks) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+    let width = width.trim().parse().map_err(|_| bad())?;
+    let blocks = blocks.trim().parse().map_err(|_| bad())?;
+    Ok((width, blocks))
 }

@@ -142,18 +142,10 @@ pub fn restore(net: &mut Sequential, tensors: &Tensors, what: &str) -> Result<()
             Some(_) => {}
         }
     }
-    for (index, layer) in net.layers_mut().iter_mut().enumerate() {
-        let kind = layer.kind();
-        for p in layer.params_mut() {
-            if let Some(t) = tensors.get(&format!("{index}.{kind}.{}", p.name)) {
-                p.value.assign(t);
-            }
+    net.visit_tensors_mut(&mut |name, t| {
+        if let Some(src) = tensors.get(name) {
+            t.assign(src);
         }
-        for (name, b) in layer.buffers_mut() {
-            if let Some(t) = tensors.get(&format!("{index}.{kind}.{name}")) {
-                b.assign(t);
-            }
-        }
-    }
+    });
     Ok(())
 }

@@ -122,6 +122,12 @@ pub struct TrainArgs {
     /// CNN fully connected width before the embedding [default: 256].
     #[arg(long)]
     pub fc: Option<usize>,
+    /// ResNet stem width [default: 32].
+    #[arg(long)]
+    pub stem: Option<usize>,
+    /// ResNet stages as WIDTHxBLOCKS, comma-separated [default: 32x2,64x2,128x2].
+    #[arg(long, value_delimiter = ',', value_parser = super::arch_options::parse_stage)]
+    pub stages: Option<Vec<(usize, usize)>>,
     /// Embedding dimension [default: 128].
     #[arg(long)]
     pub embedding_dim: Option<usize>,
@@ -129,8 +135,9 @@ pub struct TrainArgs {
     /// Training loss [default: softmax].
     #[arg(long, value_enum)]
     pub loss: Option<LossArg>,
-    /// Margin of the triplet (default 0.2) or contrastive (default 1.0) loss, or the
-    /// CosFace margin of the softmax loss's cosine head (default 0).
+    /// Margin of the triplet (default 0.2) or contrastive (default 1.0) loss, or of the
+    /// softmax loss's head: CosFace's for the cosine head (default 0), ArcFace's angle
+    /// in radians (default 0.5), SphereFace's integer m (default 4).
     #[arg(long)]
     pub margin: Option<f32>,
     /// Triplet mining: all valid triplets, batch-hard, or FaceNet semi-hard.
@@ -143,7 +150,8 @@ pub struct TrainArgs {
     /// so satisfied triplets keep pulling; the margin may then be 0 [default: false].
     #[arg(long)]
     pub soft_margin: Option<bool>,
-    /// Softmax classifier head: cosine (scaled, normalised weights) or linear.
+    /// Softmax classifier head: cosine (scaled, normalised weights), linear, or the
+    /// cosine head with an ArcFace or SphereFace margin.
     #[arg(long, value_enum)]
     pub head: Option<HeadArg>,
     /// Scale s of the cosine head's logits s·cos θ [default: 16].
@@ -183,6 +191,8 @@ pub struct TrainArgs {
 pub enum ArchArg {
     Mlp,
     Cnn,
+    /// Residual CNN of BasicBlocks.
+    Resnet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -217,6 +227,10 @@ pub enum DistanceArg {
 pub enum HeadArg {
     Cosine,
     Linear,
+    /// Cosine head with ArcFace's additive angular margin.
+    Arcface,
+    /// Cosine head with SphereFace's multiplicative angular margin.
+    Sphereface,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

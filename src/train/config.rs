@@ -78,7 +78,7 @@ pub struct TrainConfig {
     pub batch: BatchConfig,
     pub preprocessing: PreprocessConfig,
     pub augmentation: AugmentConfig,
-    /// The embedding network (`type = "mlp"` or `"cnn"`); its `input` is always the
+    /// The embedding network (`type = "mlp"`, `"cnn"` or `"resnet"`); its `input` is always the
     /// preprocessing's output shape, whatever the file says.
     #[serde(deserialize_with = "super::arch_options::deserialize_arch")]
     pub arch: ArchSpec,
@@ -338,6 +338,9 @@ impl TrainConfig {
             return bad(format!(
                 "the loss margin must be finite and {bound}, got {m}"
             ));
+        }
+        if let LossConfig::Softmax(softmax) = &self.loss {
+            softmax.head.validate().map_err(TrainError::Config)?;
         }
         let [h, w] = [height, width];
         super::arch_options::with_input(&self.arch, [h, w])

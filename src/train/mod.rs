@@ -14,6 +14,7 @@ pub mod error;
 pub mod eval_embed;
 pub mod finish;
 pub mod head;
+pub mod margin;
 pub mod objective;
 pub mod overrides;
 pub mod progress;

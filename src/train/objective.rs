@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::LossConfig;
 use super::error::Result;
+use super::margin::Margin;
 use crate::nn::loss::{contrastive_loss, softmax_cross_entropy, triplet_loss};
 use crate::nn::sequential::Sequential;
 use crate::nn::{Mode, Param, Tensor};
@@ -86,22 +87,22 @@ impl Objective {
             }
             (LossConfig::Softmax(softmax), Some(head)) => {
                 let mut logits = head.forward(embeddings, Mode::Train)?; // (N, C)
-                // CosFace margin: a constant off the true logit, so dE/dlogits is the
-                // cross-entropy's gradient at the shifted logits, passed back unchanged.
-                let offset = softmax.head.target_logit_offset();
-                if offset != 0.0 {
-                    for (mut row, &label) in logits.axis_iter_mut(Axis(0)).zip(labels) {
-                        if let Some(v) = row.get_mut(label) {
-                            *v -= offset;
-                        }
-                    }
-                }
-                let out = softmax_cross_entropy(&logits, labels)?;
+                // CosFace / ArcFace / SphereFace: the true logit s·cos θ becomes s·ψ(cos θ);
+                // the chain rule then scales its gradient by dψ/dcos θ.
+                let margin = softmax.head.margin();
+                let slopes = match margin {
+                    Some((m, scale)) => Some(m.apply(scale, &mut logits, labels)?),
+                    None => None,
+                };
+                let mut out = softmax_cross_entropy(&logits, labels)?;
                 let wrong = logits
                     .axis_iter(Axis(0))
                     .zip(labels)
                     .filter(|(row, label)| argmax(row.iter().copied()) != Some(**label))
                     .count();
+                if let Some(slopes) = &slopes {
+                    Margin::backward(&mut out.grad, labels, slopes)?;
+                }
                 let grad = head.backward(&out.grad)?;
                 let loss = BatchLoss {
                     value: out.value,

@@ -57,8 +57,13 @@ pub fn apply_loss(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
         LossConfig::Softmax(s) => {
             s.head = match (args.head, s.head) {
                 (Some(HeadArg::Linear), _) => HeadConfig::Linear,
-                (Some(HeadArg::Cosine), HeadConfig::Linear) => HeadConfig::default(),
-                (_, current) => current,
+                (Some(HeadArg::Cosine), HeadConfig::Cosine { .. }) => s.head,
+                (Some(HeadArg::Cosine), _) => HeadConfig::default(),
+                (Some(HeadArg::Arcface), HeadConfig::Arcface { .. }) => s.head,
+                (Some(HeadArg::Arcface), _) => HeadConfig::arcface(),
+                (Some(HeadArg::Sphereface), HeadConfig::Sphereface { .. }) => s.head,
+                (Some(HeadArg::Sphereface), _) => HeadConfig::sphereface(),
+                (None, current) => current,
             };
             match &mut s.head {
                 HeadConfig::Linear if args.head_scale.is_some() || args.margin.is_some() => {
@@ -67,14 +72,32 @@ pub fn apply_loss(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
                     ));
                 }
                 HeadConfig::Linear => {}
-                HeadConfig::Cosine { scale, margin } => {
+                HeadConfig::Cosine { scale, margin }
+                | HeadConfig::Arcface { scale, margin, .. } => {
                     set(scale, args.head_scale);
                     set(margin, args.margin);
+                }
+                HeadConfig::Sphereface { scale, margin, .. } => {
+                    set(scale, args.head_scale);
+                    if let Some(m) = args.margin {
+                        *margin = integral_margin(m)?;
+                    }
                 }
             }
         }
     }
     Ok(())
+}
+
+/// SphereFace's `--margin`: a whole number of at least 1.
+fn integral_margin(m: f32) -> Result<u32> {
+    if m.fract() == 0.0 && (1.0..=8.0).contains(&m) {
+        Ok(m as u32)
+    } else {
+        Err(TrainError::Config(format!(
+            "--margin for the SphereFace head is an integer in 1..=8, got {m}"
+        )))
+    }
 }
 
 /// `--optimizer`, `--momentum`, `--nesterov`, `--weight-decay`, `--max-norm`.
