@@ -10,8 +10,8 @@
 
 use std::path::PathBuf;
 
-use faceprint::data::ImageFolder;
-use faceprint::detect::{DetectConfig, FaceDetector, crop_face};
+use faceprint::data::{ImageFolder, Pick, face_crop};
+use faceprint::detect::{DetectConfig, FaceDetector};
 use rayon::prelude::*;
 
 fn main() {
@@ -31,19 +31,7 @@ fn main() {
         .filter_map(|i| {
             let image = &folder.images()[i];
             let path = &folder.paths()[i];
-            let (cx, cy) = (
-                f64::from(image.width()) / 2.0,
-                f64::from(image.height()) / 2.0,
-            );
-            let face = detector
-                .detect(image)
-                .into_iter()
-                .filter(|f| f.embeddable(detector.config()))
-                .min_by(|a, b| {
-                    a.centre_distance(cx, cy)
-                        .total_cmp(&b.centre_distance(cx, cy))
-                });
-            let Some(face) = face else {
+            let Some(crop) = face_crop(&detector, image, Pick::NearestCentre) else {
                 return Some(path.display().to_string());
             };
             let identity = &folder.identities()[folder.labels()[i]];
@@ -52,11 +40,7 @@ fn main() {
             let target = dir.join(format!("{}.png", name.unwrap_or_default()));
             let saved = std::fs::create_dir_all(&dir)
                 .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    crop_face(image, &face)
-                        .save(&target)
-                        .map_err(|e| e.to_string())
-                });
+                .and_then(|()| crop.save(&target).map_err(|e| e.to_string()));
             saved.err().map(|e| format!("{}: {e}", target.display()))
         })
         .collect();

@@ -15,6 +15,9 @@ fn args(model: std::path::PathBuf, out: std::path::PathBuf) -> EvalArgs {
     EvalArgs {
         model,
         data: fixtures().join("unseen"),
+        pairs: None,
+        folds: None,
+        detect: false,
         baseline_train: Some(fixtures().join("faces")),
         rounds: 3,
         enroll: 2,

@@ -1,5 +1,6 @@
-//! Training on the crops the server embeds: every image of a folder replaced by the crop
-//! of its largest face, found and cut by the server's detector ([`crate::detect`]).
+//! Training and evaluating on the crops the server embeds: every image replaced by the
+//! crop of one face, found and cut by the server's detector ([`crate::detect`]).
+//! [`face_crop`] is the one place that turns a photograph into that crop.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,39 @@ use rayon::prelude::*;
 
 use super::error::{DataError, Result};
 use super::folder::ImageFolder;
-use crate::detect::{FaceDetector, crop_face};
+use crate::detect::{FaceBox, FaceDetector, crop_face};
+
+/// Which embeddable face of a photograph to crop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pick {
+    /// The largest: the server's rule for a query.
+    #[default]
+    Largest,
+    /// The one whose box centre is nearest the image centre (ties: the larger), for
+    /// photographs framed on one person, as LFW's are.
+    NearestCentre,
+}
+
+/// The crop of the face `pick` chooses among the embeddable faces `detector` finds in
+/// `image`; `None` when it finds none.
+pub fn face_crop(detector: &FaceDetector, image: &GrayImage, pick: Pick) -> Option<GrayImage> {
+    let config = detector.config();
+    let faces = detector.detect(image); // largest first
+    let mut embeddable = faces.iter().filter(|b| b.embeddable(config));
+    let face = match pick {
+        Pick::Largest => embeddable.next()?,
+        Pick::NearestCentre => {
+            let (cx, cy) = (
+                f64::from(image.width()) / 2.0,
+                f64::from(image.height()) / 2.0,
+            );
+            let off_centre = |b: &FaceBox| b.centre_distance(cx, cy);
+            // `min_by` keeps the first of equal minima: the larger face.
+            embeddable.min_by(|a, b| off_centre(a).total_cmp(&off_centre(b)))?
+        }
+    };
+    Some(crop_face(image, face))
+}
 
 /// What cropping left out.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -51,15 +84,10 @@ pub fn crop_faces(
     detector: &FaceDetector,
     min_images: usize,
 ) -> Result<(ImageFolder, FaceCropReport)> {
-    let config = detector.config();
     let crops: Vec<Option<GrayImage>> = folder
         .images()
         .par_iter()
-        .map(|image| {
-            let faces = detector.detect(image);
-            let face = faces.iter().find(|b| b.embeddable(config))?;
-            Some(crop_face(image, face))
-        })
+        .map(|image| face_crop(detector, image, Pick::Largest))
         .collect();
     let mut report = FaceCropReport::default();
     let mut per_identity = vec![0usize; folder.identities().len()];

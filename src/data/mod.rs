@@ -20,7 +20,7 @@ pub mod split;
 
 pub use augment::Augmentation;
 pub use error::{DataError, Result};
-pub use faces::{FaceCropReport, crop_faces};
+pub use faces::{FaceCropReport, Pick, crop_faces, face_crop};
 pub use folder::{ImageFolder, ScanOptions};
 pub use preprocess::{
     Normalisation, NormalisationKind, Preprocessing, PreprocessingSpec, StoredArray, TanTriggs,

@@ -17,6 +17,20 @@ pub enum EvalError {
     Data(#[from] DataError),
     #[error("{path}: {message}")]
     Output { path: String, message: String },
+    /// A line of a pairs file that does not follow the LFW format.
+    #[error("{file} line {line}: {message}")]
+    PairsLine {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    /// An image a pairs file names is not in the data folder.
+    #[error("{path}: no such image (named by {file} line {line})")]
+    MissingImage {
+        path: String,
+        file: String,
+        line: usize,
+    },
 }
 
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;

@@ -1,7 +1,9 @@
 //! `eval-embed`: the open-set protocol on identities a model never saw, optionally beside
 //! the raw-pixel and Fisherfaces baselines fitted on a training folder with the model's
-//! own preprocessing. Writes `report.json` and `roc.png`; `--export` writes every
-//! image's embedding as JSON lines.
+//! own preprocessing; with `--pairs`, the LFW verification protocol
+//! ([`super::eval_pairs`]) and the open-set protocol on the identities of its folds;
+//! with `--detect`, on the face crops of photographs. Writes `report.json` and
+//! `roc.png`; `--export` writes every image's embedding as JSON lines.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,9 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use super::error::{Result, TrainError};
-use crate::data::ImageFolder;
+use super::eval_pairs::{DetectionSummary, Embedded, PairsReport, run_pairs};
+use crate::data::{ImageFolder, crop_faces};
+use crate::detect::{DetectConfig, FaceDetector};
 use crate::eval::compare::baseline_reports;
 use crate::eval::report::{write_json, write_roc_png};
 use crate::eval::{ProtocolReport, open_set_protocol};
@@ -27,9 +31,26 @@ pub struct EvalArgs {
     /// The model file (.safetensors) written by train-embed.
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
-    /// Images of identities the model never saw: one sub-folder per identity.
+    /// Images of identities the model never saw: one sub-folder per identity. With
+    /// --pairs, the photos in the LFW layout (`DIR/<name>/<name>_0001.jpg`).
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
+    /// An LFW View 2 pairs file (`<folds> <n>`, then per fold n matched lines
+    /// `name idx1 idx2` and n mismatched lines `name1 idx1 name2 idx2`): report the
+    /// accuracy over folds, each at the threshold chosen on the other folds, pooled
+    /// TAR@FAR and EER, and the open-set protocol on the identities of the folds with at
+    /// least two photos.
+    #[arg(long, value_name = "FILE")]
+    pub pairs: Option<PathBuf>,
+    /// The folds of --pairs to use, numbered from 1 (e.g. `1,2,5`); all by default.
+    #[arg(long, value_delimiter = ',', requires = "pairs")]
+    pub folds: Option<Vec<usize>>,
+    /// Embed the crop of a face found by the server's detector instead of the whole
+    /// image: the largest embeddable face, or with --pairs the one nearest the image
+    /// centre. Images without a face are counted and left out (a pair missing one is a
+    /// wrong answer).
+    #[arg(long)]
+    pub detect: bool,
     /// Fit the classical baselines on this folder (other identities than --data), with
     /// the model's preprocessing, and report them beside the model: raw pixels,
     /// Eigenfaces, and PCA+LDA (Fisherfaces, as published and on 100 PCA components).
@@ -75,6 +96,10 @@ pub struct EvalReport {
     pub images: usize,
     pub baseline_train: Option<String>,
     pub methods: Vec<MethodReport>,
+    /// With --pairs: the verification protocol's numbers.
+    pub pairs: Option<PairsReport>,
+    /// With --detect: images searched and those without a face.
+    pub detection: Option<DetectionSummary>,
 }
 
 /// Runs the evaluation; returns what `report.json` holds.
@@ -83,25 +108,60 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
     let pre = model.meta.preprocessing.clone();
     let version = model.meta.version.clone();
     let embedder = Embedder::new(model);
-    let folder = scan(&args.data)?;
+    let detector = if args.detect {
+        let detector = FaceDetector::new(DetectConfig::default())
+            .map_err(|e| TrainError::Config(format!("face detector: {e}")))?;
+        Some(detector)
+    } else {
+        None
+    };
+    let (set, folder, pairs, detection) = match &args.pairs {
+        Some(file) => {
+            if args.baseline_train.is_some() {
+                return Err(TrainError::Config(
+                    "--baseline-train compares on a --data folder of identities; it does not \
+                     combine with --pairs"
+                        .into(),
+                ));
+            }
+            let run = run_pairs(
+                file,
+                args.folds.as_deref(),
+                &args.data,
+                &embedder,
+                detector.as_ref(),
+            )?;
+            (run.open_set, None, Some(run.report), run.detection)
+        }
+        None => {
+            let (folder, detection) = scan_and_crop(&args.data, detector.as_ref(), 1)?;
+            let images: Vec<image::DynamicImage> = folder
+                .images()
+                .iter()
+                .map(|g| image::DynamicImage::ImageLuma8(g.clone()))
+                .collect();
+            let set = Embedded {
+                identities: folder.identities().to_vec(),
+                paths: folder.paths().to_vec(),
+                labels: folder.labels().to_vec(),
+                rows: embedder.embed(&images)?,
+            };
+            (set, Some(folder), None, detection)
+        }
+    };
     let protocol = super::validate::protocol(args.seed, args.rounds, args.enroll);
-    let images: Vec<image::DynamicImage> = folder
-        .images()
-        .iter()
-        .map(|g| image::DynamicImage::ImageLuma8(g.clone()))
-        .collect();
-    let rows = embedder.embed(&images)?;
     let dim = embedder.dim();
-    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-    let embeddings = Array2::from_shape_vec((rows.len(), dim), flat)
+    let flat: Vec<f32> = set.rows.iter().flatten().copied().collect();
+    let embeddings = Array2::from_shape_vec((set.rows.len(), dim), flat)
         .map_err(|e| TrainError::Config(format!("embeddings: {e}")))?;
     let mut methods = vec![MethodReport {
         name: "model".into(),
-        report: open_set_protocol(embeddings.view(), folder.labels(), &protocol)?,
+        report: open_set_protocol(embeddings.view(), &set.labels, &protocol)?,
     }];
-    if let Some(train_dir) = &args.baseline_train {
-        let train = scan(train_dir)?;
-        let baselines = baseline_reports(&train, &folder, &pre, &protocol)?;
+    if let (Some(train_dir), Some(folder)) = (&args.baseline_train, &folder) {
+        let min_images = crate::data::ScanOptions::default().min_images;
+        let (train, _) = scan_and_crop(train_dir, detector.as_ref(), min_images)?;
+        let baselines = baseline_reports(&train, folder, &pre, &protocol)?;
         methods.extend(
             baselines
                 .into_iter()
@@ -113,23 +173,28 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
         model: args.model.display().to_string(),
         model_version: version,
         data: args.data.display().to_string(),
-        identities: folder.identities().len(),
-        images: folder.len(),
+        identities: set.identities.len(),
+        images: set.rows.len(),
         baseline_train: args
             .baseline_train
             .as_ref()
             .map(|p| p.display().to_string()),
         methods,
+        pairs,
+        detection,
     };
     write_json(&args.out.join("report.json"), &report)?;
-    let curves: Vec<(&str, &[crate::eval::RocPoint])> = report
+    let mut curves: Vec<(&str, &[crate::eval::RocPoint])> = report
         .methods
         .iter()
         .map(|m| (m.name.as_str(), m.report.roc.as_slice()))
         .collect();
+    if let Some(pairs) = &report.pairs {
+        curves.push(("LFW pairs", pairs.roc.as_slice()));
+    }
     write_roc_png(&args.out.join("roc.png"), &curves)?;
     if let Some(path) = &args.export {
-        export(path, &folder, &rows)?;
+        export(path, &set)?;
     }
     if let Some(path) = &args.calibrate_into {
         calibrate_into(args, &report, path)?;
@@ -186,6 +251,18 @@ pub fn table(report: &EvalReport) -> String {
         "TAR@FAR1%",
         "EER"
     );
+    if let Some(d) = &report.detection {
+        out.insert_str(
+            0,
+            &format!(
+                "face detection: no face in {} of {} images; {} identit(y/ies) left out\n",
+                d.no_face, d.photos, d.identities_left_out
+            ),
+        );
+    }
+    if let Some(pairs) = &report.pairs {
+        out.insert_str(0, &super::eval_pairs::table(pairs));
+    }
     for m in &report.methods {
         let r = &m.report;
         let at = |rates: &[crate::eval::protocol::RateAtFar], far: f64| {
@@ -211,6 +288,25 @@ pub fn table(report: &EvalReport) -> String {
     out
 }
 
+/// The folder at `dir`; with a detector, each image replaced by its largest face's crop,
+/// images without one left out, then identities with fewer than `min_images` crops.
+fn scan_and_crop(
+    dir: &Path,
+    detector: Option<&FaceDetector>,
+    min_images: usize,
+) -> Result<(ImageFolder, Option<DetectionSummary>)> {
+    let folder = scan(dir)?;
+    let Some(detector) = detector else {
+        return Ok((folder, None));
+    };
+    let (cropped, report) = crop_faces(&folder, detector, min_images)?;
+    if let Some(message) = report.message() {
+        eprintln!("warning: {}: {message}", dir.display());
+    }
+    let summary = DetectionSummary::new(folder.len(), &report.no_face, report.left_out.len());
+    Ok((cropped, Some(summary)))
+}
+
 fn scan(dir: &std::path::Path) -> Result<ImageFolder> {
     if !dir.is_dir() {
         return Err(TrainError::io(
@@ -226,7 +322,7 @@ fn scan(dir: &std::path::Path) -> Result<ImageFolder> {
 }
 
 /// One JSON line per image: `{"path", "identity", "embedding"}`.
-fn export(path: &std::path::Path, folder: &ImageFolder, rows: &[Vec<f32>]) -> Result<()> {
+fn export(path: &std::path::Path, set: &Embedded) -> Result<()> {
     #[derive(Serialize)]
     struct Line<'a> {
         path: String,
@@ -235,10 +331,10 @@ fn export(path: &std::path::Path, folder: &ImageFolder, rows: &[Vec<f32>]) -> Re
     }
     let io = |e: std::io::Error| TrainError::io(path, e);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
-    for ((p, &label), embedding) in folder.paths().iter().zip(folder.labels()).zip(rows) {
+    for ((p, &label), embedding) in set.paths.iter().zip(&set.labels).zip(&set.rows) {
         let line = Line {
             path: p.display().to_string(),
-            identity: folder.identities().get(label).map_or("", String::as_str),
+            identity: set.identities.get(label).map_or("", String::as_str),
             embedding,
         };
         let json = serde_json::to_string(&line).map_err(|e| TrainError::io(path, e))?;

@@ -12,6 +12,7 @@ pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod eval_embed;
+pub mod eval_pairs;
 pub mod finish;
 pub mod head;
 pub mod margin;
