@@ -62,8 +62,13 @@ fn main() {
             .unwrap_or_default()
             .trim()
     );
+    let scenes = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-scenes");
     for (w, h, scale) in [(640, 480, 1), (1920, 1080, 3)] {
         let image = scene(w, h, scale);
+        // The same pictures for the peers of scripts/bench_detect.sh.
+        if std::fs::create_dir_all(&scenes).is_ok() {
+            let _ = image.save(scenes.join(format!("{w}x{h}.png")));
+        }
         for min_face_size in [20, 40, 80] {
             let config = DetectConfig {
                 min_face_size,

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use faceprint::data::{ImageFolder, crop_faces};
+use faceprint::data::{ImageFolder, Pick, crop_faces};
 use faceprint::detect::{
     DetectConfig, FRAME_HEIGHT, FRAME_WIDTH, FaceBox, FaceDetector, TEMPLATE, box_landmarks,
     crop_face,
@@ -393,7 +393,7 @@ fn training_crops_keep_images_with_a_face_and_list_the_others() {
     )
     .expect("folder");
     let detector = detector();
-    let (cropped, report) = crop_faces(&folder, &detector, 2).expect("crops");
+    let (cropped, report) = crop_faces(&folder, &detector, 2, Pick::Largest).expect("crops");
     assert_eq!(cropped.identities(), ["a", "b"]);
     assert_eq!(cropped.labels(), [0, 0, 1, 1]);
     assert_eq!(report.no_face, vec![fixture_path("coffee.jpg"); 2]);

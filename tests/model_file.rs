@@ -51,6 +51,7 @@ fn model_of(arch: ArchSpec, net: Sequential, flip_average: bool) -> ModelFile {
             far_10pct: 0.6,
         },
         flip_average,
+        detector: None,
         version: String::new(),
     };
     ModelFile::new(meta, net)

@@ -379,9 +379,50 @@ async fn the_astronaut_photograph_is_one_face() {
 async fn invalid_detector_settings_stop_the_server_at_start_up() {
     let db = TestDb::sqlite();
     let mut settings = test_settings(&db);
-    settings.detector.min_face_size = 5;
+    settings.detector = Some(faceprint::detect::DetectConfig {
+        min_face_size: 5,
+        ..Default::default()
+    });
     let Err(error) = Application::build(settings).await else {
         panic!("a detector that cannot search was accepted");
     };
     assert!(error.to_string().contains("min_face_size"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_detects_with_the_settings_its_model_was_trained_with() {
+    // The shipped model with detector settings recorded as if trained with them: a
+    // smallest face of 200 pixels, larger than the astronaut's (about 90).
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut model =
+        faceprint::model::ModelFile::load(&common::fixtures::model_path()).expect("model");
+    model.meta.detector = Some(faceprint::detect::DetectConfig {
+        min_face_size: 200,
+        ..Default::default()
+    });
+    let path = dir.path().join("model.safetensors");
+    model.save(&path).expect("saved");
+    let photo = jpeg_bytes("astronaut.jpg");
+    for (explicit, faces) in [
+        (None, 0),
+        (Some(faceprint::detect::DetectConfig::default()), 1),
+    ] {
+        let db = TestDb::sqlite();
+        let mut settings = test_settings(&db);
+        settings.model.path = path.clone();
+        // The server's own [detector] section, when set, wins over the model's.
+        settings.detector = explicit;
+        let app = TestApp::spawn_with(db, settings).await;
+        let (status, body) = json_of(
+            app.post_json("/detect", &json!({"image": b64(&photo)}))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["faces"].as_array().map(Vec::len),
+            Some(faces),
+            "{body}"
+        );
+    }
 }

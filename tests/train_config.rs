@@ -350,3 +350,51 @@ fn flags_select_the_resnet_and_the_angular_margin_heads() {
         "{err}"
     );
 }
+
+#[test]
+fn singletons_join_training_as_classes_and_never_validation() {
+    use faceprint::train::dataset::RunData;
+    // Six identities of the fixtures, and three more with one image each.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/train/faces");
+    let mut ids: Vec<_> = std::fs::read_dir(&source)
+        .expect("fixtures")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    ids.sort();
+    for (i, id) in ids.iter().enumerate() {
+        let mut files: Vec<_> = std::fs::read_dir(id)
+            .expect("identity")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        let name = id.file_name().expect("name").to_string_lossy().into_owned();
+        let keep = if i < 3 { 1 } else { files.len() };
+        std::fs::create_dir_all(dir.path().join(&name)).expect("dir");
+        for f in &files[..keep] {
+            std::fs::copy(f, dir.path().join(&name).join(f.file_name().expect("file")))
+                .expect("copy");
+        }
+    }
+    let mut cfg = TrainConfig {
+        data: dir.path().to_path_buf(),
+        val_fraction: 0.34,
+        ..TrainConfig::default()
+    };
+    cfg.batch.p = 2;
+    let without = RunData::load(&cfg).expect("data without singletons");
+    cfg.singletons = true;
+    let with = RunData::load(&cfg).expect("data with singletons");
+    let n = ids.len();
+    assert_eq!(
+        without.train_identities.len() + without.val_identities.len(),
+        n - 3,
+        "one-image identities are left out by default"
+    );
+    assert_eq!(
+        with.train_identities.len(),
+        without.train_identities.len() + 3
+    );
+    assert_eq!(with.val_identities, without.val_identities);
+}

@@ -12,7 +12,8 @@ use super::folder::ImageFolder;
 use crate::detect::{FaceBox, FaceDetector, crop_face};
 
 /// Which embeddable face of a photograph to crop.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Pick {
     /// The largest: the server's rule for a query.
     #[default]
@@ -76,18 +77,19 @@ impl FaceCropReport {
     }
 }
 
-/// `folder` with each image replaced by the crop of its largest embeddable face (the
-/// server's rule for a query); images without one are dropped, then identities with
+/// `folder` with each image replaced by the aligned crop of the embeddable face `pick`
+/// chooses; images without one are dropped, then identities with
 /// fewer than `min_images` crops. Fewer than two identities left is an error.
 pub fn crop_faces(
     folder: &ImageFolder,
     detector: &FaceDetector,
     min_images: usize,
+    pick: Pick,
 ) -> Result<(ImageFolder, FaceCropReport)> {
     let crops: Vec<Option<GrayImage>> = folder
         .images()
         .par_iter()
-        .map(|image| face_crop(detector, image, Pick::Largest))
+        .map(|image| face_crop(detector, image, pick))
         .collect();
     let mut report = FaceCropReport::default();
     let mut per_identity = vec![0usize; folder.identities().len()];

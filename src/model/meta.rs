@@ -41,6 +41,11 @@ pub struct ModelMeta {
     /// Absent in older files: off.
     #[serde(default)]
     pub flip_average: bool,
+    /// How faces in photographs were found and aligned for training (`train-embed
+    /// --detect`), so the server finds them the same way; `None` (older files, or a
+    /// model trained on face crops as they came): the server's own `[detector]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detector: Option<crate::detect::DetectConfig>,
     /// Model version: the first 16 hex digits of the SHA-256 of the weights (names,
     /// shapes and bytes in name order), computed when the file is written and checked
     /// when it is read.

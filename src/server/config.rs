@@ -24,8 +24,9 @@ pub struct Settings {
     pub index: IndexConfig,
     pub sync: SyncSettings,
     pub detect: DetectSettings,
-    /// The face detector and crop, shared with `train-embed --detect`.
-    pub detector: DetectConfig,
+    /// The face detector's settings. Unset (the default): the ones the model was trained
+    /// with (`train-embed --detect` records them), else [`DetectConfig::default`].
+    pub detector: Option<DetectConfig>,
 }
 
 /// Where to listen.

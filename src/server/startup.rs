@@ -62,7 +62,12 @@ impl Application {
     /// a free port, which [`Application::local_addr`] reports).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let embedder = load_embedder(&settings).await?;
-        let detector = crate::detect::FaceDetector::new(settings.detector.clone())?;
+        let detector_config = settings
+            .detector
+            .clone()
+            .or_else(|| embedder.meta().detector.clone())
+            .unwrap_or_default();
+        let detector = crate::detect::FaceDetector::new(detector_config)?;
         let store = Store::connect(
             settings.database.url.expose(),
             settings.database.max_connections,

@@ -68,10 +68,19 @@ pub struct TrainConfig {
     /// The model embeds each face and its mirror image and averages them (validation
     /// and calibration do too). Costs a second forward pass per face.
     pub flip_average: bool,
-    /// Crop every image around its largest face with the detector before anything else,
-    /// as the server does with photographs; images without a face are left out (and
-    /// listed). Off by default: face-database crops need no detection.
+    /// Align every image's face with the detector before anything else, as the server
+    /// does with photographs; images without a face are left out (and listed). Off by
+    /// default: face-database crops need no detection. The settings are recorded in the
+    /// model, and the server uses them.
     pub detect: bool,
+    /// Which face of a photograph `detect` keeps: the largest (the server's rule for a
+    /// query), or the one nearest the image centre (photographs framed on one person,
+    /// like LFW's, where someone behind can be larger).
+    pub detect_pick: crate::data::Pick,
+    /// Identities with a single image join training as classes of their own (never
+    /// validation, which needs two images of a person). Off by default: such folders
+    /// are usually mistakes; on LFW most identities have one photo.
+    pub singletons: bool,
     /// The detector and crop settings for `detect`: the server's `[detector]` section,
     /// whose defaults these are. Change them only together.
     pub detector: DetectConfig,
@@ -251,6 +260,8 @@ impl Default for TrainConfig {
             selection: Selection::Best,
             flip_average: true,
             detect: false,
+            detect_pick: crate::data::Pick::Largest,
+            singletons: false,
             detector: DetectConfig::default(),
             batch: BatchConfig::default(),
             preprocessing: PreprocessConfig::default(),

@@ -40,25 +40,39 @@ impl RunData {
                 "no such directory (expected one sub-folder of images per identity)",
             ));
         }
-        let mut folder = ImageFolder::scan(&cfg.data)?;
+        let min_images = if cfg.singletons { 1 } else { 2 };
+        let mut folder = ImageFolder::scan_with(&cfg.data, &ScanOptions { min_images })?;
         if let Some(message) = folder.report().message(folder.root()) {
             eprintln!("warning: {message}");
         }
         if cfg.detect {
             let detector = FaceDetector::new(cfg.detector.clone())
                 .map_err(|e| TrainError::Config(e.to_string()))?;
-            let (cropped, report) =
-                crop_faces(&folder, &detector, ScanOptions::default().min_images)?;
+            let (cropped, report) = crop_faces(&folder, &detector, min_images, cfg.detect_pick)?;
             if let Some(message) = report.message() {
                 eprintln!("warning: {message}");
             }
             folder = cropped;
+        }
+        // Identities with one image (kept with `singletons`) are training classes only:
+        // validation needs an enrolled image and a probe of each identity.
+        let (single, several): (Vec<usize>, Vec<usize>) = (0..folder.identities().len())
+            .partition(|&id| folder.labels().iter().filter(|&&l| l == id).count() < 2);
+        let singles = (!single.is_empty())
+            .then(|| folder.subset(&single))
+            .transpose()?;
+        if singles.is_some() {
+            folder = folder.subset(&several)?;
         }
         let n = folder.identities().len();
         let (train, val) = folder.split(
             SplitSize::Fraction(f64::from(cfg.val_fraction)),
             derive(cfg.seed, Stream::Split, 0),
         )?;
+        let train = match singles {
+            Some(singles) => ImageFolder::merge(&[train, singles])?,
+            None => train,
+        };
         let (n_train, n_val) = (train.identities().len(), val.identities().len());
         if n_train < cfg.batch.p {
             return Err(TrainError::Config(format!(

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use super::error::{Result, TrainError};
 use super::eval_pairs::{DetectionSummary, Embedded, PairsReport, run_pairs};
-use crate::data::{ImageFolder, crop_faces};
-use crate::detect::{DetectConfig, FaceDetector};
+use crate::data::{ImageFolder, Pick, crop_faces};
+use crate::detect::FaceDetector;
 use crate::eval::compare::baseline_reports;
 use crate::eval::report::{write_json, write_roc_png};
 use crate::eval::{ProtocolReport, open_set_protocol};
@@ -107,9 +107,11 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
     let model = ModelFile::load(&args.model)?;
     let pre = model.meta.preprocessing.clone();
     let version = model.meta.version.clone();
+    // The settings the model was trained with, as the server uses them.
+    let detect_config = model.meta.detector.clone().unwrap_or_default();
     let embedder = Embedder::new(model);
     let detector = if args.detect {
-        let detector = FaceDetector::new(DetectConfig::default())
+        let detector = FaceDetector::new(detect_config)
             .map_err(|e| TrainError::Config(format!("face detector: {e}")))?;
         Some(detector)
     } else {
@@ -299,7 +301,7 @@ fn scan_and_crop(
     let Some(detector) = detector else {
         return Ok((folder, None));
     };
-    let (cropped, report) = crop_faces(&folder, detector, min_images)?;
+    let (cropped, report) = crop_faces(&folder, detector, min_images, Pick::Largest)?;
     if let Some(message) = report.message() {
         eprintln!("warning: {}: {message}", dir.display());
     }

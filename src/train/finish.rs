@@ -100,6 +100,7 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
         training: serde_json::to_value(&summary).unwrap_or_default(),
         thresholds,
         flip_average: run.cfg.flip_average,
+        detector: run.cfg.detect.then(|| run.cfg.detector.clone()),
         version: String::new(),
     };
     if let Some(dir) = run
