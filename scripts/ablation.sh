@@ -6,16 +6,16 @@
 #   scripts/ablation.sh VARIANTS_FILE
 #
 # VARIANTS_FILE has one variant per line: a name, a `|`, then train-embed flags that
-# override models/default.toml (blank lines and `#` comments are skipped), e.g.
+# override models/orl-yaleb.toml (blank lines and `#` comments are skipped), e.g.
 #   softmax, linear head | --loss softmax --head linear
 # Needs data/split/{train,heldout} (scripts/train-default.sh or examples/split-identities).
-# env: BASE (default models/default.toml), OUT (default runs/ablation), PYTHON (python3),
+# env: BASE (default models/orl-yaleb.toml), OUT (default runs/ablation), PYTHON (python3),
 #      SPLIT (default data/split: trains on $SPLIT/train, evaluates on $SPLIT/heldout),
 #      BIN (a folder holding train-embed and eval-embed: use those, build nothing;
 #      lets a long ablation run on while the tree is rebuilt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASE=${BASE:-models/default.toml}
+BASE=${BASE:-models/orl-yaleb.toml}
 OUT=${OUT:-runs/ablation}
 PYTHON=${PYTHON:-python3}
 SPLIT=${SPLIT:-data/split}
