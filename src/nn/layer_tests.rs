@@ -121,6 +121,37 @@ fn max_pool_gradients_match_finite_differences_for_disjoint_and_overlapping_wind
 }
 
 #[test]
+fn max_pool_infer_equals_the_training_forward_nan_included() {
+    for (k, s, ceil) in [
+        (2, 2, false),
+        (3, 2, false),
+        (2, 1, false),
+        (2, 2, true),
+        (3, 2, true),
+    ] {
+        for (h, w) in [(7, 6), (6, 6), (5, 9)] {
+            let mut layer = if ceil {
+                MaxPool2d::ceil(k, s).unwrap()
+            } else {
+                MaxPool2d::new(k, s).unwrap()
+            };
+            let mut x = uniform(&[2, 3, h, w], (k + h) as u64);
+            x[[1, 2, 3, 4]] = f32::NAN;
+            let trained = layer.forward(&x, Mode::Train).unwrap();
+            let inferred = layer.infer(&x).unwrap();
+            assert_eq!(trained.shape(), inferred.shape());
+            for (a, b) in trained.iter().zip(inferred.iter()) {
+                assert!(
+                    a == b || (a.is_nan() && b.is_nan()),
+                    "k {k} s {s} ceil {ceil} {h}×{w}: {a} vs {b}"
+                );
+            }
+            assert!(inferred.iter().any(|v| v.is_nan()), "NaN must propagate");
+        }
+    }
+}
+
+#[test]
 fn ceil_mode_max_pool_keeps_the_partial_edge_windows_and_their_gradients() {
     // PyTorch: MaxPool2d(3, 2, ceil_mode=True) on 7×6 gives 3×3 (last column window
     // starts at 4 and holds columns 4..6); (2, 2) on 5×5 gives 3×3 with 1-wide edges.

@@ -152,6 +152,51 @@ impl MaxPool2d {
     }
 }
 
+/// The running maximum `best` after seeing `v`: [`beats`]'s rule (NaN propagates).
+#[inline]
+fn nan_max(best: f32, v: f32) -> f32 {
+    if beats(v, best) { v } else { best }
+}
+
+impl MaxPool2d {
+    /// Eval-mode pooling without the argmax backward needs: a window's maximum is the
+    /// maximum over its rows of each row's maximum, so rows are reduced first (one pass
+    /// over the input), then columns of the reduced rows. Equal to [`MaxPool2d::run`]'s
+    /// values (`tests`: `infer_equals_the_training_forward`).
+    fn run_max(&self, x: &Tensor) -> Result<Tensor> {
+        let ([n, c, h, w], ho, wo) = self.dims(x.shape())?;
+        let x = data(x);
+        let (k, s) = (self.kernel, self.stride);
+        let mut y = vec![0.0f32; n * c * ho * wo];
+        y.par_chunks_mut(ho * wo)
+            .zip(x.par_chunks(h * w))
+            .for_each(|(y_pl, x_pl)| {
+                // Row maxima: (H, Wo).
+                let mut rows = vec![f32::NEG_INFINITY; h * wo];
+                for (x_row, r_row) in x_pl.chunks_exact(w).zip(rows.chunks_exact_mut(wo)) {
+                    for (ox, r) in r_row.iter_mut().enumerate() {
+                        let start = ox * s;
+                        let end = (start + k).min(w);
+                        *r = x_row[start..end]
+                            .iter()
+                            .fold(f32::NEG_INFINITY, |m, &v| nan_max(m, v));
+                    }
+                }
+                for (oy, y_row) in y_pl.chunks_exact_mut(wo).enumerate() {
+                    let start = oy * s;
+                    let end = (start + k).min(h);
+                    y_row.copy_from_slice(&rows[start * wo..(start + 1) * wo]);
+                    for r_row in rows[(start + 1) * wo..end * wo].chunks_exact(wo) {
+                        for (o, &v) in y_row.iter_mut().zip(r_row) {
+                            *o = nan_max(*o, v);
+                        }
+                    }
+                }
+            });
+        from_vec(&[n, c, ho, wo], y)
+    }
+}
+
 impl Layer for MaxPool2d {
     fn kind(&self) -> &'static str {
         "max_pool2d"
@@ -174,7 +219,7 @@ impl Layer for MaxPool2d {
     }
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.run(x)?.0)
+        self.run_max(x)
     }
 
     fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {

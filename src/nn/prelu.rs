@@ -52,11 +52,17 @@ impl Layer for PRelu {
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
         let (_, c, s) = per_channel("prelu", x.shape(), self.channels())?;
         let a = data(&self.slope.value);
-        let y = data(x)
-            .iter()
-            .enumerate()
-            .map(|(idx, &v)| if v > 0.0 { v } else { a[(idx / s) % c] * v })
-            .collect();
+        let mut y = data(x).into_owned();
+        // One channel plane (s values) at a time: no index arithmetic per value.
+        for (plane, ys) in y.chunks_mut(s.max(1)).enumerate() {
+            let slope = a[plane % c];
+            for v in ys {
+                // NaN and −0 keep the formula's result: `a · v`.
+                if !(*v > 0.0) {
+                    *v *= slope;
+                }
+            }
+        }
         from_vec(x.shape(), y)
     }
 
