@@ -57,8 +57,8 @@ impl Layer for PRelu {
         for (plane, ys) in y.chunks_mut(s.max(1)).enumerate() {
             let slope = a[plane % c];
             for v in ys {
-                // NaN and −0 keep the formula's result: `a · v`.
-                if !(*v > 0.0) {
+                // −0 becomes `a · −0` = −0 as in the formula; NaN stays NaN either way.
+                if *v <= 0.0 {
                     *v *= slope;
                 }
             }
