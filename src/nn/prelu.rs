@@ -57,10 +57,8 @@ impl Layer for PRelu {
         for (plane, ys) in y.chunks_mut(s.max(1)).enumerate() {
             let slope = a[plane % c];
             for v in ys {
-                // −0 becomes `a · −0` = −0 as in the formula; NaN stays NaN either way.
-                if *v <= 0.0 {
-                    *v *= slope;
-                }
+                // A select, not a branch: the loop vectorises.
+                *v = if *v > 0.0 { *v } else { slope * *v };
             }
         }
         from_vec(x.shape(), y)
