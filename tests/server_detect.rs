@@ -426,3 +426,65 @@ async fn the_server_detects_with_the_settings_its_model_was_trained_with() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detect_answers_colour_alpha_sixteen_bit_tiny_and_strip_images_without_error() {
+    let app = TestApp::spawn(TestDb::sqlite()).await;
+    let photo = image::load_from_memory(&jpeg_bytes("astronaut.jpg")).expect("decodes");
+    let encode = |image: image::DynamicImage| {
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, ImageFormat::Png).expect("encode");
+        out.into_inner()
+    };
+    let grey = photo.to_luma8();
+    let cases: Vec<(&str, Vec<u8>, usize)> = vec![
+        (
+            "RGBA 16-bit",
+            encode(image::DynamicImage::ImageRgba16(photo.to_rgba16())),
+            1,
+        ),
+        (
+            "grey + alpha",
+            encode(image::DynamicImage::ImageLumaA8(photo.to_luma_alpha8())),
+            1,
+        ),
+        (
+            "RGB",
+            encode(image::DynamicImage::ImageRgb8(photo.to_rgb8())),
+            1,
+        ),
+        (
+            "11×11, under P-Net's window",
+            encode(image::DynamicImage::ImageLuma8(imageops::resize(
+                &grey,
+                11,
+                11,
+                imageops::FilterType::Triangle,
+            ))),
+            0,
+        ),
+        (
+            "1×300 strip",
+            encode(image::DynamicImage::ImageLuma8(GrayImage::new(1, 300))),
+            0,
+        ),
+        (
+            "300×1 strip",
+            encode(image::DynamicImage::ImageLuma8(GrayImage::new(300, 1))),
+            0,
+        ),
+    ];
+    for (what, bytes, faces) in cases {
+        let (status, body) = json_of(
+            app.post_json("/detect", &json!({"image": b64(&bytes)}))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert_eq!(
+            body["faces"].as_array().map(Vec::len),
+            Some(faces),
+            "{what}: {body}"
+        );
+    }
+}
