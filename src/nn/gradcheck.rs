@@ -174,3 +174,14 @@ pub fn check_layer<L: Layer + ?Sized>(
     }
     Ok(())
 }
+
+/// `n` random rows of length `k`, each scaled to unit length: inputs for the layers and
+/// heads that expect embeddings.
+pub fn unit_rows(n: usize, k: usize, rng: &mut ChaCha8Rng) -> Tensor {
+    let mut x = ndarray::Array2::from_shape_fn((n, k), |_| rng.random_range(-1.0f32..1.0));
+    for mut row in x.outer_iter_mut() {
+        let norm = row.dot(&row).sqrt();
+        row /= norm;
+    }
+    x.into_dyn()
+}

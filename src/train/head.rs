@@ -334,18 +334,9 @@ impl Layer for CosineHead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::gradcheck::{Tolerance, check_layer};
+    use crate::nn::gradcheck::{Tolerance, check_layer, unit_rows};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
-
-    fn unit_rows(n: usize, k: usize, rng: &mut ChaCha8Rng) -> Tensor {
-        let mut x = Array2::from_shape_fn((n, k), |_| rng.random_range(-1.0f32..1.0));
-        for mut row in x.outer_iter_mut() {
-            let norm = row.dot(&row).sqrt();
-            row /= norm;
-        }
-        x.into_dyn()
-    }
 
     #[test]
     fn cosine_head_gradients_match_finite_differences() {

@@ -2,11 +2,10 @@
 //! cosine head with each margin.
 
 use super::*;
-use crate::nn::gradcheck::{Tolerance, check_layer};
+use crate::nn::gradcheck::{Tolerance, check_layer, unit_rows};
 use crate::nn::{Layer, Mode, Param};
 use crate::train::head::CosineHead;
-use ndarray::Array2;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::f32::consts::PI;
 
@@ -93,15 +92,6 @@ impl Layer for WithMargin {
     fn params_mut(&mut self) -> Vec<&mut Param> {
         self.head.params_mut()
     }
-}
-
-fn unit_rows(n: usize, k: usize, rng: &mut ChaCha8Rng) -> Tensor {
-    let mut x = Array2::from_shape_fn((n, k), |_| rng.random_range(-1.0f32..1.0));
-    for mut row in x.outer_iter_mut() {
-        let norm = row.dot(&row).sqrt();
-        row /= norm;
-    }
-    x.into_dyn()
 }
 
 #[test]
