@@ -6,6 +6,7 @@ use std::path::Path;
 use faceprint::data::Preprocessing;
 use faceprint::data::preprocess::Normalisation;
 use faceprint::model::arch::{ArchSpec, ResnetActivation, ResnetPooling, ResnetSpec};
+use faceprint::model::lbp::{LbpBranch, LbpScale, LbpSpec, describe};
 use faceprint::model::{Embedder, METADATA_KEY, ModelError, ModelFile, ModelMeta, Thresholds};
 use faceprint::nn::sequential::Sequential;
 use faceprint::nn::{Mode, Tensor};
@@ -52,6 +53,7 @@ fn model_of(arch: ArchSpec, net: Sequential, flip_average: bool) -> ModelFile {
         },
         flip_average,
         detector: None,
+        lbp: None,
         version: String::new(),
     };
     ModelFile::new(meta, net)
@@ -104,6 +106,91 @@ fn a_saved_model_loads_back_with_the_same_version_and_embeddings() {
         a, b,
         "a loaded model must embed bit for bit like the saved one"
     );
+}
+
+/// A descriptor branch fitted on the fixture faces (each its own identity, twice: the
+/// face and its mirror image), small enough for a test.
+fn small_lbp(faces: &[DynamicImage]) -> LbpBranch {
+    let spec = LbpSpec {
+        height: 28,
+        width: 24,
+        scales: vec![LbpScale {
+            radius: 1.0,
+            cell: 8,
+            resize: 1.0,
+        }],
+        weight: 0.6,
+        dim: 3,
+    };
+    let mut rows = Vec::new();
+    let mut labels = Vec::new();
+    for (i, face) in faces.iter().enumerate() {
+        for img in [
+            face.to_luma8(),
+            image::imageops::flip_horizontal(&face.to_luma8()),
+        ] {
+            rows.extend(describe(&img, &spec));
+            labels.push(i);
+        }
+    }
+    let x = ndarray::Array2::from_shape_vec((labels.len(), spec.raw_dim()), rows).unwrap();
+    LbpBranch::fit(spec, x.view(), &labels, 6, 100).expect("fit")
+}
+
+#[test]
+fn a_model_with_a_descriptor_branch_round_trips_and_embeds_the_fused_vector() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.safetensors");
+    let faces = fixture_faces();
+    let plain = small_model(7);
+    let plain_version = plain.meta.version.clone();
+    assert_eq!(
+        plain.meta.format, 1,
+        "a file without the branch stays format 1"
+    );
+    let fused = small_model(7).with_lbp(small_lbp(&faces));
+    assert_eq!(fused.meta.format, 2);
+    assert_ne!(
+        fused.meta.version, plain_version,
+        "the branch is part of the version"
+    );
+    fused.save(&path).expect("save");
+
+    let loaded = Embedder::load(&path).expect("load");
+    assert_eq!(loaded.version(), fused.meta.version);
+    assert_eq!(loaded.dim(), 8 + 3);
+    let a = loaded.embed(&faces).expect("embed");
+    let b = Embedder::new(fused).embed(&faces).expect("embed");
+    assert_eq!(
+        a, b,
+        "the loaded branch embeds bit for bit like the saved one"
+    );
+    let net_only = Embedder::new(small_model(7)).embed(&faces).expect("embed");
+    for (fused, net) in a.iter().zip(&net_only) {
+        assert_eq!(fused.len(), 11);
+        let norm: f32 = fused.iter().map(|v| v * v).sum();
+        assert!((norm - 1.0).abs() < 1e-4, "unit length: {norm}");
+        // The first part is the network's embedding scaled by √w.
+        for (f, n) in fused.iter().zip(net) {
+            assert!((f - 0.6f32.sqrt() * n).abs() < 1e-6);
+        }
+        let tail: f32 = fused[8..].iter().map(|v| v * v).sum();
+        assert!(
+            (tail - 0.4).abs() < 1e-4,
+            "the branch carries 1 − w: {tail}"
+        );
+    }
+}
+
+#[test]
+fn a_descriptor_branch_with_a_wrong_shape_is_refused() {
+    let faces = fixture_faces();
+    let mut fused = small_model(7).with_lbp(small_lbp(&faces));
+    // Metadata that promises a longer projection than the tensors hold.
+    fused.meta.lbp.as_mut().unwrap().dim = 4;
+    let bytes = fused.to_bytes().expect("bytes");
+    let err = ModelFile::from_bytes(&bytes).unwrap_err().to_string();
+    assert!(err.contains("lbp.proj"), "{err}");
 }
 
 #[test]

@@ -117,3 +117,39 @@ fn selection_last_saves_the_last_epoch_and_calibrates_on_unknown_probes() {
     let model = Embedder::load(dir.path().join("model.safetensors")).unwrap();
     assert_eq!(*model.thresholds(), outcome.thresholds);
 }
+
+#[test]
+fn a_run_with_a_descriptor_branch_ships_it_fused_and_calibrated_on_the_fused_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lbp.toml");
+    std::fs::write(
+        &config,
+        "[lbp]\nweight = 0.5\npca = 12\ndim = 6\nmax_pca_samples = 100\nheight = 28\n\
+         width = 24\nscales = [{ radius = 1.0, cell = 8 }, { radius = 2.0, cell = 12 }]\n",
+    )
+    .unwrap();
+    let mut args = tiny_args(dir.path(), LossArg::Softmax);
+    args.config = Some(config);
+    let outcome = train_embed(&args, true).expect("training with [lbp] runs");
+    let trained = Embedder::load(dir.path().join("model.safetensors")).expect("model loads");
+    let lbp = trained
+        .meta()
+        .lbp
+        .clone()
+        .expect("the model records its branch");
+    assert_eq!(trained.meta().format, 2);
+    assert_eq!(trained.dim(), 16 + lbp.dim);
+    let (emb, labels) = embed_folder(&trained, &fixtures().join("faces"));
+    assert!(emb.iter().all(|e| e.len() == 16 + lbp.dim));
+    let (gap, _) = separation(&emb, &labels);
+    assert!(
+        gap > 0.1,
+        "the fused embedding separates training identities: {gap:.3}"
+    );
+    let t = outcome.thresholds;
+    assert!(
+        t.far_0_1pct >= t.far_1pct && t.far_1pct >= t.far_10pct,
+        "{t:?}"
+    );
+    assert_eq!(trained.thresholds().far_1pct, t.far_1pct);
+}

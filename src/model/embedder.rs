@@ -36,8 +36,9 @@ impl Embedder {
         &self.model.meta.version
     }
 
+    /// Length of the embeddings: the network's, plus the descriptor branch's.
     pub fn dim(&self) -> usize {
-        self.model.meta.embedding_dim
+        self.model.meta.output_dim()
     }
 
     pub fn thresholds(&self) -> &Thresholds {
@@ -62,10 +63,28 @@ impl Embedder {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.embed_preprocessed(&inputs)
+        let net = self.embed_preprocessed(&inputs)?;
+        let Some(lbp) = &self.model.lbp else {
+            return Ok(net);
+        };
+        // The fused embedding [√w · e_net, √(1−w) · e_lbp] (model::lbp).
+        let grey: Vec<_> = images.par_iter().map(|img| img.to_luma8()).collect();
+        let described = lbp.embed(&grey);
+        let (a, b) = (lbp.spec.weight.sqrt(), (1.0 - lbp.spec.weight).sqrt());
+        Ok(net
+            .into_iter()
+            .zip(described.outer_iter())
+            .map(|(n, d)| {
+                n.iter()
+                    .map(|v| a * v)
+                    .chain(d.iter().map(|v| b * v))
+                    .collect()
+            })
+            .collect())
     }
 
-    /// Embeds images that went through the model's preprocessing already, each (H, W).
+    /// Embeds images that went through the model's preprocessing already, each (H, W):
+    /// the network's embeddings only (the descriptor branch needs the crop itself).
     pub fn embed_preprocessed(&self, inputs: &[Array2<f32>]) -> Result<Vec<Vec<f32>>, ModelError> {
         let mut out = Vec::with_capacity(inputs.len());
         for chunk in inputs.chunks(BATCH) {

@@ -4,18 +4,38 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use ndarray::{Array1, Array2};
 use safetensors::SafeTensors;
+use safetensors::tensor::Dtype;
 use sha2::{Digest, Sha256};
 
 use super::ModelError;
+use super::lbp::LbpBranch;
 use super::meta::{FORMAT_VERSION, METADATA_KEY, ModelMeta};
 use crate::nn::sequential::Sequential;
 
-/// A network together with its metadata.
+/// A network together with its metadata, and the descriptor branch fused with it when
+/// the model has one (`meta.lbp`).
 #[derive(Debug)]
 pub struct ModelFile {
     pub meta: ModelMeta,
     pub net: Sequential,
+    pub lbp: Option<LbpBranch>,
+}
+
+const LBP_MEAN: &str = "lbp.mean";
+const LBP_PROJ: &str = "lbp.proj";
+
+/// The descriptor branch's tensors under their file names: `(name, shape, values)`.
+fn lbp_tensors(lbp: &LbpBranch) -> [(&'static str, Vec<usize>, Vec<f32>); 2] {
+    [
+        (LBP_MEAN, vec![lbp.mean.len()], lbp.mean.to_vec()),
+        (
+            LBP_PROJ,
+            lbp.proj.shape().to_vec(),
+            lbp.proj.iter().copied().collect(),
+        ),
+    ]
 }
 
 /// The model version of a network: the first 16 hex digits of the SHA-256 over every
@@ -32,6 +52,12 @@ pub fn model_version(net: &Sequential, flip_average: bool) -> String {
 }
 
 fn version_of(net: &Sequential, flip_average: bool) -> String {
+    version_with(net, flip_average, None)
+}
+
+/// The version of a whole model: the network's hash input, then (only when there is
+/// one) the descriptor branch's settings and tensors.
+fn version_with(net: &Sequential, flip_average: bool, lbp: Option<&LbpBranch>) -> String {
     let mut named = net.named_tensors();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let mut hash = Sha256::new();
@@ -47,6 +73,18 @@ fn version_of(net: &Sequential, flip_average: bool) -> String {
     if flip_average {
         hash.update(b"flip_average");
     }
+    if let Some(lbp) = lbp {
+        hash.update(serde_json::to_vec(&lbp.spec).unwrap_or_default());
+        for (name, shape, values) in lbp_tensors(lbp) {
+            hash.update(name.as_bytes());
+            for d in shape {
+                hash.update((d as u64).to_le_bytes());
+            }
+            for v in values {
+                hash.update(v.to_le_bytes());
+            }
+        }
+    }
     hex::encode(&hash.finalize()[..8])
 }
 
@@ -54,9 +92,24 @@ impl ModelFile {
     /// Pairs a trained network with its metadata; `meta.version` is recomputed from the
     /// weights, whatever it held.
     pub fn new(mut meta: ModelMeta, net: Sequential) -> Self {
-        meta.format = FORMAT_VERSION;
+        meta.lbp = None;
+        meta.format = meta.needed_format();
         meta.version = model_version(&net, meta.flip_average);
-        ModelFile { meta, net }
+        ModelFile {
+            meta,
+            net,
+            lbp: None,
+        }
+    }
+
+    /// The same model with a descriptor branch fused in (replacing any it had); the
+    /// version is recomputed.
+    pub fn with_lbp(mut self, lbp: LbpBranch) -> Self {
+        self.meta.lbp = Some(lbp.spec.clone());
+        self.meta.format = self.meta.needed_format();
+        self.meta.version = version_with(&self.net, self.meta.flip_average, Some(&lbp));
+        self.lbp = Some(lbp);
+        self
     }
 
     /// The file's bytes.
@@ -64,7 +117,10 @@ impl ModelFile {
         let json = serde_json::to_string(&self.meta)
             .map_err(|e| ModelError::Corrupt(format!("metadata does not serialise: {e}")))?;
         let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
-        Ok(self.net.to_safetensors(&metadata)?)
+        let extra = self.lbp.as_ref().map(lbp_tensors);
+        Ok(self
+            .net
+            .to_safetensors_with(&metadata, extra.as_ref().map_or(&[], |e| &e[..]))?)
     }
 
     /// Writes the file through a temporary file and a rename, so a crash never leaves
@@ -95,7 +151,7 @@ impl ModelFile {
             })?;
         let meta: ModelMeta = serde_json::from_str(json)
             .map_err(|e| ModelError::Unsupported(format!("metadata: {e}")))?;
-        if meta.format != FORMAT_VERSION {
+        if meta.format == 0 || meta.format > FORMAT_VERSION {
             return Err(ModelError::Unsupported(format!(
                 "format version {} (this build reads {FORMAT_VERSION})",
                 meta.format
@@ -104,7 +160,11 @@ impl ModelFile {
         let mut net = meta.architecture.build(0)?;
         net.load_safetensors(bytes)
             .map_err(|e| ModelError::Corrupt(e.to_string()))?;
-        let version = model_version(&net, meta.flip_average);
+        let lbp = match &meta.lbp {
+            None => None,
+            Some(spec) => Some(read_lbp(bytes, spec)?),
+        };
+        let version = version_with(&net, meta.flip_average, lbp.as_ref());
         if version != meta.version {
             return Err(ModelError::Corrupt(format!(
                 "the weights hash to version {version}, the metadata says {}",
@@ -123,7 +183,7 @@ impl ModelFile {
                 meta.embedding_dim
             )));
         }
-        Ok(ModelFile { meta, net })
+        Ok(ModelFile { meta, net, lbp })
     }
 
     /// Reads and checks a model file; see [`ModelFile::from_bytes`].
@@ -140,4 +200,36 @@ impl ModelFile {
             },
         })
     }
+}
+
+/// The descriptor branch's tensors of a file whose metadata names one, shape-checked.
+fn read_lbp(bytes: &[u8], spec: &super::lbp::LbpSpec) -> Result<LbpBranch, ModelError> {
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|e| ModelError::Corrupt(format!("tensors: {e}")))?;
+    let raw = spec.raw_dim();
+    let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>, ModelError> {
+        let view = file
+            .tensor(name)
+            .map_err(|_| ModelError::Corrupt(format!("missing tensor {name}")))?;
+        if view.shape() != shape || view.dtype() != Dtype::F32 {
+            return Err(ModelError::Corrupt(format!(
+                "tensor {name}: expected F32 {shape:?}, the file has {:?} {:?}",
+                view.dtype(),
+                view.shape()
+            )));
+        }
+        Ok(view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    };
+    let mean = Array1::from(read(LBP_MEAN, &[raw])?);
+    let proj = Array2::from_shape_vec((raw, spec.dim), read(LBP_PROJ, &[raw, spec.dim])?)
+        .map_err(|e| ModelError::Corrupt(format!("tensor {LBP_PROJ}: {e}")))?;
+    Ok(LbpBranch {
+        spec: spec.clone(),
+        mean,
+        proj,
+    })
 }

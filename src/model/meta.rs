@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 use super::arch::ArchSpec;
 use crate::data::Preprocessing;
 
-/// Version of the metadata layout; bumped on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the metadata layout; bumped on incompatible changes. A file is written
+/// with the lowest version that describes it ([`ModelMeta::needed_format`]), so files
+/// without the newer parts stay readable by older builds; this build reads every
+/// version up to this one.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The metadata key under which the JSON below is stored in the safetensors header.
 pub const METADATA_KEY: &str = "faceprint";
@@ -46,8 +49,26 @@ pub struct ModelMeta {
     /// model trained on face crops as they came): the server's own `[detector]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detector: Option<crate::detect::DetectConfig>,
+    /// The hand-crafted descriptor branch fused with the network's embedding
+    /// ([`super::lbp`]); its tensors are `lbp.mean` and `lbp.proj`. Format 2; `None` in
+    /// format 1 files. With it, embeddings are `embedding_dim + lbp.dim` long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lbp: Option<super::lbp::LbpSpec>,
     /// Model version: the first 16 hex digits of the SHA-256 of the weights (names,
     /// shapes and bytes in name order), computed when the file is written and checked
     /// when it is read.
     pub version: String,
+}
+
+impl ModelMeta {
+    /// The format version this metadata needs: 2 with a descriptor branch, else 1.
+    pub fn needed_format(&self) -> u32 {
+        if self.lbp.is_some() { 2 } else { 1 }
+    }
+
+    /// Length of the embeddings the model produces: the network's, plus the descriptor
+    /// branch's when there is one.
+    pub fn output_dim(&self) -> usize {
+        self.embedding_dim + self.lbp.as_ref().map_or(0, |l| l.dim)
+    }
 }

@@ -5,6 +5,7 @@ mod embedder;
 mod error;
 mod file;
 mod infer;
+pub mod lbp;
 mod meta;
 mod resnet;
 

@@ -144,14 +144,31 @@ impl Sequential {
 
     /// The tensors as a safetensors file (f32, little-endian) with `metadata` in its header.
     pub fn to_safetensors(&self, metadata: &HashMap<String, String>) -> Result<Vec<u8>> {
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
+        self.to_safetensors_with(metadata, &[])
+    }
+
+    /// [`Sequential::to_safetensors`] with `extra` tensors beside the network's, each
+    /// `(name, shape, values)` (a model's parts that are not layers).
+    pub fn to_safetensors_with(
+        &self,
+        metadata: &HashMap<String, String>,
+        extra: &[(&str, Vec<usize>, Vec<f32>)],
+    ) -> Result<Vec<u8>> {
+        let le = |values: &mut dyn Iterator<Item = f32>| -> Vec<u8> {
+            values.flat_map(|v| v.to_le_bytes()).collect()
+        };
+        let mut bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
             .named_tensors()
             .into_iter()
-            .map(|(name, t)| {
-                let raw = t.iter().flat_map(|v| v.to_le_bytes()).collect();
-                (name, t.shape().to_vec(), raw)
-            })
+            .map(|(name, t)| (name, t.shape().to_vec(), le(&mut t.iter().copied())))
             .collect();
+        for (name, shape, values) in extra {
+            bytes.push((
+                name.to_string(),
+                shape.clone(),
+                le(&mut values.iter().copied()),
+            ));
+        }
         let views = bytes
             .iter()
             .map(|(name, shape, raw)| {

@@ -96,6 +96,68 @@ pub struct TrainConfig {
     pub schedule: ScheduleConfig,
     /// Clip the gradients' global norm to this value before each update.
     pub clip_grad_norm: Option<f32>,
+    /// Fuse a hand-crafted descriptor branch with the network (`[lbp]`, see
+    /// [`crate::model::lbp`]): fitted on the training identities after the network is
+    /// trained; thresholds are calibrated on the fused embeddings. Off when absent.
+    pub lbp: Option<LbpConfig>,
+}
+
+/// `[lbp]`: the descriptor branch's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LbpConfig {
+    /// Weight of the network's cosine in the fused cosine (the descriptor's is 1 − w).
+    pub weight: f32,
+    /// Whitened PCA dimensions before the within-identity whitening.
+    pub pca: usize,
+    /// Length of the projected descriptor (the directions of largest between-identity
+    /// scatter kept).
+    pub dim: usize,
+    /// The PCA is fitted on at most this many training faces (an even stride), which
+    /// bounds the eigen-problem; the rest of the fit uses every face.
+    pub max_pca_samples: usize,
+    /// Size the crop is resized to before description.
+    pub height: usize,
+    pub width: usize,
+    pub scales: Vec<crate::model::lbp::LbpScale>,
+}
+
+impl Default for LbpConfig {
+    fn default() -> Self {
+        LbpConfig {
+            weight: 0.5,
+            pca: 200,
+            dim: 100,
+            max_pca_samples: 3000,
+            height: 112,
+            width: 96,
+            scales: vec![
+                crate::model::lbp::LbpScale {
+                    radius: 1.0,
+                    cell: 8,
+                    resize: 1.0,
+                },
+                crate::model::lbp::LbpScale {
+                    radius: 2.0,
+                    cell: 12,
+                    resize: 1.0,
+                },
+            ],
+        }
+    }
+}
+
+impl LbpConfig {
+    /// The model's record of these settings.
+    pub fn spec(&self) -> crate::model::lbp::LbpSpec {
+        crate::model::lbp::LbpSpec {
+            height: self.height,
+            width: self.width,
+            scales: self.scales.clone(),
+            weight: self.weight,
+            dim: self.dim,
+        }
+    }
 }
 
 /// Which epoch's network a run saves.
@@ -275,6 +337,7 @@ impl Default for TrainConfig {
                 warmup: 0,
             },
             clip_grad_norm: None,
+            lbp: None,
         }
     }
 }
@@ -311,6 +374,31 @@ impl TrainConfig {
         }
         if self.threads == Some(0) {
             return bad("threads must be at least 1, got 0".into());
+        }
+        if let Some(lbp) = &self.lbp {
+            if !(lbp.weight > 0.0 && lbp.weight < 1.0) {
+                return bad(format!("lbp.weight must be in (0, 1), got {}", lbp.weight));
+            }
+            if lbp.dim == 0 || lbp.pca < lbp.dim || lbp.max_pca_samples < lbp.pca {
+                return bad(format!(
+                    "lbp needs 1 ≤ dim ≤ pca ≤ max_pca_samples, got dim = {}, pca = {}, \
+                     max_pca_samples = {}",
+                    lbp.dim, lbp.pca, lbp.max_pca_samples
+                ));
+            }
+            if lbp.scales.is_empty()
+                || lbp.scales.iter().any(|s| {
+                    !(s.radius > 0.0 && s.radius < 8.0)
+                        || s.cell < 2
+                        || s.cell > lbp.height.min(lbp.width)
+                })
+            {
+                return bad(format!(
+                    "lbp.scales need a radius in (0, 8) and a cell of 2 to {} pixels, got {:?}",
+                    lbp.height.min(lbp.width),
+                    lbp.scales
+                ));
+            }
         }
         let PreprocessConfig { height, width, .. } = self.preprocessing;
         if height < 4 || width < 4 {

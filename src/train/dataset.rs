@@ -1,6 +1,7 @@
 //! The training data of a run: the identity-disjoint split, the fitted preprocessing,
 //! the resized training images (augmented per batch) and the preprocessed validation set.
 
+use image::GrayImage;
 use ndarray::Array2;
 use rayon::prelude::*;
 
@@ -28,6 +29,10 @@ pub struct RunData {
     pub val_inputs: Tensor,
     pub val_labels: Vec<usize>,
     pub val_identities: Vec<String>,
+    /// With `[lbp]`: the descriptors of the training faces `(N, raw_dim)`, in
+    /// `train_labels` order, and the validation faces as they came (the branch
+    /// describes the crop itself, not the network's preprocessed input).
+    pub lbp: Option<(Array2<f32>, Vec<GrayImage>)>,
 }
 
 impl RunData {
@@ -102,6 +107,17 @@ impl RunData {
             .collect::<Result<_, _>>()?;
         let preprocessing = spec.fit_resized(&train_images)?;
         let val_inputs = preprocessing.batch(val.images())?.into_dyn();
+        let lbp = cfg.lbp.as_ref().map(|l| {
+            let spec = l.spec();
+            let rows: Vec<Vec<f32>> = train
+                .images()
+                .par_iter()
+                .map(|img| crate::model::lbp::describe(img, &spec))
+                .collect();
+            let descriptors = Array2::from_shape_vec((rows.len(), spec.raw_dim()), rows.concat())
+                .expect("every descriptor has raw_dim values");
+            (descriptors, val.images().to_vec())
+        });
         Ok(RunData {
             preprocessing,
             train_images,
@@ -110,6 +126,7 @@ impl RunData {
             val_inputs,
             val_labels: val.labels().to_vec(),
             val_identities: val.identities().to_vec(),
+            lbp,
         })
     }
 

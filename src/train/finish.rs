@@ -10,6 +10,7 @@ use super::record::{EpochRecord, ValMetrics};
 use super::run::Run;
 use super::validate::{self, VAL_ENROLL, VAL_ROUNDS, embed_all};
 use crate::eval::open_set_protocol;
+use crate::model::lbp::LbpBranch;
 use crate::model::{FORMAT_VERSION, ModelFile, ModelMeta, Thresholds};
 
 /// False-accept rates at which thresholds are calibrated.
@@ -53,7 +54,31 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
         run.best.clone()
     };
     restore(&mut net, &tensors, "best network")?;
-    let embeddings = embed_all(&net, &run.data.val_inputs, run.cfg.flip_average)?;
+    let mut embeddings = embed_all(&net, &run.data.val_inputs, run.cfg.flip_average)?;
+    let dim = embeddings.ncols();
+    // The descriptor branch, fitted on the training faces; the thresholds below are
+    // then calibrated on the fused embeddings the server will compare.
+    let lbp = match (&run.cfg.lbp, &run.data.lbp) {
+        (Some(cfg), Some((descriptors, val_faces))) => {
+            let branch = LbpBranch::fit(
+                cfg.spec(),
+                descriptors.view(),
+                &run.data.train_labels,
+                cfg.pca,
+                cfg.max_pca_samples,
+            )
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+            let described = branch.embed(val_faces);
+            let (a, b) = (branch.spec.weight.sqrt(), (1.0 - branch.spec.weight).sqrt());
+            embeddings = ndarray::concatenate(
+                ndarray::Axis(1),
+                &[(&embeddings * a).view(), (&described * b).view()],
+            )
+            .map_err(|e| TrainError::Config(format!("fused embeddings: {e}")))?;
+            Some(branch)
+        }
+        _ => None,
+    };
     let mut protocol = validate::protocol(run.val_set().seed, VAL_ROUNDS, VAL_ENROLL);
     protocol.calibration_fars = CALIBRATION_FARS.to_vec();
     let report = open_set_protocol(embeddings.view(), &run.data.val_labels, &protocol)?;
@@ -85,7 +110,6 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
         seconds: run.state.history.iter().map(|r| r.seconds).sum(),
         config: serde_json::to_value(&run.cfg).unwrap_or_default(),
     };
-    let dim = embeddings.ncols();
     let mut loss = serde_json::to_value(&run.cfg.loss).unwrap_or_default();
     if let serde_json::Value::Object(m) = &mut loss {
         m.entry("kind")
@@ -101,6 +125,7 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
         thresholds,
         flip_average: run.cfg.flip_average,
         detector: run.cfg.detect.then(|| run.cfg.detector.clone()),
+        lbp: None,
         version: String::new(),
     };
     if let Some(dir) = run
@@ -111,7 +136,12 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
     {
         std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     }
-    ModelFile::new(meta, net).save(&run.cfg.output)?;
+    let model = ModelFile::new(meta, net);
+    let model = match lbp {
+        Some(branch) => model.with_lbp(branch),
+        None => model,
+    };
+    model.save(&run.cfg.output)?;
     Ok((summary, thresholds))
 }
 
