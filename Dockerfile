@@ -1,5 +1,8 @@
 # faceprint-server image. Build: docker build -t faceprint .
-# Run:   docker run -p 8080:8080 -v faceprint-data:/data faceprint
+# Run:   docker run -p 8080:8080 -v faceprint-data:/data \
+#            -e FACEPRINT_AUTH__ADMIN_KEYS="$(openssl rand -hex 32)" faceprint
+# The image listens on 0.0.0.0 and ships no API key: without one it refuses to start
+# (FACEPRINT_AUTH__ALLOW_OPEN=true serves an open API on purpose).
 # Configuration is by FACEPRINT_<SECTION>__<KEY> environment variables only (see
 # faceprint.example.toml); scripts/check-dockerfile.sh checks this file without Docker.
 

@@ -6,7 +6,10 @@
 #  2. (unless --paths-only) run the server binary with exactly the runtime stage's
 #     ENTRYPOINT + CMD and ENV — /data mapped to a temporary directory, the runtime
 #     WORKDIR to the repository, the port to a free one — until the stage's HEALTHCHECK
-#     command succeeds, and check the SQLite database appeared on the /data volume.
+#     command succeeds, and check the SQLite database appeared on the /data volume. The
+#     image binds 0.0.0.0 and ships no keys, so first check that it refuses to start
+#     without FACEPRINT_AUTH__ADMIN_KEYS and says so; then run it with a key, as
+#     `docker run -e FACEPRINT_AUTH__ADMIN_KEYS=…` would.
 #
 # Usage: scripts/check-dockerfile.sh [--paths-only]
 #   FACEPRINT_BIN=path   the server binary to run (default target/release/faceprint-server)
@@ -159,7 +162,16 @@ check_argv = command(runtime["healthcheck"]) if runtime["healthcheck"] else None
 if check_argv is None:
     fail("the runtime stage has no HEALTHCHECK CMD")
     sys.exit(1)
-print("running:", " ".join(shlex.quote(a) for a in server_argv), f"(port {port}, /data -> {data})")
+refused = subprocess.run(server_argv, env=env, cwd=root, capture_output=True, text=True,
+                         timeout=120)
+if refused.returncode != 0 and "FACEPRINT_AUTH__ADMIN_KEYS" in refused.stderr:
+    print("ok: without API keys the image refuses to start and says which variable to set")
+else:
+    fail(f"without API keys the server exited with {refused.returncode} and said: "
+         f"{refused.stderr.strip()[-400:]!r}; expected a refusal naming FACEPRINT_AUTH__ADMIN_KEYS")
+env["FACEPRINT_AUTH__ADMIN_KEYS"] = "check-dockerfile-key"
+print("running:", " ".join(shlex.quote(a) for a in server_argv),
+      f"(port {port}, /data -> {data}, FACEPRINT_AUTH__ADMIN_KEYS set)")
 server = subprocess.Popen(server_argv, env=env, cwd=root)
 try:
     deadline = time.time() + 120

@@ -1,6 +1,7 @@
 //! The request deadline and the concurrency limit, through a real socket: a client that
 //! sends its headers and then stalls holds a slot until its deadline cuts it off with
-//! the JSON 503 `timeout`; with one slot, the next request waits for that.
+//! the JSON 503 `timeout`; with one slot, the next request waits for that (the probes
+//! do not: see `server_exposure.rs`).
 
 mod common;
 
@@ -45,7 +46,7 @@ async fn a_stalled_request_times_out_and_the_limit_queues_the_next_one_behind_it
     let mut stalled = stalled_upload(&app).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let queued = {
-        let (client, url) = (app.client.clone(), app.url("/healthz"));
+        let (client, url) = (app.client.clone(), app.url("/openapi.json"));
         tokio::spawn(async move { client.get(url).send().await })
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -77,7 +78,27 @@ async fn with_room_for_two_the_second_request_is_served_beside_a_stalled_one() {
 
     let _stalled = stalled_upload(&app).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let (status, body) = json_of(app.get("/healthz").await).await;
+    let (status, body) = json_of(app.get("/openapi.json").await).await;
     assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_gets_a_json_408_before_the_request_deadline() {
+    let db = TestDb::sqlite();
+    let mut settings = test_settings(&db);
+    settings.limits.request_timeout_ms = 60_000;
+    settings.limits.body_read_timeout_ms = 1_000;
+    let mut app = TestApp::spawn_with(db, settings).await;
+    let mut stalled = stalled_upload(&app).await;
+    let mut answer = Vec::new();
+    // Well inside the 60 s request deadline: only the body deadline can answer by then.
+    tokio::time::timeout(Duration::from_secs(30), stalled.read_to_end(&mut answer))
+        .await
+        .expect("the server answers the stalled upload before its request deadline")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"body_timeout""#), "{answer}");
     app.stop().await;
 }

@@ -105,7 +105,15 @@ impl FaceDetector {
     /// Every face in `image` as the cascade reports it (box corners, probability,
     /// landmarks), in the cascade's order.
     pub fn detections(&self, image: &GrayImage) -> Vec<Detection> {
-        mtcnn::detect(&self.nets, &Plane::from_gray(image), &self.cascade())
+        self.detections_until(image, &|| false)
+    }
+
+    fn detections_until(
+        &self,
+        image: &GrayImage,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Vec<Detection> {
+        mtcnn::detect_until(&self.nets, &Plane::from_gray(image), &self.cascade(), stop)
     }
 
     /// Every face in `image`, largest first (ties: higher score first), boxes clipped to
@@ -116,12 +124,23 @@ impl FaceDetector {
     /// repeated once on the image inside a border of its own mean grey, a quarter of
     /// its size on each side, and what is found there is mapped back.
     pub fn detect(&self, image: &GrayImage) -> Vec<FaceBox> {
+        self.detect_until(image, &|| false)
+    }
+
+    /// [`FaceDetector::detect`], giving up (with no faces) as soon as `stop()` says so;
+    /// it is asked between pyramid levels and stages (the server sets it when a request
+    /// times out or its client leaves).
+    pub fn detect_until(
+        &self,
+        image: &GrayImage,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Vec<FaceBox> {
         let (w, h) = image.dimensions();
-        let mut found = self.detections(image);
-        if found.is_empty() && w.min(h) >= 12 {
+        let mut found = self.detections_until(image, stop);
+        if found.is_empty() && w.min(h) >= 12 && !stop() {
             let (pad_x, pad_y) = (w.div_ceil(4), h.div_ceil(4));
             let framed = framed(image, pad_x, pad_y);
-            found = self.detections(&framed);
+            found = self.detections_until(&framed, stop);
             for d in &mut found {
                 let (dx, dy) = (pad_x as f32, pad_y as f32);
                 d.bbox = [

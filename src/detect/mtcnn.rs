@@ -234,14 +234,34 @@ fn crops(plane: &Plane, boxes: &[[f32; 4]], size: usize) -> (Tensor, Vec<usize>)
 
 /// Every face in `plane`, as the reference cascade finds them (unsorted).
 pub fn detect(nets: &Nets, plane: &Plane, config: &CascadeConfig) -> Vec<Detection> {
+    detect_until(nets, plane, config, &|| false)
+}
+
+/// [`detect`], giving up (with no faces) as soon as `stop()` says so: it is asked before
+/// each pyramid level and each stage, so abandoned work ends within one level.
+pub fn detect_until(
+    nets: &Nets,
+    plane: &Plane,
+    config: &CascadeConfig,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Vec<Detection> {
     if plane.width == 0 || plane.height == 0 {
         return Vec::new();
     }
     // Stage 1: P-Net over the pyramid, levels in parallel.
     let levels: Vec<Vec<Candidate>> = scales(plane.width, plane.height, config)
         .par_iter()
-        .map(|&s| pnet_level(nets, plane, s, config.thresholds[0]))
+        .map(|&s| {
+            if stop() {
+                Vec::new()
+            } else {
+                pnet_level(nets, plane, s, config.thresholds[0])
+            }
+        })
         .collect();
+    if stop() {
+        return Vec::new();
+    }
     let all: Vec<Candidate> = levels.into_iter().flatten().collect();
     let boxes: Vec<[f32; 4]> = nms(&all, 0.7, Overlap::Union)
         .into_iter()
@@ -274,6 +294,9 @@ pub fn detect(nets: &Nets, plane: &Plane, config: &CascadeConfig) -> Vec<Detecti
         .map(|i| square(regress(&cands[i], true)))
         .collect();
     if boxes.is_empty() {
+        return Vec::new();
+    }
+    if stop() {
         return Vec::new();
     }
     // Stage 3: O-Net on 48×48 crops, with landmarks.

@@ -29,18 +29,30 @@ pub struct Settings {
     pub detector: Option<DetectConfig>,
 }
 
-/// Where to listen.
+/// Where to listen, and how connections are kept.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
     /// Address and port; port 0 picks a free port (tests).
     pub bind: SocketAddr,
+    /// Connections open at once; more wait to be accepted. Keep it under the process's
+    /// open-file limit (`ulimit -n`) minus the database pool and model files.
+    pub max_connections: usize,
+    /// A connection must deliver each request's line and headers within this time,
+    /// milliseconds, counted from when the server is ready to read it — so this is also
+    /// how long an idle keep-alive connection stays open.
+    pub header_read_timeout_ms: u64,
+    /// On SIGTERM, how long open requests may still run, milliseconds.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_connections: 1024,
+            header_read_timeout_ms: 10_000,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -82,7 +94,8 @@ impl Default for ModelSettings {
     }
 }
 
-/// API keys by role; with no key configured at all, the API is open.
+/// API keys by role; with no key configured at all, the API is open — which the server
+/// refuses on a non-loopback address unless `allow_open` says so.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
@@ -92,6 +105,9 @@ pub struct AuthSettings {
     /// Keys allowed identify, embed and verify.
     #[serde(deserialize_with = "secret_list")]
     pub query_keys: Vec<Secret>,
+    /// Serve with no keys on an address other hosts can reach (anyone there may enroll
+    /// and delete). Off by default: such a start is refused.
+    pub allow_open: bool,
 }
 
 /// Limits against oversized or slow requests.
@@ -104,8 +120,15 @@ pub struct LimitSettings {
     pub max_image_side: u32,
     /// Most memory one image decode may allocate, bytes.
     pub max_image_alloc_bytes: u64,
+    /// Pixels decoded and analysed at once across all requests (from image headers,
+    /// before decoding); requests beyond it wait, within their deadline. Memory grows
+    /// with pixels in flight (see BENCHMARKS.md), so this bounds the peak.
+    pub max_pixels_in_flight: u64,
     /// Most images in one enrollment.
     pub max_images_per_request: usize,
+    /// The body must arrive within this time of the request head, milliseconds (408
+    /// `body_timeout` after it): a client trickling its body frees its slot early.
+    pub body_read_timeout_ms: u64,
     /// Whole-request deadline, milliseconds (503 `timeout` after it).
     pub request_timeout_ms: u64,
     /// Requests processed at once; more wait in line (inside the deadline).
@@ -118,7 +141,9 @@ impl Default for LimitSettings {
             max_body_bytes: 16 << 20,
             max_image_side: 4096,
             max_image_alloc_bytes: 256 << 20,
+            max_pixels_in_flight: 4096 * 4096,
             max_images_per_request: 32,
+            body_read_timeout_ms: 20_000,
             request_timeout_ms: 30_000,
             max_concurrent_requests: 64,
         }

@@ -17,6 +17,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")]
     MissingApiKey,
+    #[error(
+        "API keys are accepted only in the `Authorization: Bearer <key>` or `X-API-Key` \
+         header, never in the URL (found `{0}` in the query string); consider that key \
+         exposed and replace it"
+    )]
+    KeyInQuery(String),
     #[error("invalid API key")]
     InvalidApiKey,
     #[error("this API key's role may not {0}")]
@@ -31,6 +37,12 @@ pub enum ApiError {
     RouteNotFound(String),
     #[error("method not allowed: {0}")]
     MethodNotAllowed(String),
+    #[error("the request target is longer than the limit of {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("the request headers are larger than the limit of {limit} bytes or {count} headers")]
+    HeadersTooLarge { limit: usize, count: usize },
+    #[error("the request body was not received within {ms} ms")]
+    BodyTimeout { ms: u64 },
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("image {index} is too large to decode: {reason}")]
@@ -42,6 +54,16 @@ pub enum ApiError {
         if *too_small > 0 { format!(" ({too_small} too small to embed)") } else { String::new() }
     )]
     NoFace { index: usize, too_small: usize },
+    #[error(
+        "image {index} is {width}×{height} pixels; a face crop read whole (`detect=false`) \
+         must be at least {min} pixels on each side"
+    )]
+    FaceTooSmall {
+        index: usize,
+        width: u32,
+        height: u32,
+        min: u32,
+    },
     #[error(
         "image {index} shows {count} faces; enroll one face per image, or say which with `boxes`"
     )]
@@ -70,6 +92,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::MissingApiKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
+            ApiError::KeyInQuery(_) => (StatusCode::BAD_REQUEST, "api_key_in_query"),
             ApiError::InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::GalleryNotFound(_) => (StatusCode::NOT_FOUND, "gallery_not_found"),
@@ -77,6 +100,12 @@ impl ApiError {
             ApiError::FaceNotFound { .. } => (StatusCode::NOT_FOUND, "face_not_found"),
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            ApiError::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            ApiError::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
             }
@@ -85,6 +114,7 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "undecodable_image")
             }
             ApiError::NoFace { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "no_face"),
+            ApiError::FaceTooSmall { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "face_too_small"),
             ApiError::SeveralFaces { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "several_faces"),
             ApiError::Timeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),

@@ -13,6 +13,7 @@ use image::{DynamicImage, GrayImage, ImageFormat};
 use super::decode::{decode_image, sha256_hex};
 use super::error::ApiError;
 use super::state::AppState;
+use super::work::{Cancel, header_pixels};
 use crate::detect::{FaceBox, crop_face};
 
 /// How to find the face(s) of one image.
@@ -75,9 +76,39 @@ pub async fn analyse(
     readings: Vec<Reading>,
     keep_crops: bool,
 ) -> Result<Vec<AnalysedImage>, ApiError> {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || analyse_blocking(&state, images, &readings, keep_crops))
-        .await?
+    let max_side = state.settings.limits.max_image_side;
+    let pixels = images.iter().map(|b| header_pixels(b, max_side)).sum();
+    let blocking_state = state.clone();
+    run_budgeted(state, pixels, move |cancel| {
+        analyse_blocking(&blocking_state, images, &readings, keep_crops, cancel)
+    })
+    .await
+}
+
+/// Run `work` on the blocking pool once `pixels` fit in the server's pixel budget,
+/// holding its share until the work ends (not merely until the request does). If this
+/// future is dropped — the request timed out, or its client left — `work` sees its
+/// [`Cancel`] set and stops at its next check.
+pub async fn run_budgeted<T: Send + 'static>(
+    state: &AppState,
+    pixels: u64,
+    work: impl FnOnce(&Cancel) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let permit = state.pixels.reserve(pixels).await;
+    let cancel = Cancel::default();
+    let _cancel_on_drop = cancel.on_drop();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work(&cancel)
+    })
+    .await?
+}
+
+/// What cancelled work returns; nobody is waiting for it any more.
+fn cancelled(state: &AppState) -> ApiError {
+    ApiError::Timeout {
+        ms: state.settings.limits.request_timeout_ms,
+    }
 }
 
 fn analyse_blocking(
@@ -85,7 +116,9 @@ fn analyse_blocking(
     images: Vec<Vec<u8>>,
     readings: &[Reading],
     keep_crops: bool,
+    cancel: &Cancel,
 ) -> Result<Vec<AnalysedImage>, ApiError> {
+    let stop = || cancel.is_set();
     let limits = &state.settings.limits;
     let detector = &state.detector;
     let config = detector.config();
@@ -93,29 +126,48 @@ fn analyse_blocking(
     let mut crops: Vec<DynamicImage> = Vec::new();
     let mut layout: Vec<(Vec<Slot>, usize)> = Vec::new();
     for (index, (bytes, reading)) in images.iter().zip(readings).enumerate() {
+        if stop() {
+            return Err(cancelled(state));
+        }
         let decoded = decode_image(bytes, index, limits)?;
         let mut faces = Vec::new();
         let mut too_small = 0;
         match *reading {
             Reading::Whole => {
+                // A crop smaller than the smallest face the detector would embed carries
+                // too little to tell people apart (a 1×1 image matches any flat frame).
+                if decoded.width().min(decoded.height()) < config.min_embed_size {
+                    return Err(ApiError::FaceTooSmall {
+                        index,
+                        width: decoded.width(),
+                        height: decoded.height(),
+                        min: config.min_embed_size,
+                    });
+                }
                 faces.push((None, Some(crops.len())));
                 crops.push(decoded);
             }
             Reading::Detect { max_faces } => {
-                let grey = decoded.to_luma8();
-                let found = detector.detect(&grey);
+                // Consumes the decoded image: a 16-bit or alpha original is freed before
+                // detection allocates its pyramid.
+                let grey = decoded.into_luma8();
+                let found = detector.detect_until(&grey, &stop);
                 too_small = found.iter().filter(|b| !b.embeddable(config)).count();
                 for b in found.into_iter().take(max_faces) {
                     faces.push((Some(b), embed_crop(&grey, &b, state, &mut crops)));
                 }
             }
             Reading::Given(b) => {
-                let grey = decoded.to_luma8();
-                let b = with_landmarks(check_given_box(b, &grey, index, state)?, &grey, state);
+                let grey = decoded.into_luma8();
+                let b = check_given_box(b, &grey, index, state)?;
+                let b = with_landmarks(b, &grey, state, &stop);
                 faces.push((Some(b), embed_crop(&grey, &b, state, &mut crops)));
             }
         }
         layout.push((faces, too_small));
+    }
+    if stop() {
+        return Err(cancelled(state));
     }
     let mut embeddings: Vec<Option<Vec<f32>>> = embed_checked(state, &crops)?
         .into_iter()
@@ -165,10 +217,15 @@ fn embed_crop(
 /// A client's box takes the landmarks of the detected face it matches best (IoU ≥ 0.5,
 /// the usual case: the client picked one of `/detect`'s boxes), so the face is aligned
 /// as a detected one; with no such face it is cropped from its mean landmarks.
-fn with_landmarks(b: FaceBox, grey: &GrayImage, state: &AppState) -> FaceBox {
+fn with_landmarks(
+    b: FaceBox,
+    grey: &GrayImage,
+    state: &AppState,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> FaceBox {
     let best = state
         .detector
-        .detect(grey)
+        .detect_until(grey, stop)
         .into_iter()
         .map(|f| (f.iou(&b), f))
         .filter(|(iou, _)| *iou >= 0.5)

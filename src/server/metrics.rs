@@ -128,22 +128,44 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Middleware: time every request and count it under its route template (`/identities/{id}`,
-/// not the concrete path, so the number of series stays bounded).
+/// The method as a label: one of the standard methods, else `other` — a client may send
+/// any token as its method, and each new label value would be a new series forever.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |(_, label)| label)
+}
+
+/// Middleware: time every request and count it under its method label and route template
+/// (`/identities/{id}`, not the concrete path; `unmatched` for every unknown path), so the
+/// number of series stays bounded whatever clients send.
 pub async fn record_metrics(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     state.metrics.record(
-        &method,
+        method,
         &route,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),

@@ -6,12 +6,14 @@
 
 mod auth;
 mod backup;
+mod body_timeout;
 pub mod config;
 mod config_load;
 mod decode;
 pub mod error;
 mod follow;
 mod galleries;
+mod head_limits;
 mod healthcheck;
 mod inference;
 mod metrics;
@@ -22,8 +24,11 @@ mod reembed;
 mod router;
 mod routes;
 mod secret;
+mod serve;
 mod startup;
 mod state;
+mod strict_json;
+mod work;
 
 pub use backup::{BackupReport, RestoreReport, backup, restore};
 pub use config::Settings;

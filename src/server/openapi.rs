@@ -139,7 +139,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "faceprint", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Enroll faces and identify them, open-set. Errors: {\"error\": {\"code\", \"message\"}}."},
+                 "description": "Enroll faces and identify them, open-set. Errors: {\"error\": {\"code\", \"message\"}}, on every route also 400 `api_key_in_query` (keys go in headers only), 414 `uri_too_long` (request target over 8 KiB) and 431 `headers_too_large` (over 16 KiB or 64 headers). A repeated JSON key or form field is a 400 naming it."},
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},

@@ -3,6 +3,9 @@
 //!   (standard base64, optionally as a `data:…;base64,` URL) plus other fields;
 //! - `multipart/form-data`: file fields named `image` or `images` plus text fields.
 //!
+//! A field given twice (a repeated JSON key at any depth, a repeated multipart text
+//! field) is refused with a 400 naming it; only image fields repeat.
+//!
 //! Both become a [`Payload`]: the image bytes in order, and the other fields as JSON,
 //! which each endpoint then parses into its typed request.
 
@@ -14,6 +17,7 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::body_timeout::timed_out;
 use super::error::ApiError;
 use super::state::AppState;
 
@@ -44,15 +48,18 @@ impl FromRequest<AppState> for Payload {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
+        let body_ms = state.settings.limits.body_read_timeout_ms;
         if content_type.starts_with("multipart/form-data") {
             let multipart = Multipart::from_request(req, state)
                 .await
                 .map_err(|e| ApiError::MalformedBody(e.body_text()))?;
-            from_multipart(multipart, limit).await
+            from_multipart(multipart, limit, body_ms).await
         } else if content_type.starts_with("application/json") || content_type.is_empty() {
             let bytes = Bytes::from_request(req, state).await.map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge { limit }
+                } else if timed_out(&e) {
+                    ApiError::BodyTimeout { ms: body_ms }
                 } else {
                     ApiError::MalformedBody(e.body_text())
                 }
@@ -68,8 +75,8 @@ fn from_json(bytes: &[u8]) -> Result<Payload, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::MalformedBody("the body is empty".into()));
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+    let value = super::strict_json::from_slice(bytes)
+        .map_err(|e| ApiError::MalformedBody(e.to_string()))?;
     let Value::Object(mut fields) = value else {
         return Err(ApiError::MalformedBody("expected a JSON object".into()));
     };
@@ -114,11 +121,17 @@ fn base64_image(value: &Value, field: &'static str) -> Result<Vec<u8>, ApiError>
         })
 }
 
-async fn from_multipart(mut multipart: Multipart, limit: usize) -> Result<Payload, ApiError> {
+async fn from_multipart(
+    mut multipart: Multipart,
+    limit: usize,
+    body_ms: u64,
+) -> Result<Payload, ApiError> {
     let mut payload = Payload::default();
     let too_large_or_malformed = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge { limit }
+        } else if timed_out(&e) {
+            ApiError::BodyTimeout { ms: body_ms }
         } else {
             ApiError::MalformedBody(e.body_text())
         }
@@ -133,6 +146,9 @@ async fn from_multipart(mut multipart: Multipart, limit: usize) -> Result<Payloa
             let bytes = field.bytes().await.map_err(too_large_or_malformed)?;
             payload.images.push(bytes.to_vec());
         } else {
+            if payload.fields.contains_key(&name) {
+                return Err(ApiError::MalformedBody(format!("duplicate field `{name}`")));
+            }
             let text = field.text().await.map_err(too_large_or_malformed)?;
             payload.fields.insert(name, Value::String(text));
         }

@@ -14,14 +14,18 @@ use tower::timeout::TimeoutLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use super::auth::{require_admin, require_query};
+use super::auth::{refuse_key_in_query, require_admin, require_query};
+use super::body_timeout::limit_body_time;
 use super::error::ApiError;
+use super::head_limits::limit_request_head;
 use super::metrics::record_metrics;
 use super::routes::{detect, embed, enroll, galleries, health, identify, identities};
 use super::state::AppState;
 
-/// The whole API with its layers, outermost first: tracing, metrics, panic → 500,
-/// deadline and concurrency limit (→ 503 in the JSON shape), body limit.
+/// The whole API with its layers, outermost first: a key in the URL refused (before the
+/// URL is logged), request-line and header limits, tracing, metrics, panic → 500; then,
+/// for every route but the probes, the deadline and concurrency limit (→ 503 in the JSON
+/// shape); the body limit.
 pub fn router(state: AppState) -> Router {
     let limits = state.settings.limits.clone();
     let admin = Router::new()
@@ -44,26 +48,23 @@ pub fn router(state: AppState) -> Router {
         .route("/embed", post(embed::embed))
         .route("/verify", post(embed::verify))
         .route_layer(from_fn_with_state(state.clone(), require_query));
-    let open = Router::new()
+    // Probes answer beside the request limit, never queued behind slow requests: an
+    // orchestrator must not restart a busy but healthy server.
+    let probes = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(health::openapi));
+        .route("/readyz", get(health::readyz));
     let timeout_ms = limits.request_timeout_ms;
-    Router::new()
+    let limited = Router::new()
         .merge(admin)
         .merge(query)
-        .merge(open)
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi))
         .fallback(health::not_found)
         .layer(
             ServiceBuilder::new()
-                .layer(TraceLayer::new_for_http())
-                .layer(from_fn_with_state(state.clone(), record_metrics))
-                .layer(from_fn(json_method_not_allowed))
-                .layer(CatchPanicLayer::custom(
-                    |_panic: Box<dyn std::any::Any + Send>| {
-                        ApiError::internal("a handler panicked").into_response()
-                    },
+                .layer(from_fn_with_state(
+                    limits.body_read_timeout_ms,
+                    limit_body_time,
                 ))
                 .layer(HandleErrorLayer::new(
                     move |error: tower::BoxError| async move {
@@ -77,6 +78,22 @@ pub fn router(state: AppState) -> Router {
                 .layer(TimeoutLayer::new(Duration::from_millis(timeout_ms)))
                 .layer(GlobalConcurrencyLimitLayer::new(
                     limits.max_concurrent_requests.max(1),
+                )),
+        );
+    Router::new()
+        .merge(probes)
+        .merge(limited)
+        .layer(
+            ServiceBuilder::new()
+                .layer(from_fn(refuse_key_in_query))
+                .layer(from_fn(limit_request_head))
+                .layer(TraceLayer::new_for_http())
+                .layer(from_fn_with_state(state.clone(), record_metrics))
+                .layer(from_fn(json_method_not_allowed))
+                .layer(CatchPanicLayer::custom(
+                    |_panic: Box<dyn std::any::Any + Send>| {
+                        ApiError::internal("a handler panicked").into_response()
+                    },
                 )),
         )
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

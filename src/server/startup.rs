@@ -13,13 +13,23 @@ use super::follow::{AbortOnDrop, Follower};
 use super::galleries::{Galleries, LoadError};
 use super::metrics::Metrics;
 use super::router::router;
+use super::serve::serve;
 use super::state::AppState;
+use super::work::PixelBudget;
 use crate::model::Embedder;
 use crate::store::{Backend, Store, StoreError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(
+        "refusing to serve {addr} without API keys: anyone who can reach it could enroll, \
+         identify and delete faces. Set FACEPRINT_AUTH__ADMIN_KEYS (and optionally \
+         FACEPRINT_AUTH__QUERY_KEYS) to secret keys, e.g. from `openssl rand -hex 32`; or \
+         bind a loopback address (FACEPRINT_SERVER__BIND=127.0.0.1:8080); or, to serve an \
+         open API on purpose, set auth.allow_open = true (FACEPRINT_AUTH__ALLOW_OPEN=true)"
+    )]
+    OpenOnNetwork { addr: SocketAddr },
     #[error("cannot load model {path}: {reason}")]
     Model { path: String, reason: String },
     #[error(transparent)]
@@ -61,6 +71,7 @@ impl Application {
     /// Everything up to accepting connections; binds `settings.server.bind` (port 0 picks
     /// a free port, which [`Application::local_addr`] reports).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        check_exposure(&settings)?;
         let embedder = load_embedder(&settings).await?;
         let detector_config = settings
             .detector
@@ -84,6 +95,7 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
+        let pixels = Arc::new(PixelBudget::new(settings.limits.max_pixels_in_flight));
         let state = AppState {
             settings: Arc::new(settings),
             store,
@@ -91,6 +103,7 @@ impl Application {
             detector: Arc::new(detector),
             galleries: Arc::new(galleries),
             metrics: Arc::new(Metrics::default()),
+            pixels,
             writes: Arc::new(tokio::sync::Mutex::new(())),
             ready: Arc::new(AtomicBool::new(true)),
             in_sync: Arc::new(AtomicBool::new(true)),
@@ -125,19 +138,33 @@ impl Application {
                 Follower::new(self.state.clone(), url, xmin).run(),
             ))
         });
+        let server_settings = self.state.settings.server.clone();
         let app = router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "serving");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                ready.store(false, Ordering::Release);
-                tracing::info!("shutting down: finishing in-flight requests");
-            })
-            .await?;
+        serve(self.listener, app, &server_settings, async move {
+            shutdown.await;
+            ready.store(false, Ordering::Release);
+        })
+        .await;
         drop(follower);
         store.close().await;
         Ok(())
     }
+}
+
+/// Safe by default: no keys is fine on loopback (a developer's machine), not on an
+/// address other hosts can reach unless `auth.allow_open` is set on purpose.
+fn check_exposure(settings: &Settings) -> Result<(), StartupError> {
+    let auth = &settings.auth;
+    let addr = settings.server.bind;
+    let open = auth.admin_keys.is_empty() && auth.query_keys.is_empty();
+    if open && !addr.ip().is_loopback() && !auth.allow_open {
+        return Err(StartupError::OpenOnNetwork { addr });
+    }
+    if open && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "serving an open API (auth.allow_open = true): no keys needed");
+    }
+    Ok(())
 }
 
 /// Loading parses and checks the whole weight file: off the runtime.

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use super::config::Settings;
 use super::galleries::Galleries;
 use super::metrics::Metrics;
+use super::work::PixelBudget;
 use crate::detect::FaceDetector;
 use crate::model::Embedder;
 use crate::store::Store;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub detector: Arc<FaceDetector>,
     pub galleries: Arc<Galleries>,
     pub metrics: Arc<Metrics>,
+    /// Pixels being decoded and analysed across requests (`limits.max_pixels_in_flight`).
+    pub pixels: Arc<PixelBudget>,
     /// Serialises writes (enroll, delete) so the store and the indexes change in the same
     /// order: without it, a delete could reach an index before the enrollment it follows.
     pub writes: Arc<tokio::sync::Mutex<()>>,

@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::{expect_images, reading};
 use crate::detect::{FaceBox, Point};
 use crate::server::error::ApiError;
+use crate::server::inference::run_budgeted;
 use crate::server::payload::{Payload, lenient};
 use crate::server::state::AppState;
+use crate::server::work::header_pixels;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,13 +54,15 @@ pub async fn detect(
     let detector = std::sync::Arc::clone(&state.detector);
     let limits = state.settings.limits.clone();
     let image = payload.images.into_iter().next().unwrap_or_default();
-    let (faces, width, height) = tokio::task::spawn_blocking(move || {
+    let pixels = header_pixels(&image, limits.max_image_side);
+    let (faces, width, height) = run_budgeted(&state, pixels, move |cancel| {
         let decoded = crate::server::decode::decode_image(&image, 0, &limits)?;
-        let grey = decoded.to_luma8();
-        let faces = detector.detect(&grey);
-        Ok::<_, ApiError>((faces, grey.width(), grey.height()))
+        // Consumes the original: a 16-bit or alpha image is freed before detection.
+        let grey = decoded.into_luma8();
+        let faces = detector.detect_until(&grey, &|| cancel.is_set());
+        Ok((faces, grey.width(), grey.height()))
     })
-    .await??;
+    .await?;
     let config = state.detector.config();
     Ok(Json(DetectResponse {
         faces: faces
