@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use super::auth::{require_admin, require_query};
 use super::error::ApiError;
 use super::metrics::record_metrics;
-use super::routes::{detect, embed, enroll, galleries, health, identify, identities};
+use super::routes::{detect, embed, enroll, galleries, health, identify, identities, status};
 use super::state::AppState;
 
 /// The whole API with its layers, outermost first: tracing, metrics, panic → 500,
@@ -35,6 +35,10 @@ pub fn router(state: AppState) -> Router {
             "/identities/{identity}/faces/{face_id}",
             delete(identities::delete_face),
         )
+        .route(
+            "/identities/{identity}/faces/{face_id}/image",
+            get(identities::face_image),
+        )
         .route("/galleries", get(galleries::list))
         .route("/galleries/{gallery}", put(galleries::put))
         .route_layer(from_fn_with_state(state.clone(), require_admin));
@@ -47,6 +51,7 @@ pub fn router(state: AppState) -> Router {
     let open = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/status", get(status::status))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi));
     let timeout_ms = limits.request_timeout_ms;
@@ -54,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .merge(query)
         .merge(open)
+        .merge(super::web::routes())
         .fallback(health::not_found)
         .layer(
             ServiceBuilder::new()
