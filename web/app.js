@@ -549,7 +549,9 @@ function faceThumb(path, where, face, card) {
   if (face.has_image) {
     api(facePath + "/image" + where)
       .then((blob) => {
-        image.src = URL.createObjectURL(blob);
+        const url = URL.createObjectURL(blob);
+        image.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+        image.src = url;
       })
       .catch(() => image.setAttribute("alt", "no image"));
   }

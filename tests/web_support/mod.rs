@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use image::{GrayImage, ImageFormat, imageops};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::common::app::{TestApp, json_of};
+use crate::common::app::{TestApp, json_of, test_settings};
+use crate::common::db::TestDb;
 use crate::common::fixtures::face;
+use faceprint::server::Secret;
 use webdriver::Browser;
 
 /// One browser at a time: two Chromiums and the detector on two cores would only make
@@ -208,4 +210,13 @@ pub async fn enter_key(browser: &Browser, key: &str, answer: &str) {
     browser.send_keys(&input, key).await;
     browser.click(&browser.find("#key-save").await).await;
     browser.wait_for_text("#key-message", answer).await;
+}
+
+/// A server with the admin key `admin-key` and the query key `query-key`.
+pub async fn keyed_app() -> TestApp {
+    let db = TestDb::sqlite();
+    let mut settings = test_settings(&db);
+    settings.auth.admin_keys = vec![Secret::new("admin-key")];
+    settings.auth.query_keys = vec![Secret::new("query-key")];
+    TestApp::spawn_with(db, settings).await
 }

@@ -105,6 +105,9 @@ impl Browser {
                     "--disable-gpu",
                     "--no-first-run",
                     "--hide-scrollbars",
+                    // A camera that shows a test pattern, allowed without asking.
+                    "--use-fake-ui-for-media-stream",
+                    "--use-fake-device-for-media-stream",
                     format!("--window-size={width},{height}"),
                 ]
             }

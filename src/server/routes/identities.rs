@@ -279,7 +279,8 @@ pub async fn face_image(
     Ok((
         [
             (header::CONTENT_TYPE, "image/png"),
-            (header::CACHE_CONTROL, "private, max-age=3600"),
+            // SQLite may give a deleted face's id to a new face: never reuse a copy.
+            (header::CACHE_CONTROL, "private, no-cache"),
         ],
         png,
     ))
