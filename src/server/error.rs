@@ -33,6 +33,10 @@ pub enum ApiError {
     IdentityNotFound { gallery: String, identity: String },
     #[error("identity {identity:?} has no face {face}")]
     FaceNotFound { identity: String, face: i64 },
+    #[error(
+        "face {face} of identity {identity:?} has no stored image (database.store_images was off)"
+    )]
+    FaceImageNotStored { identity: String, face: i64 },
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method not allowed: {0}")]
@@ -98,6 +102,7 @@ impl ApiError {
             ApiError::GalleryNotFound(_) => (StatusCode::NOT_FOUND, "gallery_not_found"),
             ApiError::IdentityNotFound { .. } => (StatusCode::NOT_FOUND, "identity_not_found"),
             ApiError::FaceNotFound { .. } => (StatusCode::NOT_FOUND, "face_not_found"),
+            ApiError::FaceImageNotStored { .. } => (StatusCode::NOT_FOUND, "face_image_not_stored"),
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),

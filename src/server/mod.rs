@@ -1,4 +1,5 @@
-//! The HTTP API: configuration, start-up, routes, errors, auth, limits and metrics.
+//! The HTTP API and the web page: configuration, start-up, routes, errors, auth, limits
+//! and metrics.
 //!
 //! [`Application::build`] loads the model, opens the store (running migrations), refuses
 //! embeddings of another model version, builds one index per gallery and binds the
@@ -28,6 +29,7 @@ mod serve;
 mod startup;
 mod state;
 mod strict_json;
+mod web;
 mod work;
 
 pub use backup::{BackupReport, RestoreReport, backup, restore};

@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 document, written by hand: sixteen routes do not justify a derive
+//! The OpenAPI 3.1 document, written by hand: eighteen routes do not justify a derive
 //! framework's compile time, and a test checks that every served route is described.
 
 use serde_json::{Value, json};
@@ -15,6 +15,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/identities/{identity}"),
     ("delete", "/identities/{identity}"),
     ("delete", "/identities/{identity}/faces/{face_id}"),
+    ("get", "/identities/{identity}/faces/{face_id}/image"),
+    ("get", "/status"),
     ("get", "/galleries"),
     ("put", "/galleries/{gallery}"),
     ("get", "/healthz"),
@@ -112,6 +114,23 @@ pub fn document() -> Value {
         param("face_id", "path", json!({"type": "integer"})),
         gallery_q
     ]);
+    let mut face_image = op(
+        "A face's stored image (the aligned crop that was embedded) as a PNG thumbnail, at most 128 px a side",
+        "admin",
+        json!({"type": "string"}),
+        &["400", "401", "403", "404"],
+        None,
+    );
+    face_image["responses"]["200"] = json!({"description": "PNG thumbnail; 404 face_image_not_stored when database.store_images was off", "content": {"image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}}}});
+    face_image["parameters"] = delete_face["parameters"].clone();
+    let gallery_status = json!({"type": "object", "properties": {"gallery": {"type": "string"}, "identities": {"type": "integer"}, "faces": {"type": "integer"}, "index": {"enum": ["exact", "hnsw"]}, "building": {"type": "boolean"}, "threshold": {"type": "number", "description": "what /identify uses here when the request sets none"}, "own_threshold": {"type": "boolean"}}});
+    let status = op(
+        "The model, each gallery's size, index and threshold, readiness, and the caller's role",
+        "none",
+        json!({"type": "object", "properties": {"model": {"type": "string"}, "dim": {"type": "integer"}, "ready": {"type": "boolean"}, "default_threshold": {"type": "number"}, "threshold_policy": {"enum": ["far_0_1pct", "far_1pct", "far_10pct", "fixed"]}, "galleries": {"type": "array", "items": gallery_status}, "keys_required": {"type": "boolean"}, "role": {"enum": ["admin", "query", "none"], "description": "what the key sent (if any) may do; admin on a server without keys"}}}),
+        &[],
+        None,
+    );
     let mut list = op(
         "Identities of a gallery, by external id, paginated",
         "admin",
@@ -139,7 +158,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "faceprint", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Enroll faces and identify them, open-set. Errors: {\"error\": {\"code\", \"message\"}}, on every route also 400 `api_key_in_query` (keys go in headers only), 414 `uri_too_long` (request target over 8 KiB) and 431 `headers_too_large` (over 16 KiB or 64 headers). A repeated JSON key or form field is a 400 naming it."},
+                 "description": "Enroll faces and identify them, open-set. Errors: {\"error\": {\"code\", \"message\"}}, on every route also 400 `api_key_in_query` (keys go in headers only), 414 `uri_too_long` (request target over 8 KiB) and 431 `headers_too_large` (over 16 KiB or 64 headers). A repeated JSON key or form field is a 400 naming it. The web page at / (and /assets/*) is served beside the API and not described here."},
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
@@ -169,6 +188,8 @@ pub fn document() -> Value {
             "/identities": {"get": list},
             "/identities/{identity}": {"get": get_identity, "delete": delete_identity},
             "/identities/{identity}/faces/{face_id}": {"delete": delete_face},
+            "/identities/{identity}/faces/{face_id}/image": {"get": face_image},
+            "/status": {"get": status},
             "/galleries": {"get": op("Galleries with their sizes and thresholds", "admin", json!({"type": "object"}), &["401", "403"], None)},
             "/galleries/{gallery}": {"put": put_gallery},
             "/healthz": {"get": op("Liveness", "none", json!({"type": "object"}), &[], None)},

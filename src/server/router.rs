@@ -19,7 +19,7 @@ use super::body_timeout::limit_body_time;
 use super::error::ApiError;
 use super::head_limits::limit_request_head;
 use super::metrics::record_metrics;
-use super::routes::{detect, embed, enroll, galleries, health, identify, identities};
+use super::routes::{detect, embed, enroll, galleries, health, identify, identities, status};
 use super::state::AppState;
 
 /// The whole API with its layers, outermost first: a key in the URL refused (before the
@@ -39,6 +39,10 @@ pub fn router(state: AppState) -> Router {
             "/identities/{identity}/faces/{face_id}",
             delete(identities::delete_face),
         )
+        .route(
+            "/identities/{identity}/faces/{face_id}/image",
+            get(identities::face_image),
+        )
         .route("/galleries", get(galleries::list))
         .route("/galleries/{gallery}", put(galleries::put))
         .route_layer(from_fn_with_state(state.clone(), require_admin));
@@ -57,8 +61,10 @@ pub fn router(state: AppState) -> Router {
     let limited = Router::new()
         .merge(admin)
         .merge(query)
+        .route("/status", get(status::status))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))
+        .merge(super::web::routes())
         .fallback(health::not_found)
         .layer(
             ServiceBuilder::new()

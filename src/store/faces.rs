@@ -155,3 +155,27 @@ fn stored_face(row: &sqlx::any::AnyRow) -> Result<StoredFace, StoreError> {
         embedding,
     })
 }
+
+impl Store {
+    /// The stored image of face `face_id` of identity `external_id` in a gallery:
+    /// `None` when there is no such face, `Some(None)` when its image was not kept.
+    pub async fn face_image(
+        &self,
+        gallery_id: i64,
+        external_id: &str,
+        face_id: i64,
+    ) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT f.image FROM faces f JOIN identities i ON i.id = f.identity_id \
+             WHERE f.id = $1 AND i.gallery_id = $2 AND i.external_id = $3",
+        )
+        .bind(face_id)
+        .bind(gallery_id)
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get::<Option<Vec<u8>>, _>("image"))
+            .transpose()
+            .map_err(StoreError::from)
+    }
+}

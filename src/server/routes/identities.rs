@@ -1,4 +1,5 @@
-//! Identities: list (paginated), get (with faces), delete (with faces), delete one face.
+//! Identities: list (paginated), get (with faces), delete (with faces), delete one face,
+//! a face's stored image as a thumbnail.
 //! Deleted faces leave the index before the response, so they stop matching at once.
 
 use std::sync::Arc;
@@ -6,10 +7,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use super::GalleryQuery;
 use crate::index::FaceIndex;
+use crate::server::decode::decode_image;
 use crate::server::error::ApiError;
 use crate::server::galleries::GalleryState;
 use crate::server::names::{ExternalId, GalleryName};
@@ -233,4 +237,51 @@ pub async fn delete_face(
         gallery: gallery.name.clone(),
         deleted_faces: vec![face],
     }))
+}
+
+/// Longest side of a face thumbnail, pixels.
+const THUMBNAIL_SIDE: u32 = 128;
+
+/// `GET /identities/{id}/faces/{face_id}/image`: the face's stored image (the aligned
+/// crop that was embedded) as a PNG thumbnail, decoded and re-encoded so that only an
+/// image this server wrote goes back to a browser.
+pub async fn face_image(
+    State(state): State<AppState>,
+    path: Result<Path<(String, i64)>, PathRejection>,
+    query: Result<Query<GalleryQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path((raw, face)) = path.map_err(bad_path)?;
+    let (identity, gallery) = locate(&state, &raw, query)?;
+    let stored = state
+        .store
+        .face_image(gallery.id, identity.as_str(), face)
+        .await?
+        .ok_or_else(|| ApiError::FaceNotFound {
+            identity: identity.as_str().to_owned(),
+            face,
+        })?
+        .ok_or_else(|| ApiError::FaceImageNotStored {
+            identity: identity.as_str().to_owned(),
+            face,
+        })?;
+    let limits = state.settings.limits.clone();
+    let png = tokio::task::spawn_blocking(move || {
+        let image = decode_image(&stored, 0, &limits).map_err(ApiError::internal)?;
+        let thumbnail = image.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE);
+        let mut out = std::io::Cursor::new(Vec::new());
+        thumbnail
+            .write_to(&mut out, image::ImageFormat::Png)
+            .map_err(ApiError::internal)?;
+        Ok::<_, ApiError>(out.into_inner())
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            // SQLite may give a deleted face's id to a new face: never reuse a copy.
+            (header::CACHE_CONTROL, "private, no-cache"),
+        ],
+        png,
+    ))
 }

@@ -7,6 +7,7 @@ pub mod galleries;
 pub mod health;
 pub mod identify;
 pub mod identities;
+pub mod status;
 
 use serde::Deserialize;
 
