@@ -8,7 +8,7 @@ use safetensors::SafeTensors;
 use sha2::{Digest, Sha256};
 
 use super::ModelError;
-use super::meta::{FORMAT_VERSION, METADATA_KEY, ModelMeta};
+use super::meta::{FORMAT_VERSION, METADATA_KEY, ModelMeta, OLDEST_FORMAT_VERSION};
 use crate::nn::sequential::Sequential;
 
 /// A network together with its metadata.
@@ -95,9 +95,9 @@ impl ModelFile {
             })?;
         let meta: ModelMeta = serde_json::from_str(json)
             .map_err(|e| ModelError::Unsupported(format!("metadata: {e}")))?;
-        if meta.format != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&meta.format) {
             return Err(ModelError::Unsupported(format!(
-                "format version {} (this build reads {FORMAT_VERSION})",
+                "format version {} (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})",
                 meta.format
             )));
         }

@@ -8,6 +8,7 @@ mod auth;
 mod backup;
 pub mod config;
 mod config_load;
+mod decision;
 mod decode;
 pub mod error;
 mod follow;
