@@ -15,7 +15,8 @@
 #
 # Environment: K (parts, default 3), EPOCHS (training epochs per part, default the
 # recipe's), DATA (default ../shared/data), TRAIN_EMBED / EVAL_EMBED (binaries, default
-# target/release/...), DRAWS (galleries drawn per size in the check, default 20).
+# target/release/...), DRAWS (galleries drawn per size in the check, default 20). Part
+# models and score files already under runs/crossfit-not67 are reused: remove it to retrain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-check}
