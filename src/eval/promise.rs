@@ -289,14 +289,9 @@ pub fn write_promise_png(path: &Path, rows: &[PromiseRow]) -> Result<()> {
     }
     let axes = Axes {
         x_label: "log10 gallery size".into(),
-        y_label: "log10 open-set FAR".into(),
+        y_label: "log10 FAR".into(),
     };
-    lines_with(
-        path,
-        "Open-set FAR: promised vs measured (held-out identities)",
-        &axes,
-        &series,
-    )
+    lines_with(path, "Open-set FAR by gallery size", &axes, &series)
 }
 
 #[cfg(test)]
