@@ -10,10 +10,15 @@ are kept (they are never judged on).
     python3 scripts/lfw-folds.py --pairs ../shared/data/lfw-pairs-dev.txt \\
         --exclude 6,7 --min-images 2 data/lfw-aligned data/lfw-train-not67
 
+With --only, the reverse: only the identities of those folds (the held-out people).
+With --part J/K, identities are further split into K seeded parts by name (cross-fitting):
+--side train keeps every part but J, --side heldout only part J.
+
 Prints how many identities and images were kept and left out.
 """
 
 import argparse
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -43,7 +48,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pairs", required=True)
     ap.add_argument("--exclude", default="", help="comma-separated fold numbers")
+    ap.add_argument("--only", default="", help="keep only these folds' identities")
     ap.add_argument("--min-images", type=int, default=2)
+    ap.add_argument("--part", default="", help="J/K: cross-fitting part J of K (1-based)")
+    ap.add_argument("--side", choices=["train", "heldout"], default="train")
     ap.add_argument("src")
     ap.add_argument("dst")
     args = ap.parse_args()
@@ -51,15 +59,29 @@ def main():
     excluded = set()
     for f in filter(None, args.exclude.split(",")):
         excluded |= folds[int(f)]
+    only = set()
+    for f in filter(None, args.only.split(",")):
+        only |= folds[int(f)]
+    part = None
+    if args.part:
+        j, k = (int(v) for v in args.part.split("/"))
+        part = (j, k)
     src, dst = Path(args.src).resolve(), Path(args.dst)
     if dst.exists():
         sys.exit(f"{dst} exists: remove it first")
     kept = left_fold = left_small = images = 0
     for identity in sorted(p.name for p in src.iterdir() if p.is_dir()):
         files = sorted(p for p in (src / identity).iterdir() if p.is_file())
-        if identity in excluded:
+        if identity in excluded or (only and identity not in only):
             left_fold += 1
             continue
+        if part is not None:
+            # A stable hash of the name (not Python's salted hash()).
+            h = int(hashlib.sha256(identity.encode()).hexdigest()[:8], 16)
+            in_part = h % part[1] == part[0] - 1
+            if in_part != (args.side == "heldout"):
+                left_fold += 1
+                continue
         if len(files) < args.min_images:
             left_small += 1
             continue

@@ -36,3 +36,8 @@ echo "training took $(( $(date +%s) - start )) s"
 target/release/examples/split-identities --out data/split --heldout 0.34 "$DATA/orl" "$DATA/yaleb"
 target/release/eval-embed --model models/default.safetensors --data data/split/heldout \
   --out runs/default/eval-crops
+
+# 3. The shipped model's impostor tail (the server's gallery-size-aware threshold),
+#    cross-fitted on every development identity: K part models of the recipe, each
+#    scoring the people it never saw (scripts/calibrate-crossfit.sh).
+scripts/calibrate-crossfit.sh ship

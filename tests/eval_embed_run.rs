@@ -25,6 +25,11 @@ fn args(model: std::path::PathBuf, out: std::path::PathBuf) -> EvalArgs {
         out,
         export: None,
         calibrate_into: None,
+        impostors_out: None,
+        impostors: Vec::new(),
+        check_promise: false,
+        promise_draws: 5,
+        promise_enroll: 1,
     }
 }
 
@@ -51,6 +56,31 @@ fn eval_embed_writes_a_report_a_roc_plot_and_the_embeddings() {
     let measured = &report.methods[0].report.open_set_thresholds;
     assert_eq!(after.meta.thresholds.far_1pct, measured[1].threshold);
     assert_eq!(after.meta.training["calibration"]["identities"], 8);
+    // … and the impostor tail, one bucket per enrolled-face count, fitted on this run.
+    let tail = after.meta.tail.as_ref().expect("an impostor tail");
+    let faces: Vec<usize> = tail.buckets.iter().map(|b| b.faces).collect();
+    assert_eq!(faces, [1, 2, 3]);
+    // 8 identities, each against the 42 photos of the 7 others.
+    assert_eq!(tail.buckets[0].scores, 8 * 42);
+    assert_eq!(after.meta.format, faceprint::model::FORMAT_VERSION);
+
+    // Cross-fitting: scores written by one run, pooled (twice here) by another.
+    let scores = dir.path().join("impostors.json");
+    let mut write = args(model.clone(), dir.path().join("eval-scores"));
+    write.baseline_train = None;
+    write.impostors_out = Some(scores.clone());
+    eval_embed(&write).expect("scores written");
+    let mut pool = args(model.clone(), dir.path().join("eval-pool"));
+    pool.baseline_train = None;
+    pool.impostors = vec![scores.clone(), scores];
+    let pooled = dir.path().join("pooled.safetensors");
+    pool.calibrate_into = Some(pooled.clone());
+    eval_embed(&pool).expect("pooled calibration");
+    let pooled = faceprint::model::ModelFile::load(&pooled).unwrap();
+    let pooled_tail = pooled.meta.tail.expect("a pooled tail");
+    assert_eq!(pooled_tail.buckets[0].scores, 2 * 8 * 42);
+    // Pooled files leave the fixed thresholds as they were.
+    assert_eq!(pooled.meta.thresholds, before.meta.thresholds);
 
     let names: Vec<&str> = report.methods.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names[..2], ["model", "raw pixels"]);

@@ -7,7 +7,10 @@ use faceprint::data::Preprocessing;
 use faceprint::data::preprocess::Normalisation;
 use faceprint::model::arch::{ArchSpec, ResnetActivation, ResnetPooling, ResnetSpec};
 use faceprint::model::lbp::{LbpBranch, LbpScale, LbpSpec, describe};
-use faceprint::model::{Embedder, METADATA_KEY, ModelError, ModelFile, ModelMeta, Thresholds};
+use faceprint::model::{
+    Embedder, FORMAT_VERSION, METADATA_KEY, ModelError, ModelFile, ModelMeta, TailBucket,
+    TailModel, Thresholds,
+};
 use faceprint::nn::sequential::Sequential;
 use faceprint::nn::{Mode, Tensor};
 use image::DynamicImage;
@@ -51,6 +54,7 @@ fn model_of(arch: ArchSpec, net: Sequential, flip_average: bool) -> ModelFile {
             far_1pct: 0.8,
             far_10pct: 0.6,
         },
+        tail: None,
         flip_average,
         detector: None,
         lbp: None,
@@ -402,6 +406,46 @@ fn broken_model_files_are_clear_errors() {
             }
         }
     }
+}
+
+fn a_tail() -> TailModel {
+    TailModel {
+        buckets: vec![TailBucket {
+            faces: 1,
+            u: 0.4,
+            zeta: 0.05,
+            xi: -0.2,
+            sigma: 0.06,
+            scores: 5000,
+            body: vec![0.7, 0.4, 0.1, -0.2, -0.5],
+        }],
+        source: serde_json::json!({"by": "test"}),
+    }
+}
+
+#[test]
+fn a_model_with_an_impostor_tail_saves_it_and_loads_it_back() {
+    let mut model = small_model(3);
+    model.meta.tail = Some(a_tail());
+    let loaded = ModelFile::from_bytes(&model.to_bytes().expect("serialises")).expect("loads");
+    assert_eq!(loaded.meta.format, FORMAT_VERSION);
+    assert_eq!(loaded.meta.tail, Some(a_tail()));
+    assert_eq!(loaded.meta.version, model.meta.version);
+}
+
+#[test]
+fn a_format_1_file_without_a_tail_still_loads_with_its_thresholds() {
+    let good = small_model(4).to_bytes().expect("serialises");
+    let old = with_metadata(&good, |m| {
+        m["format"] = 1.into();
+        if let Some(o) = m.as_object_mut() {
+            o.remove("tail");
+        }
+    });
+    let loaded = ModelFile::from_bytes(&old).expect("a format-1 file loads");
+    assert_eq!(loaded.meta.format, 1);
+    assert_eq!(loaded.meta.tail, None);
+    assert_eq!(loaded.meta.thresholds.far_1pct, 0.8);
 }
 
 #[test]

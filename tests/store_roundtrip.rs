@@ -203,13 +203,18 @@ async fn galleries_keep_their_threshold_override(db: TestDb) {
     let store = open(&db).await;
     assert_eq!(store.gallery("staff").await.expect("query"), None);
     let created = store
-        .put_gallery("staff", Some(0.75))
+        .put_gallery("staff", Some(0.75), Some(0.001))
         .await
         .expect("create");
-    let updated = store.put_gallery("staff", None).await.expect("update");
+    let updated = store
+        .put_gallery("staff", None, None)
+        .await
+        .expect("update");
     assert_eq!(created.id, updated.id);
     assert_eq!(created.threshold, Some(0.75));
+    assert_eq!(created.far, Some(0.001));
     assert_eq!(updated.threshold, None);
+    assert_eq!(updated.far, None);
     let all = store.galleries().await.expect("list");
     assert_eq!(all, vec![updated]);
 }

@@ -256,6 +256,8 @@ function thresholdWords(answer) {
     const gallery = status.galleries.find((g) => g.gallery === answer.gallery);
     if (gallery && gallery.own_threshold) source = "this gallery's own threshold";
     else if (status.threshold_policy === "fixed") source = "the server's fixed threshold";
+    else if (typeof answer.far === "number" && typeof answer.gallery_size === "number")
+      source = "at most " + (answer.far * 100).toPrecision(2) + "% of strangers would match someone in this gallery of " + answer.gallery_size;
     else {
       const far = { far_0_1pct: "0.1%", far_1pct: "1%", far_10pct: "10%" }[status.threshold_policy];
       source = "the model's threshold for a false-accept rate of " + far;
@@ -581,7 +583,7 @@ async function loadStatus() {
   say("status-message", "Loading…");
   try {
     const status = await refreshStatus();
-    const far = { far_0_1pct: "model's FAR 0.1% value", far_1pct: "model's FAR 1% value", far_10pct: "model's FAR 10% value", fixed: "fixed" };
+    const far = { far_0_1pct: "model's FAR 0.1% value", far_1pct: "model's FAR 1% value", far_10pct: "model's FAR 10% value", fixed: "fixed", gallery: "for each gallery's size at the server's false-accept rate" };
     const rows = [
       ["Model", status.model + " (" + status.dim + "-d embeddings)"],
       ["Ready", status.ready ? "yes" : "no: indexes building or database lost"],

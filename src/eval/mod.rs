@@ -13,9 +13,11 @@ pub mod error;
 pub mod metrics;
 pub mod pairs;
 pub mod plot;
+pub mod promise;
 pub mod protocol;
 pub mod report;
 pub mod scores;
+pub mod tail;
 pub mod verification;
 
 pub use baselines::{Eigenfaces, Fisherfaces, RawPixels};

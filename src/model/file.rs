@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::ModelError;
 use super::lbp::LbpBranch;
-use super::meta::{FORMAT_VERSION, METADATA_KEY, ModelMeta};
+use super::meta::{FORMAT_VERSION, METADATA_KEY, ModelMeta, OLDEST_FORMAT_VERSION};
 use crate::nn::sequential::Sequential;
 
 /// A network together with its metadata, and the descriptor branch fused with it when
@@ -114,7 +114,10 @@ impl ModelFile {
 
     /// The file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
-        let json = serde_json::to_string(&self.meta)
+        // A part set after construction (a calibrated tail) raises the version needed.
+        let mut meta = self.meta.clone();
+        meta.format = meta.format.max(meta.needed_format());
+        let json = serde_json::to_string(&meta)
             .map_err(|e| ModelError::Corrupt(format!("metadata does not serialise: {e}")))?;
         let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
         let extra = self.lbp.as_ref().map(lbp_tensors);
@@ -151,9 +154,9 @@ impl ModelFile {
             })?;
         let meta: ModelMeta = serde_json::from_str(json)
             .map_err(|e| ModelError::Unsupported(format!("metadata: {e}")))?;
-        if meta.format == 0 || meta.format > FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&meta.format) {
             return Err(ModelError::Unsupported(format!(
-                "format version {} (this build reads {FORMAT_VERSION})",
+                "format version {} (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})",
                 meta.format
             )));
         }

@@ -3,13 +3,17 @@
 use serde::{Deserialize, Serialize};
 
 use super::arch::ArchSpec;
+use super::tail::TailModel;
 use crate::data::Preprocessing;
 
-/// Version of the metadata layout; bumped on incompatible changes. A file is written
-/// with the lowest version that describes it ([`ModelMeta::needed_format`]), so files
-/// without the newer parts stay readable by older builds; this build reads every
-/// version up to this one.
+/// Version of the metadata layout; bumped when files gain what older readers would
+/// miss. 2: the impostor tail ([`TailModel`]) and the descriptor branch
+/// ([`super::lbp`]). A file is written with the lowest version that describes it
+/// ([`ModelMeta::needed_format`]), so a file with neither stays readable by older builds.
 pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest layout still read (1: no tail; the server falls back to `thresholds`).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// The metadata key under which the JSON below is stored in the safetensors header.
 pub const METADATA_KEY: &str = "faceprint";
@@ -38,8 +42,14 @@ pub struct ModelMeta {
     pub loss: serde_json::Value,
     /// Training summary: data, epochs, time, validation metrics (free-form JSON).
     pub training: serde_json::Value,
-    /// Calibrated decision thresholds.
+    /// Calibrated decision thresholds for one comparison (the fallback when `tail` is
+    /// absent).
     pub thresholds: Thresholds,
+    /// The impostor tail per enrolled identity, from which the server derives the
+    /// threshold for a gallery's size and a target FAR; absent in format-1 files and in
+    /// models not yet calibrated with `eval-embed --calibrate-into`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<TailModel>,
     /// Embed each face and its mirror image and use the normalised sum (a "flip test").
     /// Absent in older files: off.
     #[serde(default)]
@@ -61,9 +71,14 @@ pub struct ModelMeta {
 }
 
 impl ModelMeta {
-    /// The format version this metadata needs: 2 with a descriptor branch, else 1.
+    /// The format version this metadata needs: 2 with a tail or a descriptor branch,
+    /// else 1.
     pub fn needed_format(&self) -> u32 {
-        if self.lbp.is_some() { 2 } else { 1 }
+        if self.lbp.is_some() || self.tail.is_some() {
+            2
+        } else {
+            1
+        }
     }
 
     /// Length of the embeddings the model produces: the network's, plus the descriptor

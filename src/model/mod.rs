@@ -8,9 +8,11 @@ mod infer;
 pub mod lbp;
 mod meta;
 mod resnet;
+pub mod tail;
 
 pub use embedder::Embedder;
 pub use error::ModelError;
 pub use file::{ModelFile, model_version, weights_version};
 pub use infer::embed_batch;
 pub use meta::{FORMAT_VERSION, METADATA_KEY, ModelMeta, Thresholds};
+pub use tail::{TailBucket, TailModel};

@@ -154,8 +154,14 @@ impl Default for LimitSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IdentifySettings {
-    /// Threshold when neither the request nor the gallery sets one.
+    /// Threshold when neither the request nor the gallery sets one: `"gallery"` (the
+    /// threshold at which at most `far` of strangers are let into a gallery of its
+    /// current size, from the model's impostor tail), one of the model's fixed
+    /// thresholds, or a cosine similarity.
     pub default_threshold: ThresholdPolicy,
+    /// Target false-accept rate of the `"gallery"` policy, in (0, 1).
+    #[serde(deserialize_with = "far_in_range")]
+    pub far: f64,
     /// Candidates returned when the request does not say.
     pub default_top_k: usize,
     /// Most candidates a request may ask for.
@@ -165,10 +171,23 @@ pub struct IdentifySettings {
 impl Default for IdentifySettings {
     fn default() -> Self {
         IdentifySettings {
-            default_threshold: ThresholdPolicy::Calibrated(CalibratedFar::Far1Pct),
+            default_threshold: ThresholdPolicy::Calibrated(CalibratedFar::Gallery),
+            far: 0.01,
             default_top_k: 5,
             max_top_k: 100,
         }
+    }
+}
+
+/// `identify.far`: a rate strictly between 0 and 1.
+fn far_in_range<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let far = f64::deserialize(deserializer)?;
+    if far.is_finite() && far > 0.0 && far < 1.0 {
+        Ok(far)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "identify.far: expected a false-accept rate strictly between 0 and 1, got {far}"
+        )))
     }
 }
 
@@ -203,9 +222,13 @@ pub enum ThresholdPolicy {
     Fixed(f32),
 }
 
-/// The false-accept rates the model file carries thresholds for.
+/// The model's calibrated thresholds: for the gallery's size at `identify.far` (models
+/// without an impostor tail fall back to the fixed value at or below that FAR), or the
+/// fixed ones the model file carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 pub enum CalibratedFar {
+    #[serde(rename = "gallery")]
+    Gallery,
     #[serde(rename = "far_0_1pct")]
     Far0_1Pct,
     #[serde(rename = "far_1pct")]

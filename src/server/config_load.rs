@@ -137,8 +137,9 @@ mod tests {
         );
         assert_eq!(
             settings.identify.default_threshold,
-            ThresholdPolicy::Calibrated(CalibratedFar::Far1Pct)
+            ThresholdPolicy::Calibrated(CalibratedFar::Gallery)
         );
+        assert_eq!(settings.identify.far, 0.01);
         assert!(settings.auth.admin_keys.is_empty());
     }
 

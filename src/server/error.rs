@@ -13,6 +13,9 @@ pub enum ApiError {
     MalformedBody(String),
     #[error("invalid field `{field}`: {reason}")]
     InvalidField { field: &'static str, reason: String },
+    /// A field whose value is well-formed but outside what it may be (a target FAR).
+    #[error("invalid field `{field}`: {reason}")]
+    OutOfRange { field: &'static str, reason: String },
     #[error("unsupported content type {0:?}: send application/json or multipart/form-data")]
     UnsupportedMediaType(String),
     #[error("missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")]
@@ -92,6 +95,7 @@ impl ApiError {
         match self {
             ApiError::MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed_body"),
             ApiError::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
+            ApiError::OutOfRange { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "out_of_range"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }

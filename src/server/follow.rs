@@ -227,7 +227,7 @@ impl Follower {
                         target.forget_name(identity);
                     }
                 }
-                ChangeKind::GalleryChanged => target.set_threshold(gallery.threshold),
+                ChangeKind::GalleryChanged => target.set_policy(gallery),
             }
         }
         flush(&mut inserts).await
@@ -241,7 +241,7 @@ impl Follower {
             let Ok(target) = self.state.galleries.get_or_create(&gallery) else {
                 continue;
             };
-            target.set_threshold(gallery.threshold);
+            target.set_policy(&gallery);
             let stored: HashMap<i64, i64> = store
                 .gallery_face_ids(gallery.id)
                 .await?

@@ -25,8 +25,8 @@ pub enum LoadError {
 pub struct GalleryState {
     pub id: i64,
     pub name: String,
-    /// The gallery's own threshold, overriding the model default.
-    pub threshold: RwLock<Option<f64>>,
+    /// The gallery's own threshold and target FAR, overriding the server's default.
+    policy: RwLock<GalleryPolicy>,
     /// Exact below the configured crossover, HNSW above (see [`GalleryIndex`]).
     pub index: GalleryIndex,
     /// Identity id → external id, for reporting hits.
@@ -42,7 +42,7 @@ impl GalleryState {
         Ok(GalleryState {
             id: gallery.id,
             name: gallery.name.clone(),
-            threshold: RwLock::new(gallery.threshold),
+            policy: RwLock::new(GalleryPolicy::of(gallery)),
             index: GalleryIndex::new(dim, config.clone())?,
             names: RwLock::new(HashMap::new()),
         })
@@ -73,11 +73,40 @@ impl GalleryState {
     }
 
     pub fn threshold(&self) -> Option<f64> {
-        *read(&self.threshold)
+        read(&self.policy).threshold
     }
 
-    pub fn set_threshold(&self, threshold: Option<f64>) {
-        *write(&self.threshold) = threshold;
+    pub fn far(&self) -> Option<f64> {
+        read(&self.policy).far
+    }
+
+    /// Adopt the stored gallery's threshold and target FAR.
+    pub fn set_policy(&self, gallery: &Gallery) {
+        *write(&self.policy) = GalleryPolicy::of(gallery);
+    }
+
+    /// Mean enrolled faces per identity (at least 1): the `k` of the impostor tail.
+    pub fn faces_per_identity(&self) -> usize {
+        let identities = self.identity_count().max(1);
+        (self.index.len() as f64 / identities as f64)
+            .round()
+            .max(1.0) as usize
+    }
+}
+
+/// A gallery's own decision settings; `None` = the server's default.
+#[derive(Clone, Copy, Debug, Default)]
+struct GalleryPolicy {
+    threshold: Option<f64>,
+    far: Option<f64>,
+}
+
+impl GalleryPolicy {
+    fn of(gallery: &Gallery) -> Self {
+        GalleryPolicy {
+            threshold: gallery.threshold,
+            far: gallery.far,
+        }
     }
 }
 

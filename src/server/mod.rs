@@ -10,6 +10,7 @@ mod backup;
 mod body_timeout;
 pub mod config;
 mod config_load;
+mod decision;
 mod decode;
 pub mod error;
 mod follow;

@@ -18,6 +18,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/identities/{identity}/faces/{face_id}/image"),
     ("get", "/status"),
     ("get", "/galleries"),
+    ("get", "/galleries/{gallery}"),
     ("put", "/galleries/{gallery}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -69,7 +70,11 @@ fn param(name: &str, location: &str, schema: Value) -> Value {
 pub fn document() -> Value {
     let b64 = json!({"type": "string", "contentEncoding": "base64"});
     let io = ["400", "401", "403", "413", "415", "422", "503"];
-    let candidate = json!({"type": "object", "properties": {"identity": {"type": "string"}, "similarity": {"type": "number"}, "face_id": {"type": "integer"}}});
+    let candidate = json!({"type": "object", "properties": {"identity": {"type": "string"}, "similarity": {"type": "number"}, "face_id": {"type": "integer"},
+        "false_accept_rate": {"type": ["number", "null"], "description": "estimated fraction of strangers scoring at least this similarity against some identity of a gallery of this size (null: the model carries no impostor tail)"}}});
+    let far_f = json!({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "description": "target false-accept rate: the threshold becomes the one at which at most this fraction of strangers match someone in a gallery of its current size (422 out_of_range otherwise)"});
+    let gallery_item = json!({"type": "object", "properties": {"gallery": {"type": "string"}, "threshold": {"type": ["number", "null"]}, "far": {"type": ["number", "null"]}, "identities": {"type": "integer"}, "faces": {"type": "integer"},
+        "current_threshold": {"type": "number", "description": "the threshold /identify uses now"}, "current_far": {"type": ["number", "null"], "description": "the target FAR it keeps; null for a threshold set outright"}}});
     let face_box = json!({"type": "object", "description": "a face in image pixels, largest faces first; score: the detector's face probability in [0, 1]",
         "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "score": {"type": "number"}}});
     let landmarks = json!({"type": "array", "minItems": 5, "maxItems": 5, "description": "left eye, right eye, nose, left and right mouth corners (as seen in the image), image pixels", "items": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}}}});
@@ -148,13 +153,24 @@ pub fn document() -> Value {
         )
     ]);
     let mut put_gallery = op(
-        "Create a gallery or set its threshold",
+        "Create a gallery or set its threshold or target FAR (the threshold wins; null: the server's default)",
         "admin",
-        json!({"type": "object"}),
-        &["400", "401", "403"],
-        Some(json!({"type": "object", "properties": {"threshold": {"type": ["number", "null"]}}})),
+        gallery_item.clone(),
+        &["400", "401", "403", "422"],
+        Some(
+            json!({"type": "object", "properties": {"threshold": {"type": ["number", "null"]}, "far": {"oneOf": [far_f, {"type": "null"}]}}}),
+        ),
     );
     put_gallery["parameters"] = json!([param("gallery", "path", json!({"type": "string"}))]);
+    let gallery_item_list = gallery_item.clone();
+    let mut get_gallery = op(
+        "A gallery's size, settings and current threshold",
+        "admin",
+        gallery_item,
+        &["400", "401", "403", "404"],
+        None,
+    );
+    get_gallery["parameters"] = json!([param("gallery", "path", json!({"type": "string"}))]);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "faceprint", "version": env!("CARGO_PKG_VERSION"),
@@ -175,8 +191,10 @@ pub fn document() -> Value {
                 &io, Some(json!({"type": "object", "required": ["image"], "properties": {"image": b64, "max_faces": max_faces_f}})))},
             "/identify": {"post": op("Who is this? The best identity at or above the threshold, or null", "query",
                 json!({"type": "object", "description": "match/candidates/box: the largest embedded face; faces: every face. No face: match and box null, candidates and faces empty",
-                    "properties": {"match": {"oneOf": [candidate, {"type": "null"}]}, "candidates": {"type": "array", "items": candidate}, "box": box_or_null, "faces": {"type": "array", "items": identify_face}, "threshold": {"type": "number"}, "gallery": {"type": "string"}, "model": {"type": "string"}}}),
-                &[&io[..], &["404"]].concat(), Some(json!({"type": "object", "required": ["image"], "properties": {"image": b64, "top_k": {"type": "integer", "minimum": 1}, "threshold": {"type": "number"}, "gallery": {"type": "string"}, "detect": detect_f, "max_faces": max_faces_f}})))},
+                    "properties": {"match": {"oneOf": [candidate, {"type": "null"}]}, "candidates": {"type": "array", "items": candidate}, "box": box_or_null, "faces": {"type": "array", "items": identify_face}, "threshold": {"type": "number"},
+                        "far": {"type": ["number", "null"], "description": "the target FAR the threshold was derived from; null when a threshold was set outright"}, "gallery_size": {"type": "integer", "description": "identities in the gallery the threshold was computed for"}, "gallery": {"type": "string"}, "model": {"type": "string"}}}),
+                &[&io[..], &["404"]].concat(), Some(json!({"type": "object", "required": ["image"], "description": "threshold: request threshold, else request far, else the gallery's threshold, else its far, else identify.default_threshold (by default identify.far = 0.01 for this gallery's size)",
+                    "properties": {"image": b64, "top_k": {"type": "integer", "minimum": 1}, "threshold": {"type": "number"}, "far": far_f, "gallery": {"type": "string"}, "detect": detect_f, "max_faces": max_faces_f}})))},
             "/embed": {"post": op("The L2-normalised embedding of a face image", "query",
                 json!({"type": "object", "description": "embedding/box: the largest embedded face (422 no_face without one); faces: every face",
                     "properties": {"embedding": {"type": "array", "items": {"type": "number"}}, "dim": {"type": "integer"}, "box": box_or_null, "faces": {"type": "array", "items": embed_face}, "model": {"type": "string"}}}),
@@ -190,8 +208,8 @@ pub fn document() -> Value {
             "/identities/{identity}/faces/{face_id}": {"delete": delete_face},
             "/identities/{identity}/faces/{face_id}/image": {"get": face_image},
             "/status": {"get": status},
-            "/galleries": {"get": op("Galleries with their sizes and thresholds", "admin", json!({"type": "object"}), &["401", "403"], None)},
-            "/galleries/{gallery}": {"put": put_gallery},
+            "/galleries": {"get": op("Galleries with their sizes and thresholds", "admin", json!({"type": "object", "properties": {"galleries": {"type": "array", "items": gallery_item_list}}}), &["401", "403"], None)},
+            "/galleries/{gallery}": {"get": get_gallery, "put": put_gallery},
             "/healthz": {"get": op("Liveness", "none", json!({"type": "object"}), &[], None)},
             "/readyz": {"get": op("Readiness: model loaded, indexes built, database reachable", "none", json!({"type": "object"}), &["503"], None)},
             "/metrics": {"get": op("Prometheus metrics (text format)", "none", json!({"type": "string"}), &[], None)},

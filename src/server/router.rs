@@ -7,7 +7,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, post};
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::timeout::TimeoutLayer;
@@ -44,7 +44,10 @@ pub fn router(state: AppState) -> Router {
             get(identities::face_image),
         )
         .route("/galleries", get(galleries::list))
-        .route("/galleries/{gallery}", put(galleries::put))
+        .route(
+            "/galleries/{gallery}",
+            get(galleries::get).put(galleries::put),
+        )
         .route_layer(from_fn_with_state(state.clone(), require_admin));
     let query = Router::new()
         .route("/identify", post(identify::identify))

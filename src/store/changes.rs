@@ -132,7 +132,7 @@ impl Store {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let sql = format!(
             "SELECT c.id, c.txid, c.kind, c.gallery_id, c.identity_id, c.face_id, c.origin, \
-               g.name AS gallery_name, g.threshold, g.created_at AS gallery_created_at, \
+               g.name AS gallery_name, g.threshold, g.far, g.created_at AS gallery_created_at, \
                i.external_id, f.embedding \
              FROM changes c \
              LEFT JOIN galleries g ON g.id = c.gallery_id \
@@ -196,6 +196,7 @@ fn change_from_row(row: &AnyRow) -> Result<Change, StoreError> {
             id: row.try_get("gallery_id")?,
             name,
             threshold: row.try_get("threshold")?,
+            far: row.try_get("far")?,
             created_at: row.try_get("gallery_created_at")?,
         }),
     };

@@ -10,6 +10,7 @@ fn gallery_from_row(row: &AnyRow) -> Result<Gallery, sqlx::Error> {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         threshold: row.try_get("threshold")?,
+        far: row.try_get("far")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -18,7 +19,7 @@ impl Store {
     /// Every gallery, by name.
     pub async fn galleries(&self) -> Result<Vec<Gallery>, StoreError> {
         let rows =
-            sqlx::query("SELECT id, name, threshold, created_at FROM galleries ORDER BY name")
+            sqlx::query("SELECT id, name, threshold, far, created_at FROM galleries ORDER BY name")
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows
@@ -29,28 +30,32 @@ impl Store {
 
     /// The gallery called `name`, if it exists.
     pub async fn gallery(&self, name: &str) -> Result<Option<Gallery>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, name, threshold, created_at FROM galleries WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, name, threshold, far, created_at FROM galleries WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(gallery_from_row).transpose()?)
     }
 
-    /// Create the gallery `name` or set its threshold (`None` = the model's default).
+    /// Create the gallery `name` or set its threshold and target FAR (`None` = the
+    /// server's default).
     pub async fn put_gallery(
         &self,
         name: &str,
         threshold: Option<f64>,
+        far: Option<f64>,
     ) -> Result<Gallery, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "INSERT INTO galleries (name, threshold, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET threshold = excluded.threshold \
-             RETURNING id, name, threshold, created_at",
+            "INSERT INTO galleries (name, threshold, far, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET threshold = excluded.threshold, far = excluded.far \
+             RETURNING id, name, threshold, far, created_at",
         )
         .bind(name)
         .bind(threshold)
+        .bind(far)
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;

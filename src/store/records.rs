@@ -7,6 +7,8 @@ pub struct Gallery {
     pub name: String,
     /// Cosine-similarity threshold overriding the model's default; `None` = default.
     pub threshold: Option<f64>,
+    /// Target false-accept rate overriding the server's default; `None` = default.
+    pub far: Option<f64>,
     pub created_at: i64,
 }
 

@@ -13,13 +13,15 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use super::error::{Result, TrainError};
+use super::eval_calibrate as calib;
 use super::eval_pairs::{DetectionSummary, Embedded, PairsReport, run_pairs};
 use crate::data::{ImageFolder, Pick, crop_faces};
 use crate::detect::FaceDetector;
 use crate::eval::compare::baseline_reports;
+use crate::eval::promise::PromiseRow;
 use crate::eval::report::{write_json, write_roc_png};
 use crate::eval::{ProtocolReport, open_set_protocol};
-use crate::model::{Embedder, ModelFile, Thresholds};
+use crate::model::Embedder;
 
 /// Judge a faceprint model on identities it never saw: half of the identities are known
 /// (each enrolls --enroll images), the rest unknown; several seeded rounds. Prints
@@ -71,12 +73,34 @@ pub struct EvalArgs {
     /// Write every image's embedding as JSON lines {"path", "identity", "embedding"}.
     #[arg(long, value_name = "FILE")]
     pub export: Option<PathBuf>,
-    /// Write a copy of the model (same weights, same version) whose thresholds are the
-    /// open-set ones measured here, at FAR 0.1%, 1% and 10% of unknown probes: the
-    /// server's default is then calibrated on these identities and this gallery size
-    /// (half of --data known). May name --model itself.
+    /// Write a copy of the model (same weights, same version) carrying the impostor
+    /// tail fitted on the strangers-against-identity scores of --data (or of the
+    /// --impostors files), from which the server derives each gallery's threshold; with
+    /// no --impostors, its fixed thresholds also become the open-set ones measured here
+    /// at FAR 0.1%, 1% and 10%. May name --model itself.
     #[arg(long, value_name = "FILE")]
     pub calibrate_into: Option<PathBuf>,
+    /// Write the strangers-against-identity scores of --data (1 to 3 enrolled faces per
+    /// identity) as JSON, to be pooled by a later --calibrate-into --impostors
+    /// (cross-fitting: each file scored by a model that never saw its identities).
+    #[arg(long, value_name = "FILE")]
+    pub impostors_out: Option<PathBuf>,
+    /// --impostors-out files of other runs, pooled: --calibrate-into fits the tail on
+    /// them instead of on --data.
+    #[arg(long, value_name = "FILE", value_delimiter = ',', num_args = 1..)]
+    pub impostors: Vec<PathBuf>,
+    /// Check the model's impostor tail (or the one --calibrate-into just fitted) on
+    /// --data, identities it must never have seen: the measured open-set FAR at the
+    /// default decision against the promised FAR 1% and 0.1%, at gallery sizes 5 to the
+    /// most the data allow, with DIR; writes promise.csv and promise.png.
+    #[arg(long)]
+    pub check_promise: bool,
+    /// Galleries drawn per size for --check-promise.
+    #[arg(long, default_value_t = 20)]
+    pub promise_draws: usize,
+    /// Faces enrolled per gallery identity for --check-promise.
+    #[arg(long, default_value_t = 1)]
+    pub promise_enroll: usize,
 }
 
 /// One evaluated method: the model, or a baseline of [`baseline_reports`].
@@ -100,12 +124,16 @@ pub struct EvalReport {
     pub pairs: Option<PairsReport>,
     /// With --detect: images searched and those without a face.
     pub detection: Option<DetectionSummary>,
+    /// With --check-promise: measured against promised open-set FAR.
+    pub promise: Option<Vec<PromiseRow>>,
 }
 
 /// Runs the evaluation; returns what `report.json` holds.
 pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
-    let model = ModelFile::load(&args.model)?;
+    let model = crate::model::ModelFile::load(&args.model)?;
     let pre = model.meta.preprocessing.clone();
+    let stored_tail = model.meta.tail.clone();
+    let stored_thresholds = model.meta.thresholds;
     let version = model.meta.version.clone();
     // The settings the model was trained with, as the server uses them.
     let detect_config = model.meta.detector.clone().unwrap_or_default();
@@ -171,7 +199,7 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
         );
     }
     std::fs::create_dir_all(&args.out).map_err(|e| TrainError::io(&args.out, e))?;
-    let report = EvalReport {
+    let mut report = EvalReport {
         model: args.model.display().to_string(),
         model_version: version,
         data: args.data.display().to_string(),
@@ -184,7 +212,39 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
         methods,
         pairs,
         detection,
+        promise: None,
     };
+    let scores = if args.impostors_out.is_some()
+        || (args.calibrate_into.is_some() && args.impostors.is_empty())
+    {
+        calib::run_scores(embeddings.view(), &set.labels, args.seed)?
+    } else {
+        Vec::new()
+    };
+    if let Some(path) = &args.impostors_out {
+        calib::write_scores(path, &scores)?;
+    }
+    let mut tail = stored_tail;
+    if let Some(path) = &args.calibrate_into {
+        tail = Some(calib::calibrate_into(args, &report, path, &scores)?);
+    }
+    if args.check_promise {
+        let tail = tail.as_ref().ok_or_else(|| {
+            TrainError::Config(
+                "--check-promise: the model carries no impostor tail (calibrate it with \
+                 --calibrate-into first)"
+                    .into(),
+            )
+        })?;
+        let rows = calib::promise(
+            args,
+            embeddings.view(),
+            &set.labels,
+            tail,
+            &stored_thresholds,
+        )?;
+        report.promise = Some(rows);
+    }
     write_json(&args.out.join("report.json"), &report)?;
     let mut curves: Vec<(&str, &[crate::eval::RocPoint])> = report
         .methods
@@ -198,45 +258,7 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
     if let Some(path) = &args.export {
         export(path, &set)?;
     }
-    if let Some(path) = &args.calibrate_into {
-        calibrate_into(args, &report, path)?;
-    }
     Ok(report)
-}
-
-/// Writes the model with the open-set thresholds of `report` (the `model` method) to
-/// `path`, and records where they came from in its training summary.
-fn calibrate_into(args: &EvalArgs, report: &EvalReport, path: &Path) -> Result<()> {
-    let mut model = ModelFile::load(&args.model)?;
-    let measured = &report.methods[0].report.open_set_thresholds;
-    let at = |far: f64| {
-        measured
-            .iter()
-            .find(|t| (t.far_target - far).abs() < 1e-12)
-            .map(|t| t.threshold)
-            .ok_or_else(|| TrainError::Config(format!("no threshold measured at FAR {far}")))
-    };
-    model.meta.thresholds = Thresholds {
-        far_0_1pct: at(0.001)?,
-        far_1pct: at(0.01)?,
-        far_10pct: at(0.1)?,
-    };
-    if let serde_json::Value::Object(summary) = &mut model.meta.training {
-        summary.insert(
-            "calibration".into(),
-            serde_json::json!({
-                "by": "eval-embed",
-                "data": args.data.display().to_string(),
-                "identities": report.identities,
-                "images": report.images,
-                "rounds": args.rounds,
-                "enroll": args.enroll,
-                "unknown_probes": measured.first().map_or(0, |t| t.impostors),
-            }),
-        );
-    }
-    model.save(path)?;
-    Ok(())
 }
 
 /// The report as a table, one line per method.
@@ -286,6 +308,9 @@ pub fn table(report: &EvalReport) -> String {
             at(&r.tar_at_far, 0.01),
             format!("{:.3}±{:.3}", r.eer.mean, r.eer.std),
         ));
+    }
+    if let Some(rows) = &report.promise {
+        out.push_str(&calib::promise_table(rows));
     }
     out
 }

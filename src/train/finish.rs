@@ -123,6 +123,7 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
         loss,
         training: serde_json::to_value(&summary).unwrap_or_default(),
         thresholds,
+        tail: None,
         flip_average: run.cfg.flip_average,
         detector: run.cfg.detect.then(|| run.cfg.detector.clone()),
         lbp: None,

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod error;
+pub mod eval_calibrate;
 pub mod eval_embed;
 pub mod eval_pairs;
 pub mod finish;

@@ -6,9 +6,10 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::{expect_images, reading, resolve_threshold};
+use super::{check_threshold, expect_images, reading};
 use crate::detect::{FaceBox, Point};
 use crate::index::FaceIndex;
+use crate::server::decision::{self, Decision, parse_far};
 use crate::server::error::ApiError;
 use crate::server::galleries::GalleryState;
 use crate::server::inference::analyse;
@@ -23,6 +24,9 @@ struct IdentifyFields {
     top_k: Option<usize>,
     #[serde(default, deserialize_with = "lenient::number")]
     threshold: Option<f32>,
+    /// Checked by [`parse_far`], so that every bad value gets the same 422.
+    #[serde(default)]
+    far: Option<serde_json::Value>,
     gallery: Option<String>,
     #[serde(default, deserialize_with = "lenient::boolean")]
     detect: Option<bool>,
@@ -37,6 +41,9 @@ pub struct Candidate {
     pub similarity: f32,
     /// The enrolled face that scored best.
     pub face_id: i64,
+    /// Estimated fraction of strangers scoring at least this similarity against some
+    /// identity of a gallery of this size; `null` when the model carries no impostor tail.
+    pub false_accept_rate: Option<f64>,
 }
 
 /// The answer for one face of the query image.
@@ -68,6 +75,11 @@ pub struct IdentifyResponse {
     pub bbox: Option<FaceBox>,
     pub faces: Vec<FaceAnswer>,
     pub threshold: f32,
+    /// The target false-accept rate the threshold was derived from; `null` when a
+    /// threshold was set outright (request, gallery or configuration).
+    pub far: Option<f64>,
+    /// Identities in the gallery when the threshold was computed.
+    pub gallery_size: usize,
     pub gallery: String,
     pub model: String,
 }
@@ -95,18 +107,23 @@ pub async fn identify(
     if gallery.is_none() && !gallery_name.is_default() {
         return Err(ApiError::GalleryNotFound(gallery_name.as_str().to_owned()));
     }
-    let threshold = resolve_threshold(&state, fields.threshold, gallery.as_deref())?;
+    let requested = fields.threshold.map(check_threshold).transpose()?;
+    let far = parse_far(fields.far.as_ref())?;
+    let decision = decision::decide(&state, requested, far, gallery.as_deref(), None);
+    let threshold = decision.threshold;
     let mut analysed = analyse(&state, payload.images, vec![how], false).await?;
     let faces = std::mem::take(&mut analysed[0].faces);
     let queries: Vec<Vec<f32>> = faces.iter().filter_map(|f| f.embedding.clone()).collect();
     let mut results = search_all(gallery, queries, top_k).await?.into_iter();
+    let tail = state.embedder.meta().tail.as_ref();
     let faces: Vec<FaceAnswer> = faces
         .into_iter()
         .map(|face| {
-            let candidates = match face.embedding {
+            let mut candidates = match face.embedding {
                 Some(_) => results.next().unwrap_or_default(),
                 None => Vec::new(),
             };
+            rate(&mut candidates, &decision, tail);
             FaceAnswer {
                 bbox: face.bbox,
                 landmarks: face.bbox.and_then(|b| b.landmarks),
@@ -122,10 +139,19 @@ pub async fn identify(
         candidates: top.map(|f| f.candidates.clone()).unwrap_or_default(),
         bbox: top.and_then(|f| f.bbox),
         threshold,
+        far: decision.far,
+        gallery_size: decision.gallery_size,
         gallery: gallery_name.as_str().to_owned(),
         model: state.embedder.version().to_owned(),
         faces,
     }))
+}
+
+/// Each candidate's estimated false-accept rate at its similarity.
+fn rate(candidates: &mut [Candidate], decision: &Decision, tail: Option<&crate::model::TailModel>) {
+    for c in candidates {
+        c.false_accept_rate = decision.false_accept_rate(tail, c.similarity);
+    }
 }
 
 /// The best candidate if it reaches the threshold.
@@ -161,6 +187,7 @@ async fn search_all(
                             identity: name.to_string(),
                             similarity: hit.similarity,
                             face_id: hit.face,
+                            false_accept_rate: None,
                         })
                     })
                     .collect())

@@ -11,32 +11,21 @@ pub mod status;
 
 use serde::Deserialize;
 
-use super::config::{CalibratedFar, ThresholdPolicy};
+use super::decision::decide;
 use super::error::ApiError;
 use super::galleries::GalleryState;
 use super::inference::Reading;
 use super::state::AppState;
 
-/// The threshold a decision uses: the request's, else the gallery's, else the configured
-/// policy (by default the model's calibrated FAR = 1% value).
+/// The threshold of a comparison with one identity (`/verify`): the request's, else
+/// the gallery's, else the configured policy for a gallery of one ([`decide`]).
 pub fn resolve_threshold(
     state: &AppState,
     requested: Option<f32>,
     gallery: Option<&GalleryState>,
 ) -> Result<f32, ApiError> {
-    if let Some(t) = requested {
-        return check_threshold(t);
-    }
-    if let Some(t) = gallery.and_then(GalleryState::threshold) {
-        return Ok(t as f32);
-    }
-    let thresholds = state.embedder.thresholds();
-    Ok(match state.settings.identify.default_threshold {
-        ThresholdPolicy::Calibrated(CalibratedFar::Far0_1Pct) => thresholds.far_0_1pct,
-        ThresholdPolicy::Calibrated(CalibratedFar::Far1Pct) => thresholds.far_1pct,
-        ThresholdPolicy::Calibrated(CalibratedFar::Far10Pct) => thresholds.far_10pct,
-        ThresholdPolicy::Fixed(t) => t,
-    })
+    let requested = requested.map(check_threshold).transpose()?;
+    Ok(decide(state, requested, None, gallery, Some(1)).threshold)
 }
 
 /// A cosine-similarity threshold must lie in [-1, 1].

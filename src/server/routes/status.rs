@@ -90,6 +90,7 @@ pub async fn status(
         ready: state.ready.load(Ordering::Acquire) && state.in_sync.load(Ordering::Acquire),
         default_threshold: resolve_threshold(&state, None, None)?,
         threshold_policy: match state.settings.identify.default_threshold {
+            ThresholdPolicy::Calibrated(CalibratedFar::Gallery) => "gallery",
             ThresholdPolicy::Calibrated(CalibratedFar::Far0_1Pct) => "far_0_1pct",
             ThresholdPolicy::Calibrated(CalibratedFar::Far1Pct) => "far_1pct",
             ThresholdPolicy::Calibrated(CalibratedFar::Far10Pct) => "far_10pct",
