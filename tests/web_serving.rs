@@ -67,7 +67,7 @@ async fn status_says_whether_keys_are_needed_and_what_the_key_sent_may_do() {
     assert_eq!(body["keys_required"], false);
     assert_eq!(body["role"], "admin");
     assert_eq!(body["ready"], true);
-    assert_eq!(body["threshold_policy"], "far_1pct");
+    assert_eq!(body["threshold_policy"], "gallery");
     assert_eq!(body["galleries"], json!([]));
 
     let mut app = keyed_app().await;

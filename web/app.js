@@ -256,11 +256,15 @@ function thresholdWords(answer) {
     const gallery = status.galleries.find((g) => g.gallery === answer.gallery);
     if (gallery && gallery.own_threshold) source = "this gallery's own threshold";
     else if (status.threshold_policy === "fixed") source = "the server's fixed threshold";
-    else if (typeof answer.far === "number" && typeof answer.gallery_size === "number")
-      source = "at most " + (answer.far * 100).toPrecision(2) + "% of strangers would match someone in this gallery of " + answer.gallery_size;
     else {
-      const far = { far_0_1pct: "0.1%", far_1pct: "1%", far_10pct: "10%" }[status.threshold_policy];
-      source = "the model's threshold for a false-accept rate of " + far;
+      // A model with an impostor tail rates every candidate; its threshold then follows
+      // the gallery's size. Without one the server uses the model's fixed value.
+      const rated = (answer.faces || [answer]).some((f) => (f.candidates || []).some((c) => c.false_accept_rate != null));
+      const percent = typeof answer.far === "number" ? String(+(answer.far * 100).toPrecision(2)) + "%" : null;
+      const far = { far_0_1pct: "0.1%", far_1pct: "1%", far_10pct: "10%" }[status.threshold_policy] || percent;
+      if (rated && percent && typeof answer.gallery_size === "number")
+        source = "at most " + percent + " of strangers would match someone in this gallery of " + answer.gallery_size;
+      else source = "the model's threshold for a false-accept rate of " + far;
     }
   }
   return "Threshold " + similarity(answer.threshold) + " (" + source + "): a face is named only at or above it.";
