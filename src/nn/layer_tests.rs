@@ -2,6 +2,7 @@
 //! and the shape errors of every layer.
 
 use super::activation::{Activation, ActivationKind};
+use super::avg_pool::AvgPool2d;
 use super::batch_norm::BatchNorm;
 use super::conv2d::{Conv2d, Conv2dConfig};
 use super::dropout::Dropout;
@@ -118,6 +119,31 @@ fn max_pool_gradients_match_finite_differences_for_disjoint_and_overlapping_wind
         let mut layer = MaxPool2d::new(k, s).unwrap();
         check(&mut layer, &distinct(&[2, 3, 7, 6], k as u64));
     }
+}
+
+#[test]
+fn avg_pool_gradients_match_finite_differences_for_disjoint_and_overlapping_windows() {
+    // 7×6 with k 2, s 2 leaves the last row unused, as dlib's 35×35 → 17×17 does.
+    for (k, s) in [(2, 2), (3, 2), (2, 1)] {
+        let mut layer = AvgPool2d::new(k, s).unwrap();
+        check(&mut layer, &uniform(&[2, 3, 7, 6], k as u64));
+    }
+}
+
+#[test]
+fn avg_pool_averages_each_window_and_drops_a_partial_last_one() {
+    // One 3×3 plane 0..9: 2×2 windows at stride 2 → only the top-left one fits.
+    let x = Tensor::from_shape_vec(vec![1, 1, 3, 3], (0..9).map(|v| v as f32).collect()).unwrap();
+    let y = AvgPool2d::new(2, 2).unwrap().infer(&x).unwrap();
+    assert_eq!(y.shape(), &[1, 1, 1, 1]);
+    assert_eq!(y[[0, 0, 0, 0]], (0.0 + 1.0 + 3.0 + 4.0) / 4.0);
+    let y = AvgPool2d::new(2, 1).unwrap().infer(&x).unwrap();
+    assert_eq!(
+        y.iter().copied().collect::<Vec<_>>(),
+        vec![2.0, 3.0, 5.0, 6.0]
+    );
+    assert!(AvgPool2d::new(4, 1).unwrap().infer(&x).is_err());
+    assert!(AvgPool2d::new(0, 1).is_err());
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod param;
 
 // Layers and their kernels.
 pub mod activation;
+pub mod avg_pool;
 pub mod batch_norm;
 pub mod conv2d;
 pub mod dropout;

@@ -7,6 +7,7 @@ use super::init::Init;
 use super::prelu::PRelu;
 use super::sequential::Sequential;
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
+use ndarray::Slice;
 use rand::Rng;
 
 /// `y = act(body(x) + shortcut(x))`, the shortcut being the identity or a projection.
@@ -15,6 +16,11 @@ use rand::Rng;
 /// `(N, O, Ho, Wo)`; the identity shortcut needs `(N, O, Ho, Wo) = (N, I, H, W)`. Backward,
 /// with `s = body(x) + shortcut(x)` and `G = dE/ds = act'(s) · dE/dy`:
 /// `dE/dx = body'(x)ᵀ G + shortcut'(x)ᵀ G` (`= … + G` for the identity).
+///
+/// With [`SumRule::ZeroPadded`] (dlib's `add_prev`) the branches may disagree in
+/// channels, height and width: the sum takes the larger size on each axis, a branch
+/// adding zeros where it has no values, and each branch's gradient is `G` cut to its
+/// own shape.
 ///
 /// Tensor names (`Layer::named_tensors`) are `body.{i}.{kind}.{name}`,
 /// `shortcut.{i}.{kind}.{name}` and `activation.{name}` (a PReLU's slope), so in a
@@ -26,6 +32,22 @@ pub struct Residual {
     shortcut: Option<Sequential>,
     /// Applied to the sum (ReLU in ResNet).
     activation: Box<dyn Layer>,
+    sum: SumRule,
+    /// The branch output shapes of the last training forward (`ZeroPadded` backward).
+    branch_shapes: Option<(Vec<usize>, Vec<usize>)>,
+}
+
+/// How the two branches' outputs are added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SumRule {
+    /// Same shape required (ResNet, with projection shortcuts where shapes change).
+    #[default]
+    Equal,
+    /// Shapes may differ (batch aside): the sum is as large as the larger branch on each
+    /// axis, the smaller one counting as zero past its end. This is dlib's `add_prev`,
+    /// whose down-sampling blocks add a 2×2 average-pooled shortcut with half the
+    /// channels (and, from 8×8 to 3×3 maps, a larger map) to the body's output.
+    ZeroPadded,
 }
 
 /// The nonlinearity of a [`Residual::basic_block`], inside the body and after the sum.
@@ -64,7 +86,15 @@ impl Residual {
             body,
             shortcut,
             activation,
+            sum: SumRule::Equal,
+            branch_shapes: None,
         }
+    }
+
+    /// The same block with branches added by `rule`.
+    pub fn with_sum(mut self, rule: SumRule) -> Self {
+        self.sum = rule;
+        self
     }
 
     /// ResNet's BasicBlock: body conv 3×3 (stride `stride`) → batch norm → act → conv
@@ -118,8 +148,13 @@ impl Residual {
             Some(s) => s.output_shape(input)?,
             None => input.to_vec(),
         };
+        let padded = self.sum == SumRule::ZeroPadded
+            && body.len() == skip.len()
+            && body.first() == skip.first();
         if body == skip {
             Ok(body)
+        } else if padded {
+            Ok(body.iter().zip(&skip).map(|(&a, &b)| a.max(b)).collect())
         } else {
             Err(NnError::shape(
                 "residual",
@@ -130,7 +165,21 @@ impl Residual {
     }
 
     /// `body + shortcut`, elementwise; the shapes were checked by `sum_shape`.
-    fn add(body: Tensor, skip: &Tensor) -> Result<Tensor> {
+    fn add(&self, body: Tensor, skip: &Tensor) -> Result<Tensor> {
+        if self.sum == SumRule::ZeroPadded && body.shape() != skip.shape() {
+            let shape: Vec<usize> = body
+                .shape()
+                .iter()
+                .zip(skip.shape())
+                .map(|(&a, &b)| a.max(b))
+                .collect();
+            let mut sum = Tensor::zeros(shape);
+            for branch in [&body, skip] {
+                sum.slice_each_axis_mut(|ax| Slice::from(0..branch.shape()[ax.axis.index()]))
+                    .zip_mut_with(branch, |s, &v| *s += v);
+            }
+            return Ok(sum);
+        }
         if body.shape() != skip.shape() {
             return Err(NnError::shape(
                 "residual",
@@ -140,6 +189,15 @@ impl Residual {
         }
         Ok(body + skip)
     }
+}
+
+/// `g` cut to `shape` (its leading part on every axis), or `g` itself when it has it.
+fn cut(g: &Tensor, shape: &[usize]) -> Tensor {
+    if g.shape() == shape {
+        return g.clone();
+    }
+    g.slice_each_axis(|ax| Slice::from(0..shape[ax.axis.index()]))
+        .to_owned()
 }
 
 /// Prefixes every name of `named` with `prefix.`.
@@ -163,10 +221,14 @@ impl Layer for Residual {
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         self.sum_shape(x.shape())?;
         let body = self.body.forward(x, mode)?; // (N, O, Ho, Wo)
-        let sum = match &mut self.shortcut {
-            Some(s) => Self::add(body, &s.forward(x, mode)?)?,
-            None => Self::add(body, x)?,
+        let skip = match &mut self.shortcut {
+            Some(s) => s.forward(x, mode)?,
+            None => x.clone(),
         };
+        if mode == Mode::Train {
+            self.branch_shapes = Some((body.shape().to_vec(), skip.shape().to_vec()));
+        }
+        let sum = self.add(body, &skip)?;
         self.activation.forward(&sum, mode)
     }
 
@@ -174,20 +236,32 @@ impl Layer for Residual {
         self.sum_shape(x.shape())?;
         let body = self.body.infer(x)?;
         let sum = match &self.shortcut {
-            Some(s) => Self::add(body, &s.infer(x)?)?,
-            None => Self::add(body, x)?,
+            Some(s) => self.add(body, &s.infer(x)?)?,
+            None => self.add(body, x)?,
         };
         self.activation.infer(&sum)
     }
 
     fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
         let g = self.activation.backward(dy)?; // (N, O, Ho, Wo)
-        let dx = self.body.backward(&g)?; // (N, I, H, W)
-        let skip = match &mut self.shortcut {
-            Some(s) => s.backward(&g)?,
+        // Zero-padded sums: each branch gets the part of G its own output covers.
+        let shapes = match self.sum {
+            SumRule::ZeroPadded => self.branch_shapes.clone(),
+            SumRule::Equal => None,
+        };
+        let dx = match &shapes {
+            Some((body, _)) => self.body.backward(&cut(&g, body))?,
+            None => self.body.backward(&g)?,
+        }; // (N, I, H, W)
+        let g_skip = match &shapes {
+            Some((_, skip)) => cut(&g, skip),
             None => g,
         };
-        Self::add(dx, &skip)
+        let skip = match &mut self.shortcut {
+            Some(s) => s.backward(&g_skip)?,
+            None => g_skip,
+        };
+        self.add(dx, &skip)
     }
 
     fn params(&self) -> Vec<&Param> {

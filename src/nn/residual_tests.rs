@@ -2,10 +2,12 @@
 //! names inside a `Sequential`, saving and loading, and shape errors.
 
 use super::activation::{Activation, ActivationKind};
+use super::avg_pool::AvgPool2d;
+use super::conv2d::{Conv2d, Conv2dConfig};
 use super::gradcheck::{Tolerance, check_layer};
 use super::init::Init;
 use super::linear::Linear;
-use super::residual::{BlockActivation, Residual};
+use super::residual::{BlockActivation, Residual, SumRule};
 use super::sequential::Sequential;
 use super::{Layer, Mode, NnError, Tensor};
 use rand::{Rng, SeedableRng};
@@ -85,6 +87,47 @@ fn basic_block_gradients_match_finite_differences_with_both_shortcuts() {
             panic!("{what}: {report}");
         }
     }
+}
+
+/// dlib's down-sampling block: body conv 3×3 stride 2 without padding (8×8 → 3×3, 2 →
+/// 4 channels) → ReLU → conv 3×3; shortcut 2×2 average pooling (8×8 → 4×4, 2
+/// channels); the zero-padded sum is 4 channels of 4×4, so both branches are padded.
+fn dlib_down_block(seed: u64) -> Residual {
+    let mut r = rng(seed);
+    let mut body = Sequential::new();
+    body.push(Conv2d::new(Conv2dConfig::square(2, 4, 3, 2, 0), Init::HeNormal, &mut r).unwrap())
+        .push(Activation::relu())
+        .push(Conv2d::new(Conv2dConfig::square(4, 4, 3, 1, 1), Init::HeNormal, &mut r).unwrap());
+    let mut shortcut = Sequential::new();
+    shortcut.push(AvgPool2d::new(2, 2).unwrap());
+    Residual::new(body, Some(shortcut), Box::new(Activation::relu())).with_sum(SumRule::ZeroPadded)
+}
+
+#[test]
+fn a_zero_padded_sum_pads_both_branches_and_its_gradients_match_finite_differences() {
+    let mut block = dlib_down_block(30);
+    randomise(&mut block, 31);
+    let x = uniform(&[2, 2, 8, 8], 32);
+    assert_eq!(block.output_shape(x.shape()).unwrap(), vec![2, 4, 4, 4]);
+    let y = block.infer(&x).unwrap();
+    // Where only the body reaches (channels 2, 3, rows and columns 0–2) and where only
+    // the shortcut does (channels 0, 1, row 3), the sum is that branch alone.
+    let body = block.body().infer(&x).unwrap();
+    let skip = block.shortcut().unwrap().infer(&x).unwrap();
+    let relu = |v: f32| v.max(0.0);
+    assert_eq!(y[[1, 3, 2, 1]], relu(body[[1, 3, 2, 1]]));
+    assert_eq!(y[[0, 1, 3, 2]], relu(skip[[0, 1, 3, 2]]));
+    assert_eq!(y[[0, 3, 3, 3]], 0.0);
+    assert_eq!(
+        y[[1, 0, 1, 1]],
+        relu(body[[1, 0, 1, 1]] + skip[[1, 0, 1, 1]])
+    );
+    if let Err(report) = check_layer(&mut block, &x, &BLOCK, 42, |_| {}) {
+        panic!("{report}");
+    }
+    // Without the rule the same branches are a shape error, not a silent pad.
+    let mut equal = dlib_down_block(30).with_sum(SumRule::Equal);
+    assert!(equal.forward(&x, Mode::Train).is_err());
 }
 
 #[test]
