@@ -53,6 +53,11 @@ impl Store {
              ON CONFLICT (name) DO UPDATE SET threshold = excluded.threshold, far = excluded.far \
              RETURNING id, name, threshold, far, created_at",
         )
+        // Not a cached prepared statement: on PostgreSQL, a statement first prepared
+        // with a NULL threshold and reused on the same connection for a real one failed
+        // now and then with "incorrect binary data format in bind parameter 2" (the
+        // parameter's type fixed by the first binding), a 500 on `PUT /galleries`.
+        .persistent(false)
         .bind(name)
         .bind(threshold)
         .bind(far)
