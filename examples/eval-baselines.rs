@@ -1,7 +1,7 @@
 //! The classical baselines (raw pixels, Eigenfaces, Fisherfaces) on held-out identities.
 //!
 //! Each folder's identities are split (seeded; `--heldout` of them held out, a third by
-//! default, as `scripts/train-default.sh` splits them for the shipped model); the
+//! default, as `scripts/train-lfw-cnn.sh` splits them); the
 //! training parts are merged to fit the preprocessing and the baselines, the held-out
 //! parts to run the open-set protocol. Writes `baselines.json` and `roc.png` to `--out`.
 //!

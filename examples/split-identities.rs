@@ -17,7 +17,7 @@ struct Args {
     /// Where to write `train/` and `heldout/`; replaced if it exists.
     #[arg(long)]
     out: PathBuf,
-    /// Fraction of each folder's identities held out (scripts/train-default.sh: 0.34).
+    /// Fraction of each folder's identities held out (scripts/train-lfw-cnn.sh: 0.34).
     #[arg(long, default_value_t = 0.34)]
     heldout: f64,
     /// Seed of the identity split (eval-baselines uses 0).

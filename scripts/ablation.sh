@@ -8,7 +8,7 @@
 # VARIANTS_FILE has one variant per line: a name, a `|`, then train-embed flags that
 # override models/orl-yaleb.toml (blank lines and `#` comments are skipped), e.g.
 #   softmax, linear head | --loss softmax --head linear
-# Needs data/split/{train,heldout} (scripts/train-default.sh or examples/split-identities).
+# Needs data/split/{train,heldout} (scripts/train-lfw-cnn.sh or examples/split-identities).
 # env: BASE (default models/orl-yaleb.toml), OUT (default runs/ablation), PYTHON (python3),
 #      SPLIT (default data/split: trains on $SPLIT/train, evaluates on $SPLIT/heldout),
 #      BIN (a folder holding train-embed and eval-embed: use those, build nothing;

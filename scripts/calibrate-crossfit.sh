@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cross-fitted calibration of the open-set impostor tail (README, "Open-set threshold").
 #
-# The development identities are split into K parts by name; models/default.toml's
+# The development identities are split into K parts by name; models/lfw-cnn.toml's
 # recipe is trained K times, each time without one part, and each model scores the
 # strangers-against-identity comparisons of the part it never saw (eval-embed
 # --impostors-out). The pooled scores, to which every identity contributes, are fitted
@@ -37,9 +37,9 @@ fi
 mkdir -p "$RUNS" "$WORK"
 if [[ -n ${EPOCHS:-} ]]; then
   sed -e "s/^epochs = .*/epochs = $EPOCHS/" -e "s/total = [0-9]*,/total = $EPOCHS,/" \
-    models/default.toml > "$RUNS/recipe.toml"
+    models/lfw-cnn.toml > "$RUNS/recipe.toml"
 else
-  cp models/default.toml "$RUNS/recipe.toml"
+  cp models/lfw-cnn.toml "$RUNS/recipe.toml"
 fi
 
 # Folds 6 and 7: only ever judged on (every photo; one-photo people are strangers).
@@ -80,9 +80,9 @@ case "$MODE" in
     [[ -f $RUNS/67-impostors.json ]] || "$EVAL_EMBED" --model "$RUNS/1/model.safetensors" \
       --data data/lfw-67 --detect --enroll 1 --impostors-out "$RUNS/67-impostors.json" \
       --out "$RUNS/eval-67-scores"
-    "$EVAL_EMBED" --model models/default.safetensors --data data/lfw-67 --detect --enroll 1 \
-      --impostors "$pooled,$RUNS/67-impostors.json" --calibrate-into models/default.safetensors \
-      --out runs/default/eval-calibrate
+    "$EVAL_EMBED" --model models/lfw-cnn.safetensors --data data/lfw-67 --detect --enroll 1 \
+      --impostors "$pooled,$RUNS/67-impostors.json" --calibrate-into models/lfw-cnn.safetensors \
+      --out runs/lfw-cnn/eval-calibrate
     ;;
   *)
     echo "usage: $0 check|ship" >&2

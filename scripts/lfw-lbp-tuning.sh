@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The descriptor-branch weight behind models/default.toml's [lbp] section (BENCHMARKS.md,
+# The descriptor-branch weight behind models/lfw-cnn.toml's [lbp] section (BENCHMARKS.md,
 # "Faces in the wild"): the t1 network of scripts/lfw-tuning.sh (trained without the
 # people of View 2 folds 4-7) gets a branch fitted on the same training faces with
 # examples/fit-lbp.rs at several weights, each judged on the pairs of folds 4 and 5.

@@ -57,6 +57,7 @@ fn model_of(arch: ArchSpec, net: Sequential, flip_average: bool) -> ModelFile {
         tail: None,
         flip_average,
         detector: None,
+        frame: Default::default(),
         lbp: None,
         version: String::new(),
     };

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::error::{DataError, Result};
 use super::folder::ImageFolder;
-use crate::detect::{FaceBox, FaceDetector, crop_face};
+use crate::detect::{FaceBox, FaceDetector, crop_face_in};
 
 /// Which embeddable face of a photograph to crop.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,7 +24,7 @@ pub enum Pick {
 }
 
 /// The crop of the face `pick` chooses among the embeddable faces `detector` finds in
-/// `image`; `None` when it finds none.
+/// `image`, aligned to the detector's frame; `None` when it finds none.
 pub fn face_crop(detector: &FaceDetector, image: &GrayImage, pick: Pick) -> Option<GrayImage> {
     let config = detector.config();
     let faces = detector.detect(image); // largest first
@@ -41,7 +41,7 @@ pub fn face_crop(detector: &FaceDetector, image: &GrayImage, pick: Pick) -> Opti
             embeddable.min_by(|a, b| off_centre(a).total_cmp(&off_centre(b)))?
         }
     };
-    Some(crop_face(image, face))
+    Some(crop_face_in(image, face, detector.frame()))
 }
 
 /// What cropping left out.

@@ -1,12 +1,15 @@
 //! Face alignment: the similarity transform that takes a face's five landmarks closest
 //! to a fixed template, and the warp of the image into the template's frame.
 //!
-//! The template is the five-point one of SphereFace and ArcFace in a 96×112 frame
-//! (eyes, nose tip, mouth corners of a frontal face). Every face the service embeds
-//! from a photograph, and every face `train-embed --detect` trains on, is this frame;
-//! the model's preprocessing then resizes it to the network's input.
+//! The default template is the five-point one of SphereFace and ArcFace in a 96×112
+//! frame (eyes, nose tip, mouth corners of a frontal face). Every face `train-embed
+//! --detect` trains on is this frame, and so is every face the service embeds from a
+//! photograph for such a model; a model whose network expects another framing says so
+//! ([`Frame`], in its metadata). The model's preprocessing then resizes the frame to the
+//! network's input.
 
 use image::{GrayImage, Luma};
+use serde::{Deserialize, Serialize};
 
 use super::resample::Plane;
 
@@ -23,6 +26,48 @@ pub const TEMPLATE: [[f32; 2]; 5] = [
     [33.5493, 92.3655],
     [62.7299, 92.2041],
 ];
+
+/// Where the five landmarks go in dlib's 150×150 face chip (`get_face_chip(img, shape,
+/// 150, 0.25)`, the input of dlib's face-recognition network): the medians of the
+/// detector's own landmarks on 287 such chips of LFW photographs (people with two or
+/// more), cut by dlib 20.0.1 after its HOG detector and 5-point shape predictor
+/// (`scripts/dlib_reference.py --chips`, then `examples/detect-calibrate.rs` on them).
+pub const DLIB_TEMPLATE: [[f32; 2]; 5] = [
+    [45.15, 38.85],
+    [101.40, 39.15],
+    [72.75, 73.50],
+    [48.15, 102.90],
+    [97.65, 103.65],
+];
+
+/// The frame a model's network expects faces in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Frame {
+    /// [`TEMPLATE`] in 96×112: what `train-embed --detect` trains on.
+    #[default]
+    Arcface,
+    /// [`DLIB_TEMPLATE`] in 150×150: dlib's face chip.
+    Dlib,
+}
+
+impl Frame {
+    /// Width and height, pixels.
+    pub fn size(self) -> (u32, u32) {
+        match self {
+            Frame::Arcface => (FRAME_WIDTH, FRAME_HEIGHT),
+            Frame::Dlib => (150, 150),
+        }
+    }
+
+    /// Where the landmarks go (pixel-index coordinates).
+    pub fn template(self) -> &'static [[f32; 2]; 5] {
+        match self {
+            Frame::Arcface => &TEMPLATE,
+            Frame::Dlib => &DLIB_TEMPLATE,
+        }
+    }
+}
 
 /// `x' = a·x − b·y + tx`, `y' = b·x + a·y + ty`: rotation, uniform scale, translation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -97,17 +142,24 @@ pub fn estimate(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Option<Similarity> {
     })
 }
 
-/// The face with `landmarks` (image pixels) warped into the 96×112 template frame by
-/// bilinear sampling, border pixels repeated past the image's edges. `None` when the
-/// landmarks do not define a transform (all at one point, or not finite).
+/// The face with `landmarks` (image pixels) warped into the 96×112 template frame; see
+/// [`align_in`].
 pub fn align(image: &GrayImage, landmarks: &[[f32; 2]; 5]) -> Option<GrayImage> {
+    align_in(image, landmarks, Frame::Arcface)
+}
+
+/// The face with `landmarks` (image pixels) warped into `frame` by bilinear sampling,
+/// border pixels repeated past the image's edges. `None` when the landmarks do not
+/// define a transform (all at one point, or not finite).
+pub fn align_in(image: &GrayImage, landmarks: &[[f32; 2]; 5], frame: Frame) -> Option<GrayImage> {
     if image.width() == 0 || image.height() == 0 {
         return None;
     }
-    let to_frame = estimate(landmarks, &TEMPLATE)?;
+    let to_frame = estimate(landmarks, frame.template())?;
     let to_image = to_frame.inverse()?;
     let plane = Plane::from_gray(image);
-    Some(GrayImage::from_fn(FRAME_WIDTH, FRAME_HEIGHT, |u, v| {
+    let (width, height) = frame.size();
+    Some(GrayImage::from_fn(width, height, |u, v| {
         let [x, y] = to_image.apply([u as f32, v as f32]);
         // Rounded and clamped to 0–255: the cast cannot truncate.
         Luma([plane.bilinear(x, y).round().clamp(0.0, 255.0) as u8])
@@ -165,5 +217,24 @@ mod tests {
             .max()
             .unwrap();
         assert!(diff <= 1, "largest difference {diff}");
+    }
+
+    #[test]
+    fn the_dlib_frame_is_150_square_and_a_face_at_its_template_is_left_in_place() {
+        let image = GrayImage::from_fn(150, 150, |x, y| Luma([((x * 5 + y * 11) % 256) as u8]));
+        let aligned = align_in(&image, &DLIB_TEMPLATE, Frame::Dlib).unwrap();
+        assert_eq!(aligned.dimensions(), (150, 150));
+        assert!(
+            image
+                .pixels()
+                .zip(aligned.pixels())
+                .all(|(a, b)| a[0].abs_diff(b[0]) <= 1)
+        );
+        // The same landmarks in the ArcFace frame: a different, smaller crop.
+        let arcface = align_in(&image, &DLIB_TEMPLATE, Frame::Arcface).unwrap();
+        assert_eq!(arcface.dimensions(), (FRAME_WIDTH, FRAME_HEIGHT));
+        // Stored by name; files without the field mean the ArcFace frame.
+        assert_eq!(serde_json::to_string(&Frame::Dlib).unwrap(), "\"dlib\"");
+        assert_eq!(Frame::default(), Frame::Arcface);
     }
 }

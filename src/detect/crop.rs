@@ -7,7 +7,7 @@
 
 use image::GrayImage;
 
-use super::align::{FRAME_HEIGHT, FRAME_WIDTH, align};
+use super::align::{Frame, align_in};
 use super::{FaceBox, Point};
 
 /// Typical landmark positions relative to the detector's box (fractions of its width
@@ -33,18 +33,24 @@ pub fn box_landmarks(face: &FaceBox) -> [Point; 5] {
     })
 }
 
-/// The aligned 96×112 crop of `face` out of `image`, border pixels repeated past the
-/// edges. A degenerate box (landmarks all at one point) gives a uniform grey frame of
-/// the nearest pixel rather than failing: the caller has already accepted the face.
+/// The aligned 96×112 crop of `face` out of `image`; see [`crop_face_in`].
 pub fn crop_face(image: &GrayImage, face: &FaceBox) -> GrayImage {
+    crop_face_in(image, face, Frame::Arcface)
+}
+
+/// The crop of `face` out of `image` aligned to `frame`, border pixels repeated past
+/// the edges. A degenerate box (landmarks all at one point) gives a uniform grey frame
+/// of the nearest pixel rather than failing: the caller has already accepted the face.
+pub fn crop_face_in(image: &GrayImage, face: &FaceBox, frame: Frame) -> GrayImage {
     let points = box_landmarks(face).map(|p| [p.x, p.y]);
-    align(image, &points).unwrap_or_else(|| {
+    align_in(image, &points, frame).unwrap_or_else(|| {
         let (w, h) = image.dimensions();
         let value = if w == 0 || h == 0 {
             0
         } else {
             image.get_pixel(face.x.min(w - 1), face.y.min(h - 1))[0]
         };
-        GrayImage::from_pixel(FRAME_WIDTH, FRAME_HEIGHT, image::Luma([value]))
+        let (width, height) = frame.size();
+        GrayImage::from_pixel(width, height, image::Luma([value]))
     })
 }

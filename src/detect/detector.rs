@@ -3,6 +3,7 @@
 use image::GrayImage;
 use serde::{Deserialize, Serialize};
 
+use super::align::Frame;
 use super::mtcnn::{self, CascadeConfig, Detection};
 use super::nets::Nets;
 use super::resample::Plane;
@@ -70,12 +71,16 @@ impl FaceBox {
 pub struct FaceDetector {
     nets: Nets,
     config: DetectConfig,
+    /// The frame crops are aligned to: the embedding model's, which is why it is not a
+    /// detector setting (`[detector]` cannot change what the model expects).
+    frame: Frame,
 }
 
 impl std::fmt::Debug for FaceDetector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FaceDetector")
             .field("config", &self.config)
+            .field("frame", &self.frame)
             .finish_non_exhaustive()
     }
 }
@@ -87,11 +92,23 @@ impl FaceDetector {
         Ok(FaceDetector {
             nets: Nets::load()?,
             config,
+            frame: Frame::default(),
         })
+    }
+
+    /// The same detector cropping faces into `frame` (the model's [`Frame`]).
+    pub fn with_frame(mut self, frame: Frame) -> FaceDetector {
+        self.frame = frame;
+        self
     }
 
     pub fn config(&self) -> &DetectConfig {
         &self.config
+    }
+
+    /// The frame crops of this detector's faces are aligned to.
+    pub fn frame(&self) -> Frame {
+        self.frame
     }
 
     fn cascade(&self) -> CascadeConfig {

@@ -4,7 +4,7 @@
 //! [`FaceDetector`] runs the MTCNN cascade ([`mtcnn`], on the project's own `nn`
 //! layers, with weights compiled in from `models/mtcnn.safetensors`) and returns
 //! [`FaceBox`]es with five landmarks, largest first. [`crop_face`] aligns a face to the
-//! 96×112 template frame ([`align`]). Faces smaller than
+//! 96×112 template frame ([`align`]), [`crop_face_in`] to the frame a model names. Faces smaller than
 //! [`DetectConfig::min_embed_size`] are for reporting only. The server and
 //! `train-embed --detect` share all of it, so training and serving see the same crops.
 
@@ -16,9 +16,9 @@ pub mod mtcnn;
 mod nets;
 pub mod resample;
 
-pub use align::{FRAME_HEIGHT, FRAME_WIDTH, TEMPLATE};
+pub use align::{DLIB_TEMPLATE, FRAME_HEIGHT, FRAME_WIDTH, Frame, TEMPLATE};
 pub use config::{DetectConfig, MAX_SEARCH_SIZE, MIN_SEARCH_SIZE};
-pub use crop::{box_landmarks, crop_face};
+pub use crop::{box_landmarks, crop_face, crop_face_in};
 pub use detector::{FaceBox, FaceDetector, Point, sort_largest_first};
 
 /// Why a detector could not be built.

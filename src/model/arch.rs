@@ -1,5 +1,6 @@
 //! Architecture specifications: what network to build, as data (stored in model files).
 
+pub use super::dlib_resnet::DlibResnetSpec;
 pub use super::resnet::{ResnetActivation, ResnetPooling, ResnetSpec};
 use crate::nn::activation::{Activation, ActivationKind};
 use crate::nn::batch_norm::BatchNorm;
@@ -63,6 +64,9 @@ pub enum ArchSpec {
     /// A residual CNN of BasicBlocks with a linear → batch norm embedding (see
     /// [`ResnetSpec`]; every field but `input` has a default).
     Resnet(ResnetSpec),
+    /// The 29-convolution residual network of dlib's face-recognition model (see
+    /// [`DlibResnetSpec`]), for its converted weights or trained from scratch.
+    DlibResnet(DlibResnetSpec),
 }
 
 fn default_widths() -> Vec<usize> {
@@ -99,6 +103,7 @@ impl ArchSpec {
         match self {
             ArchSpec::Mlp { input, .. } | ArchSpec::Cnn { input, .. } => *input,
             ArchSpec::Resnet(r) => r.input,
+            ArchSpec::DlibResnet(d) => d.input,
         }
     }
 
@@ -108,6 +113,7 @@ impl ArchSpec {
                 *embedding_dim
             }
             ArchSpec::Resnet(r) => r.embedding_dim,
+            ArchSpec::DlibResnet(d) => d.embedding_dim,
         }
     }
 
@@ -156,6 +162,7 @@ impl ArchSpec {
                 (widths, *dropout, *embedding_dim)
             }
             ArchSpec::Resnet(r) => return r.validate(),
+            ArchSpec::DlibResnet(d) => return d.validate(),
         };
         if widths.contains(&0) {
             return Err(invalid(format!(
@@ -180,6 +187,7 @@ impl ArchSpec {
         match self {
             // Its own output block, L2 normalisation included.
             ArchSpec::Resnet(r) => return r.build(seed),
+            ArchSpec::DlibResnet(d) => return d.build(seed),
             ArchSpec::Mlp {
                 input,
                 hidden,

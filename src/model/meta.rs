@@ -59,6 +59,12 @@ pub struct ModelMeta {
     /// model trained on face crops as they came): the server's own `[detector]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detector: Option<crate::detect::DetectConfig>,
+    /// The frame faces found in photographs are aligned to before preprocessing: the
+    /// 96×112 ArcFace frame that `train-embed --detect` trains on (the default, and
+    /// what files without this field mean), or dlib's 150×150 chip for the converted
+    /// dlib network.
+    #[serde(default, skip_serializing_if = "is_default_frame")]
+    pub frame: crate::detect::Frame,
     /// The hand-crafted descriptor branch fused with the network's embedding
     /// ([`super::lbp`]); its tensors are `lbp.mean` and `lbp.proj`. Format 2; `None` in
     /// format 1 files. With it, embeddings are `embedding_dim + lbp.dim` long.
@@ -68,6 +74,10 @@ pub struct ModelMeta {
     /// shapes and bytes in name order), computed when the file is written and checked
     /// when it is read.
     pub version: String,
+}
+
+fn is_default_frame(frame: &crate::detect::Frame) -> bool {
+    *frame == crate::detect::Frame::default()
 }
 
 impl ModelMeta {

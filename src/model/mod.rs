@@ -1,6 +1,7 @@
 //! Architectures, the model file and batched inference.
 
 pub mod arch;
+pub mod dlib_resnet;
 mod embedder;
 mod error;
 mod file;

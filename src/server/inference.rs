@@ -14,7 +14,7 @@ use super::decode::{decode_image, sha256_hex};
 use super::error::ApiError;
 use super::state::AppState;
 use super::work::{Cancel, header_pixels};
-use crate::detect::{FaceBox, crop_face};
+use crate::detect::{FaceBox, crop_face_in};
 
 /// How to find the face(s) of one image.
 #[derive(Clone, Copy, Debug)]
@@ -209,7 +209,11 @@ fn embed_crop(
 ) -> Option<usize> {
     let config = state.detector.config();
     face.embeddable(config).then(|| {
-        crops.push(DynamicImage::ImageLuma8(crop_face(grey, face)));
+        crops.push(DynamicImage::ImageLuma8(crop_face_in(
+            grey,
+            face,
+            state.detector.frame(),
+        )));
         crops.len() - 1
     })
 }

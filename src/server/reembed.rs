@@ -3,9 +3,12 @@
 
 use std::path::Path;
 
+use image::DynamicImage;
+
 use super::config::Settings;
 use super::decode::decode_image;
 use super::startup::StartupError;
+use crate::detect::{Frame, align::align_in};
 use crate::model::Embedder;
 use crate::store::Store;
 
@@ -37,6 +40,26 @@ pub struct ReembedReport {
     pub faces: usize,
 }
 
+/// A stored crop in another model's frame, re-aligned to `frame`.
+///
+/// What is stored is the crop the old model embedded; a crop detected in a photograph
+/// is that model's frame, its landmarks at that frame's template. So a stored image of
+/// exactly one frame's size that is not the new model's frame is taken as such a crop
+/// and warped from that template to the new one (from dlib's 150×150 chip to the tighter
+/// 96×112 frame loses nothing; the other way, the margin the chip needs is filled by
+/// repeating the border). Anything else (a `detect=false` image of another size) is
+/// embedded as it is, as when it was enrolled.
+fn reframe(image: DynamicImage, frame: Frame) -> DynamicImage {
+    let size = (image.width(), image.height());
+    let old = [Frame::Arcface, Frame::Dlib]
+        .into_iter()
+        .find(|f| *f != frame && f.size() == size);
+    match old.and_then(|old| align_in(&image.to_luma8(), old.template(), frame)) {
+        Some(aligned) => DynamicImage::ImageLuma8(aligned),
+        None => image,
+    }
+}
+
 /// Re-embed every face not made by the model at `model_path`. Each batch is one
 /// transaction, so an interrupted run can simply be started again.
 pub async fn reembed(
@@ -64,6 +87,7 @@ pub async fn reembed(
     if missing > 0 {
         return Err(ReembedError::MissingImages(missing));
     }
+    let frame = embedder.meta().frame;
     let embedder = std::sync::Arc::new(embedder);
     let limits = settings.limits.clone();
     let mut done = 0;
@@ -78,10 +102,12 @@ pub async fn reembed(
             let images = page
                 .iter()
                 .map(|s| {
-                    decode_image(&s.image, 0, &limits).map_err(|e| ReembedError::Undecodable {
-                        face: s.face_id,
-                        reason: e.to_string(),
-                    })
+                    decode_image(&s.image, 0, &limits)
+                        .map(|image| reframe(image, frame))
+                        .map_err(|e| ReembedError::Undecodable {
+                            face: s.face_id,
+                            reason: e.to_string(),
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let embeddings = worker
@@ -105,4 +131,24 @@ pub async fn reembed(
         model_version: version,
         faces: done,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma};
+
+    #[test]
+    fn a_crop_of_the_other_frame_is_realigned_and_other_sizes_are_left_alone() {
+        let chip = GrayImage::from_fn(150, 150, |x, y| Luma([((x + 2 * y) % 256) as u8]));
+        let chip = DynamicImage::ImageLuma8(chip);
+        let arcface = reframe(chip.clone(), Frame::Arcface);
+        assert_eq!((arcface.width(), arcface.height()), Frame::Arcface.size());
+        // Already the new model's frame, or no frame's size: unchanged.
+        assert_eq!(reframe(chip.clone(), Frame::Dlib), chip);
+        let other = DynamicImage::ImageLuma8(GrayImage::new(92, 112));
+        assert_eq!(reframe(other.clone(), Frame::Dlib), other);
+        let back = reframe(arcface, Frame::Dlib);
+        assert_eq!((back.width(), back.height()), (150, 150));
+    }
 }

@@ -78,7 +78,8 @@ impl Application {
             .clone()
             .or_else(|| embedder.meta().detector.clone())
             .unwrap_or_default();
-        let detector = crate::detect::FaceDetector::new(detector_config)?;
+        let detector =
+            crate::detect::FaceDetector::new(detector_config)?.with_frame(embedder.meta().frame);
         let store = Store::connect(
             settings.database.url.expose(),
             settings.database.max_connections,

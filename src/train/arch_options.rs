@@ -32,6 +32,7 @@ pub fn with_input(spec: &ArchSpec, shape: [usize; 2]) -> ArchSpec {
     match &mut spec {
         ArchSpec::Mlp { input, .. } | ArchSpec::Cnn { input, .. } => *input = shape,
         ArchSpec::Resnet(r) => r.input = shape,
+        ArchSpec::DlibResnet(d) => d.input = shape,
     }
     spec
 }
@@ -65,18 +66,23 @@ fn complete(value: &mut Value) {
 pub fn apply(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
     let input = cfg.arch.input();
     match (args.arch, &cfg.arch) {
-        (Some(ArchArg::Mlp), ArchSpec::Cnn { .. } | ArchSpec::Resnet(_)) => {
+        (
+            Some(ArchArg::Mlp),
+            ArchSpec::Cnn { .. } | ArchSpec::Resnet(_) | ArchSpec::DlibResnet(_),
+        ) => {
             let mut v = json!({"type": "mlp", "input": input});
             complete(&mut v);
             cfg.arch = serde_json::from_value(v)
                 .map_err(|e| TrainError::Config(format!("mlp defaults: {e}")))?;
         }
-        (Some(ArchArg::Cnn), ArchSpec::Mlp { .. } | ArchSpec::Resnet(_)) => {
-            cfg.arch = with_input(&default_arch(), input)
-        }
-        (Some(ArchArg::Resnet), ArchSpec::Mlp { .. } | ArchSpec::Cnn { .. }) => {
-            cfg.arch = ArchSpec::Resnet(ResnetSpec::with_input(input))
-        }
+        (
+            Some(ArchArg::Cnn),
+            ArchSpec::Mlp { .. } | ArchSpec::Resnet(_) | ArchSpec::DlibResnet(_),
+        ) => cfg.arch = with_input(&default_arch(), input),
+        (
+            Some(ArchArg::Resnet),
+            ArchSpec::Mlp { .. } | ArchSpec::Cnn { .. } | ArchSpec::DlibResnet(_),
+        ) => cfg.arch = ArchSpec::Resnet(ResnetSpec::with_input(input)),
         _ => {}
     }
     let mlp_only = args.hidden.is_some()
@@ -181,6 +187,18 @@ pub fn apply(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
             }
             if let Some(k) = args.embedding_dim {
                 r.embedding_dim = k;
+            }
+        }
+        ArchSpec::DlibResnet(d) => {
+            if mlp_only || cnn_only || args.dropout.is_some() {
+                return Err(TrainError::Config(
+                    "of the architecture flags only --embedding-dim applies to a dlib_resnet \
+                     architecture"
+                        .into(),
+                ));
+            }
+            if let Some(k) = args.embedding_dim {
+                d.embedding_dim = k;
             }
         }
     }

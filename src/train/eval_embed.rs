@@ -137,10 +137,12 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
     let version = model.meta.version.clone();
     // The settings the model was trained with, as the server uses them.
     let detect_config = model.meta.detector.clone().unwrap_or_default();
+    let frame = model.meta.frame;
     let embedder = Embedder::new(model);
     let detector = if args.detect {
         let detector = FaceDetector::new(detect_config)
-            .map_err(|e| TrainError::Config(format!("face detector: {e}")))?;
+            .map_err(|e| TrainError::Config(format!("face detector: {e}")))?
+            .with_frame(frame);
         Some(detector)
     } else {
         None

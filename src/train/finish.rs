@@ -126,6 +126,7 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
         tail: None,
         flip_average: run.cfg.flip_average,
         detector: run.cfg.detect.then(|| run.cfg.detector.clone()),
+        frame: crate::detect::Frame::default(),
         lbp: None,
         version: String::new(),
     };

@@ -18,7 +18,7 @@ pub fn model_path() -> PathBuf {
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default.safetensors");
     assert!(
         shipped.exists(),
-        "{} is missing: it is committed with the repository (scripts/train-default.sh \
+        "{} is missing: it is committed with the repository (scripts/ship-default.sh \
          rebuilds it)",
         shipped.display()
     );
