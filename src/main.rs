@@ -176,7 +176,8 @@ fn print_import(report: &ImportReport, gallery: &str) {
         );
     }
     println!(
-        "imported {} face(s) of {} identity folder(s) into gallery {gallery:?} in {:.1} s          ({:.0} faces/s); {} already stored, {} skipped",
+        "imported {} face(s) of {} identity folder(s) into gallery {gallery:?} in {:.1} s \
+         ({:.0} faces/s); {} already stored, {} skipped",
         report.faces_added,
         report.identities,
         report.seconds,

@@ -109,6 +109,40 @@ on_both_backends!(
     super::a_partial_import_is_completed_by_the_next_run
 );
 
+async fn with_detection_photographs_are_cropped_and_a_faceless_one_is_skipped(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("eileen");
+    std::fs::create_dir_all(&folder).unwrap();
+    let detect = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/detect");
+    for name in ["astronaut.jpg", "coffee.jpg"] {
+        std::fs::copy(detect.join(name), folder.join(name)).unwrap();
+    }
+    let settings = test_settings(&db);
+    let options = ImportOptions {
+        detect: true,
+        ..options()
+    };
+    let report = import(&settings, dir.path(), &options).await.unwrap();
+    assert_eq!(report.faces_added, 1);
+    assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
+    assert!(report.skipped[0].0.ends_with("coffee.jpg"));
+    assert_eq!(report.skipped[0].1, "no face found");
+
+    // The face is known by its file's hash (what a resumed run compares), and the crop
+    // is stored for re-embedding.
+    let app = TestApp::spawn(db).await;
+    let (status, body) = json_of(app.get_identity("eileen").await).await;
+    assert_eq!(status, 200, "{body}");
+    let photo = std::fs::read(detect.join("astronaut.jpg")).unwrap();
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&photo));
+    assert_eq!(body["faces"][0]["image_sha256"], sha256.as_str(), "{body}");
+    assert_eq!(body["faces"][0]["has_image"], true, "{body}");
+}
+on_both_backends!(
+    with_detection_photographs_are_cropped_and_a_faceless_one_is_skipped_test,
+    super::with_detection_photographs_are_cropped_and_a_faceless_one_is_skipped
+);
+
 fn import_command(url: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_faceprint-server"));
     command
