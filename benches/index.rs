@@ -6,6 +6,8 @@
 //! #   100k HNSW build is the long part (36 min under a load of 13 on 2 cores)
 //! cargo bench --bench index -- --crossover 20000,50000   # exact vs HNSW at more sizes
 //! cargo bench --bench index -- --data /tmp/faceprint-index   # also write the vectors
+//! cargo bench --bench index -- --sizes '' --skip-extras --batched 100000,1000000
+//! #   exact scan under 16 concurrent clients, batched vs unbatched
 //! ```
 //!
 //! Data (tests/index_support): identities × 4 faces, each face `normalise(centre + e)`,
@@ -42,6 +44,7 @@ struct Args {
     crossover_sizes: Vec<usize>,
     data: Option<PathBuf>,
     extras: bool,
+    batched_sizes: Vec<usize>,
 }
 
 fn list(s: &str) -> Vec<usize> {
@@ -56,6 +59,7 @@ fn parse_args() -> Args {
         crossover_sizes: Vec::new(),
         data: None,
         extras: true,
+        batched_sizes: Vec::new(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
@@ -69,6 +73,7 @@ fn parse_args() -> Args {
             "--skip-crossover" => a.crossover_sizes.clear(),
             "--data" => a.data = Some(PathBuf::from(value())),
             "--skip-extras" => a.extras = false,
+            "--batched" => a.batched_sizes = list(&value()),
             _ => {} // cargo passes `--bench`
         }
     }
@@ -244,6 +249,75 @@ fn bench_crossover(sizes: &[usize], queries: usize) {
     }
 }
 
+/// Concurrent clients of the exact index, as the server's request threads are.
+const CLIENTS: usize = 16;
+
+/// Exact index under [`CLIENTS`] threads querying at once: batched scans (the default
+/// config) vs one query per scan (`batch_max_queries = 1`: each query scans alone, concurrently, as before batching);
+/// answers must be equal.
+fn bench_batched(sizes: &[usize], queries: usize) {
+    for &n in sizes {
+        let g = gallery(n as u64, n, D, 4, 0.6);
+        let qs = probes(n as u64 + 1, &g, queries, 0.6);
+        let rss0 = rss_bytes();
+        let batched = ExactIndex::new(D).unwrap();
+        let ((), load) = timed(|| batched.insert_batch(&g.items).unwrap());
+        let per_face = rss_bytes().saturating_sub(rss0) / n as u64;
+        let single = IndexConfig {
+            batch_max_queries: 1,
+            ..Default::default()
+        };
+        let unbatched = ExactIndex::with_config(D, &single).unwrap();
+        unbatched.insert_batch(&g.items).unwrap();
+        drop(g);
+        let (a, qps_a, p99_a) = concurrent_queries(&batched, &qs);
+        let (b, qps_b, p99_b) = concurrent_queries(&unbatched, &qs);
+        let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+        println!(
+            "| {n} | {:.2} | {per_face} | {qps_b:.0} | {p99_b:.1} | {qps_a:.0} | {p99_a:.1} | {same}/{} |",
+            load.as_secs_f64(),
+            qs.len()
+        );
+    }
+}
+
+/// Every query once, spread over [`CLIENTS`] threads: answers in query order, q/s and
+/// p99 latency (ms).
+fn concurrent_queries(index: &ExactIndex, qs: &[Vec<f32>]) -> (Vec<Vec<IdentityHit>>, f64, f64) {
+    let (per_thread, elapsed) = timed(|| {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..CLIENTS)
+                .map(|t| {
+                    s.spawn(move || {
+                        (t..qs.len())
+                            .step_by(CLIENTS)
+                            .map(|i| {
+                                let (hits, took) = timed(|| index.search(&qs[i], K).unwrap());
+                                (i, hits, took)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+    });
+    let mut latencies: Vec<f64> = per_thread
+        .iter()
+        .map(|(_, _, t)| t.as_secs_f64() * 1e3)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
+    let mut answers = vec![Vec::new(); qs.len()];
+    for (i, hits, _) in per_thread {
+        answers[i] = hits;
+    }
+    (answers, qs.len() as f64 / elapsed.as_secs_f64(), p99)
+}
+
 /// The scan alone at 100 000 × 128: one thread vs rayon chunks.
 fn bench_parallel_scan(queries: &[Vec<f32>], base: &[f32]) {
     let n = base.len() / D;
@@ -304,6 +378,13 @@ fn main() {
         println!("\n| faces | exact q/s | HNSW q/s | HNSW recall@10 | HNSW / exact |");
         println!("|---|---|---|---|---|");
         bench_crossover(&args.crossover_sizes, args.queries);
+    }
+    if !args.batched_sizes.is_empty() {
+        println!(
+            "\n| faces | load s | RSS bytes/face | unbatched q/s | p99 ms | batched q/s | p99 ms | equal answers |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        bench_batched(&args.batched_sizes, args.queries);
     }
     if !args.extras {
         return;

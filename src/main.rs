@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use faceprint::server::{Application, Settings, backup, healthcheck, reembed, restore};
+use faceprint::server::{
+    Application, ImportOptions, ImportReport, Settings, backup, healthcheck, import, reembed,
+    restore,
+};
 use tracing_subscriber::EnvFilter;
 
 /// Configuration file read when `--config` is not given, if it exists.
@@ -48,6 +51,21 @@ enum Command {
         /// Replace a database that already holds galleries or faces.
         #[arg(long)]
         force: bool,
+    },
+    /// Enroll every image of DIR/<identity>/ into a gallery, one identity per folder (the
+    /// trainer's layout), with a progress bar. Safe to interrupt and run again: each
+    /// identity's faces commit together, and files already stored are skipped. A running
+    /// SQLite server sees the new faces after a restart.
+    Import {
+        /// The folder tree: one sub-folder per identity, named by its external id.
+        dir: PathBuf,
+        /// The gallery to enroll into (created if new).
+        #[arg(long, default_value = faceprint::server::DEFAULT_GALLERY)]
+        gallery: String,
+        /// Find the largest face in each image (photographs); without it every image
+        /// must be a face crop, as with `detect=false` in the API.
+        #[arg(long)]
+        detect: bool,
     },
     /// GET /healthz of the configured server; exit 0 when it answers 200 (for container
     /// health checks).
@@ -113,11 +131,60 @@ async fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Command::Import {
+            dir,
+            gallery,
+            detect,
+        } => {
+            let options = ImportOptions {
+                gallery,
+                detect,
+                progress: true,
+            };
+            match import(&settings, &dir, &options).await {
+                Ok(report) => {
+                    print_import(&report, &options.gallery);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
         Command::Healthcheck => match healthcheck(&settings) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
     }
+}
+
+/// Skipped files listed by `import` before "and N more".
+const SHOWN_SKIPS: usize = 20;
+
+fn print_import(report: &ImportReport, gallery: &str) {
+    for (path, reason) in report.skipped.iter().take(SHOWN_SKIPS) {
+        eprintln!("skipped {}: {reason}", path.display());
+    }
+    if report.skipped.len() > SHOWN_SKIPS {
+        eprintln!(
+            "... and {} more skipped",
+            report.skipped.len() - SHOWN_SKIPS
+        );
+    }
+    if report.stray_files > 0 {
+        eprintln!(
+            "ignored {} file(s) directly under the folder (images go in DIR/<identity>/)",
+            report.stray_files
+        );
+    }
+    println!(
+        "imported {} face(s) of {} identity folder(s) into gallery {gallery:?} in {:.1} s \
+         ({:.0} faces/s); {} already stored, {} skipped",
+        report.faces_added,
+        report.identities,
+        report.seconds,
+        report.faces_per_second(),
+        report.already_stored,
+        report.skipped.len()
+    );
 }
 
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {

@@ -5,7 +5,9 @@ mod index_support;
 
 use std::collections::HashMap;
 
-use faceprint::index::{ExactIndex, FaceId, FaceIndex, IdentityHit, IdentityId, IndexError};
+use faceprint::index::{
+    ExactIndex, FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError,
+};
 use index_support::{Gallery, Item, gallery, probes};
 
 /// Naive reference: score every face in f64, keep each identity's best, sort everything.
@@ -84,6 +86,48 @@ fn after_removals_search_still_equals_the_naive_reference_on_what_is_left() {
             "after removal",
         );
     }
+}
+
+#[test]
+fn concurrent_queries_batched_into_shared_scans_get_the_naive_answers() {
+    // 40_000 faces: batches also take the parallel (chunked and merged) scan; 500 do not.
+    for (n, d) in [(500, 16), (40_000, 32)] {
+        let g = gallery(31, n, d, 4, 0.6);
+        let config = IndexConfig {
+            batch_max_queries: 5,
+            batch_window_us: 2_000,
+            ..Default::default()
+        };
+        let index = ExactIndex::with_config(d, &config).unwrap();
+        index.insert_batch(&g.items).unwrap();
+        let queries = probes(32, &g, 48, 0.6);
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (index, g, queries) = (&index, &g, &queries);
+                s.spawn(move || {
+                    for (i, q) in queries.iter().enumerate().skip(t).step_by(8) {
+                        // Queries of one batch want different numbers of identities.
+                        let k = 1 + (i % 12);
+                        let got = index.search(q, k).unwrap();
+                        assert_same(&got, &naive(&g.items, q, k), &format!("n={n} query {i}"));
+                    }
+                });
+            }
+        });
+    }
+}
+
+#[test]
+fn an_enrolled_face_enrolled_twice_ranks_its_identity_first_by_the_lower_face_id() {
+    let g = gallery(41, 60, 16, 3, 0.6);
+    let index = ExactIndex::new(16).unwrap();
+    index.insert_batch(&g.items[30..]).unwrap();
+    let (face, identity, v) = g.items[45].clone();
+    // The same embedding again under a lower face id of the same identity.
+    index.insert(7, identity, &v).unwrap();
+    let hits = index.search(&v, 3).unwrap();
+    assert_eq!((hits[0].identity, hits[0].face), (identity, 7));
+    assert!(face > 7);
 }
 
 #[test]

@@ -237,8 +237,9 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Entries of `dir` whose name does not start with `.`, sorted by name.
-fn sorted_visible_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Entries of `dir` whose name does not start with `.`, sorted by name (also the order
+/// `faceprint-server import` walks a tree in).
+pub(crate) fn sorted_visible_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let io = |source| DataError::Io {
         path: dir.to_path_buf(),
         source,

@@ -23,6 +23,12 @@ pub struct IndexConfig {
     pub rebuild_fraction: f64,
     /// ... and at least this many: rebuilding a tiny graph for each deletion is waste.
     pub rebuild_min_deleted: usize,
+    /// Most concurrent queries one exact scan answers together. 1..=1024; 1 turns
+    /// batching off (each query scans alone, concurrently with the others).
+    pub batch_max_queries: usize,
+    /// Microseconds a busy exact index waits for a batch to fill before scanning; an
+    /// index idle for longer never waits. 0..=10 000.
+    pub batch_window_us: u64,
 }
 
 impl Default for IndexConfig {
@@ -38,6 +44,8 @@ impl Default for IndexConfig {
             crossover: 300_000,
             rebuild_fraction: 0.2,
             rebuild_min_deleted: 256,
+            batch_max_queries: 64,
+            batch_window_us: 0,
         }
     }
 }
@@ -69,9 +77,28 @@ impl IndexConfig {
                 "in (0, 1]",
             );
         }
+        if !(1..=MAX_BATCH_QUERIES).contains(&self.batch_max_queries) {
+            return bad(
+                "batch_max_queries",
+                self.batch_max_queries.to_string(),
+                "1..=1024",
+            );
+        }
+        if self.batch_window_us > MAX_BATCH_WINDOW_US {
+            return bad(
+                "batch_window_us",
+                self.batch_window_us.to_string(),
+                "0..=10000",
+            );
+        }
         Ok(())
     }
 }
+
+/// Bounds a batch's answer buffers and its members' wait.
+const MAX_BATCH_QUERIES: usize = 1024;
+/// A window longer than 10 ms would cost more latency than any batch saves.
+const MAX_BATCH_WINDOW_US: u64 = 10_000;
 
 #[cfg(test)]
 mod tests {
@@ -120,6 +147,20 @@ mod tests {
                 "rebuild_fraction",
                 IndexConfig {
                     rebuild_fraction: f64::NAN,
+                    ..Default::default()
+                },
+            ),
+            (
+                "batch_max_queries",
+                IndexConfig {
+                    batch_max_queries: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "batch_window_us",
+                IndexConfig {
+                    batch_window_us: 10_001,
                     ..Default::default()
                 },
             ),

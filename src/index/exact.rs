@@ -2,31 +2,39 @@
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
 
-use rayon::prelude::*;
-
-use super::dot::dot_many;
+use super::batch::{BatchConfig, Batcher, Job};
 use super::identity_map::IdentitySlots;
-use super::select::{Best, top_k_by};
+use super::scan::{Query, Rows, scan};
 use super::vector::{check_batch, check_embedding};
-use super::{FaceId, FaceIndex, IdentityHit, IdentityId, IndexError};
+use super::{FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError};
 
-/// Below this many rows a query scans on its own thread: splitting costs more than it
-/// saves, and the server already runs many queries at once. Measured by
+/// Below this many rows a scan runs on its own thread: splitting costs more than it
+/// saves, and the server already runs many requests at once. Measured by
 /// `cargo bench --bench index` (BENCHMARKS.md, index section).
 pub const PARALLEL_SCAN_MIN_ROWS: usize = 32_768;
-/// Rows per rayon task in a parallel scan (2 MiB of vectors at D = 128).
-const SCAN_CHUNK_ROWS: usize = 4_096;
+
+/// A query waiting for its batch: `(D)` vector and the identities it wants.
+type Pending = (Vec<f32>, usize);
 
 /// Exact top-k over all stored faces.
 ///
-/// Query cost: `N` dot products of length `D` (SIMD, see [`super::dot_many`]), then one
-/// pass keeping each identity's best row, then partial selection of the best `K`
-/// identities — `O(N·D + N + K log K)`, no full sort. Memory: `4·D + 20` bytes per face
+/// Query cost: `N` dot products of length `D` (SIMD, see [`super::dot_many`]) and a
+/// streaming top-`K` of distinct identities (`super::top`) — `O(N·D + N)`, no sort, no
+/// per-identity array. Concurrent queries are batched (`super::batch`): one blocked pass
+/// over the rows answers all of them (`super::scan`). Memory: `4·D + 20` bytes per face
 /// plus hash-map overhead.
+///
+/// Among faces of one identity with equal scores, the lowest face id is reported; among
+/// identities with equal scores, the one whose face id is lower ranks first.
 pub struct ExactIndex {
     dim: usize,
     flat: RwLock<Flat>,
+    batcher: Batcher<Pending, Vec<IdentityHit>>,
+    /// False when `batch_max_queries == 1`: each query scans alone, concurrently with
+    /// others (the behaviour before batching, kept for comparison).
+    batching: bool,
 }
 
 /// Rows are kept dense: removing a face moves the last row into its place.
@@ -43,8 +51,15 @@ struct Flat {
 }
 
 impl ExactIndex {
-    /// An empty index for `dim`-dimensional embeddings (`dim ≥ 1`).
+    /// An empty index for `dim`-dimensional embeddings (`dim ≥ 1`), batching queries
+    /// as [`IndexConfig::default`] does.
     pub fn new(dim: usize) -> Result<Self, IndexError> {
+        Self::with_config(dim, &IndexConfig::default())
+    }
+
+    /// An empty index batching queries as `config` says (its HNSW fields are unused).
+    pub fn with_config(dim: usize, config: &IndexConfig) -> Result<Self, IndexError> {
+        config.validate()?;
         if dim == 0 {
             return Err(IndexError::Config {
                 field: "dim",
@@ -55,7 +70,43 @@ impl ExactIndex {
         Ok(Self {
             dim,
             flat: RwLock::new(Flat::default()),
+            batching: config.batch_max_queries > 1,
+            batcher: Batcher::new(BatchConfig {
+                max: config.batch_max_queries,
+                window: Duration::from_micros(config.batch_window_us),
+            }),
         })
+    }
+
+    /// One blocked scan answering every query of a batch.
+    fn scan_batch(&self, jobs: &[Job<Pending>]) -> Vec<Vec<IdentityHit>> {
+        let flat = self.read();
+        let rows = Rows {
+            dim: self.dim,
+            vectors: &flat.vectors,
+            faces: &flat.faces,
+            owners: &flat.owners,
+        };
+        let queries: Vec<Query<'_>> = jobs
+            .iter()
+            .map(|j| Query {
+                vector: &j.query.0,
+                k: j.query.1,
+            })
+            .collect();
+        let parallel = flat.faces.len() >= PARALLEL_SCAN_MIN_ROWS;
+        scan(&rows, &queries, parallel)
+            .into_iter()
+            .map(|top| {
+                top.into_iter()
+                    .map(|e| IdentityHit {
+                        identity: flat.identities.identity(e.slot),
+                        face: e.face,
+                        similarity: e.score.clamp(-1.0, 1.0),
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     /// Every live face as `(face, identity, embedding)`, in storage order.
@@ -190,36 +241,15 @@ impl FaceIndex for ExactIndex {
 
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<IdentityHit>, IndexError> {
         check_embedding(self.dim, query)?;
-        let flat = self.read();
-        let n = flat.faces.len();
-        if k == 0 || n == 0 {
+        if k == 0 || self.is_empty() {
             return Ok(Vec::new());
         }
-        let mut scores = vec![0.0f32; n]; // (N)
-        if n >= PARALLEL_SCAN_MIN_ROWS {
-            scores
-                .par_chunks_mut(SCAN_CHUNK_ROWS)
-                .zip(flat.vectors.par_chunks(SCAN_CHUNK_ROWS * self.dim))
-                .for_each(|(out, rows)| dot_many(rows, query, out));
+        let run = |jobs: &[Job<Pending>]| self.scan_batch(jobs);
+        if self.batching {
+            Ok(self.batcher.submit((query.to_vec(), k), run))
         } else {
-            dot_many(&flat.vectors, query, &mut scores);
+            let mut alone = run(&[Job::new((query.to_vec(), k))]);
+            Ok(alone.pop().unwrap_or_default())
         }
-        let mut best = vec![Best::NONE; flat.identities.capacity()]; // (identity slots)
-        for (r, (&s, &slot)) in scores.iter().zip(&flat.owners).enumerate() {
-            let b = &mut best[slot as usize];
-            if s > b.score {
-                *b = Best { score: s, row: r };
-            }
-        }
-        let candidates: Vec<Best> = best.into_iter().filter(|b| b.row != usize::MAX).collect();
-        let hits = top_k_by(candidates, k, |b| (b.score, flat.faces[b.row]))
-            .into_iter()
-            .map(|b| IdentityHit {
-                identity: flat.identities.identity(flat.owners[b.row]),
-                face: flat.faces[b.row],
-                similarity: b.score.clamp(-1.0, 1.0),
-            })
-            .collect();
-        Ok(hits)
     }
 }

@@ -95,7 +95,8 @@ impl Shared {
     }
 
     fn exact_from(&self, items: &[Item]) -> Arc<ExactIndex> {
-        let exact = ExactIndex::new(self.dim).expect("dim was checked in GalleryIndex::new");
+        let exact = ExactIndex::with_config(self.dim, &self.config)
+            .expect("dim and config were checked in GalleryIndex::new");
         // The items come from an index, so they already passed `check_embedding`.
         if let Err(e) = exact.insert_batch(items) {
             tracing::error!(error = %e, "stored embeddings failed their check");
@@ -111,7 +112,7 @@ impl GalleryIndex {
         let backend = if config.crossover == 0 {
             Backend::Hnsw(Arc::new(HnswIndex::new(dim, config.clone())?))
         } else {
-            Backend::Exact(Arc::new(ExactIndex::new(dim)?))
+            Backend::Exact(Arc::new(ExactIndex::with_config(dim, &config)?))
         };
         Ok(Self {
             shared: Arc::new(Shared {

@@ -7,8 +7,9 @@
 //! an identity's score is the best score over its stored faces, so a result list never
 //! names the same identity twice.
 //!
-//! - [`ExactIndex`]: a vectorised scan over a contiguous `(N, D)` matrix with partial
-//!   selection. Exact; the reference in tests; the fastest choice for small galleries.
+//! - [`ExactIndex`]: a vectorised scan over a contiguous `(N, D)` matrix with streaming
+//!   top-`K` selection; concurrent queries share one blocked pass. Exact; the reference
+//!   in tests; the fastest choice below [`IndexConfig::crossover`].
 //! - [`HnswIndex`]: an `hnsw_rs` graph; deletion by filtering plus background rebuilds.
 //! - [`GalleryIndex`]: what a gallery uses — exact below [`IndexConfig::crossover`]
 //!   faces, HNSW above, switching in the background as the gallery grows.
@@ -16,6 +17,7 @@
 //! None of them persist anything: the SQL store is the source of truth and an index is
 //! rebuilt from it at start-up (`insert_batch`).
 
+mod batch;
 mod config;
 mod dot;
 mod error;
@@ -23,7 +25,9 @@ mod exact;
 mod gallery;
 mod hnsw;
 mod identity_map;
+mod scan;
 mod select;
+mod top;
 mod vector;
 mod worker;
 

@@ -2,20 +2,6 @@
 
 use std::cmp::Ordering;
 
-/// One identity's best face so far: `score` of row `row` (`row == usize::MAX`: none yet).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Best {
-    pub score: f32,
-    pub row: usize,
-}
-
-impl Best {
-    pub(crate) const NONE: Best = Best {
-        score: f32::NEG_INFINITY,
-        row: usize::MAX,
-    };
-}
-
 /// Highest score first; ties go to the lower key so results are deterministic.
 pub(crate) fn by_score_desc(a: (f32, i64), b: (f32, i64)) -> Ordering {
     b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))

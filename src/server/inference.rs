@@ -301,7 +301,7 @@ fn embed_checked(state: &AppState, crops: &[DynamicImage]) -> Result<Vec<Vec<f32
 }
 
 /// PNG bytes of a crop (lossless, so re-embedding it later gives the same input).
-fn png(image: &DynamicImage) -> Result<Vec<u8>, ApiError> {
+pub(super) fn png(image: &DynamicImage) -> Result<Vec<u8>, ApiError> {
     let mut out = Cursor::new(Vec::new());
     image
         .write_to(&mut out, ImageFormat::Png)

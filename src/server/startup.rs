@@ -73,13 +73,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         check_exposure(&settings)?;
         let embedder = load_embedder(&settings).await?;
-        let detector_config = settings
-            .detector
-            .clone()
-            .or_else(|| embedder.meta().detector.clone())
-            .unwrap_or_default();
-        let detector =
-            crate::detect::FaceDetector::new(detector_config)?.with_frame(embedder.meta().frame);
+        let detector = detector_for(&settings, &embedder)?;
         let store = Store::connect(
             settings.database.url.expose(),
             settings.database.max_connections,
@@ -168,8 +162,22 @@ fn check_exposure(settings: &Settings) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// The configured detector, else the one the model file names, else the default.
+pub(super) fn detector_for(
+    settings: &Settings,
+    embedder: &Embedder,
+) -> Result<crate::detect::FaceDetector, StartupError> {
+    let config = settings
+        .detector
+        .clone()
+        .or_else(|| embedder.meta().detector.clone())
+        .unwrap_or_default();
+    // Faces are cut in the frame the model reads (its metadata), whatever `[detector]`.
+    Ok(crate::detect::FaceDetector::new(config)?.with_frame(embedder.meta().frame))
+}
+
 /// Loading parses and checks the whole weight file: off the runtime.
-async fn load_embedder(settings: &Settings) -> Result<Embedder, StartupError> {
+pub(super) async fn load_embedder(settings: &Settings) -> Result<Embedder, StartupError> {
     let path = settings.model.path.clone();
     tokio::task::spawn_blocking(move || {
         Embedder::load(&path).map_err(|e| StartupError::Model {
@@ -181,7 +189,7 @@ async fn load_embedder(settings: &Settings) -> Result<Embedder, StartupError> {
 }
 
 /// Refuse to start when stored faces were embedded by another model.
-async fn check_model_versions(
+pub(super) async fn check_model_versions(
     store: &Store,
     embedder: &Embedder,
     settings: &Settings,

@@ -1,4 +1,5 @@
-//! Faces: loading embeddings for the index, deleting one face, model versions, re-embedding.
+//! Faces: loading embeddings for the index, deleting one face, model versions, re-embedding,
+//! the image hashes an import resumes from.
 
 use sqlx::Row;
 
@@ -25,6 +26,25 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(stored_face).collect()
+    }
+
+    /// `(external id, image SHA-256)` of every face in the gallery named `gallery` (none
+    /// if it does not exist): what a resumed import has already stored.
+    pub async fn gallery_image_hashes(
+        &self,
+        gallery: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.external_id, f.image_sha256 FROM faces f \
+             JOIN identities i ON i.id = f.identity_id \
+             JOIN galleries g ON g.id = i.gallery_id WHERE g.name = $1",
+        )
+        .bind(gallery)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("external_id")?, r.try_get("image_sha256")?)))
+            .collect()
     }
 
     /// Delete face `face_id` of identity `external_id`; its identity id if it existed.

@@ -1,0 +1,257 @@
+//! Queries that arrive together share one scan.
+//!
+//! One scan runs at a time. A query that finds no scan running starts one at once, with
+//! every query already waiting (so an idle index adds no latency); queries that arrive
+//! while a scan runs wait for it to end, and the first of them to wake scans for all of
+//! them. Under load the batch therefore grows to the number of queries in flight,
+//! which is what the blocked scan ([`super::scan`]) needs to pay the gallery's memory
+//! traffic once per batch.
+//!
+//! Optionally, a scan that starts right after another (the index is busy) first waits up
+//! to [`BatchConfig::window`] for the batch to fill, so arrivals spread over a scan's
+//! length are not split into many small batches. An index idle for longer than the
+//! window never waits.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How queries are grouped.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct BatchConfig {
+    /// Most queries in one scan (≥ 1).
+    pub max: usize,
+    /// Longest a busy index waits for a batch to fill; zero: never waits.
+    pub window: Duration,
+}
+
+/// One waiting query.
+pub(crate) struct Job<Q> {
+    ticket: u64,
+    pub query: Q,
+}
+
+impl<Q> Job<Q> {
+    /// A job outside any batcher (a query scanned on its own).
+    pub(crate) fn new(query: Q) -> Self {
+        Job { ticket: 0, query }
+    }
+}
+
+/// Gathers concurrent queries of type `Q` into batches answered with `A`.
+pub(crate) struct Batcher<Q, A> {
+    config: BatchConfig,
+    queue: Mutex<Queue<Q, A>>,
+    wake: Condvar,
+}
+
+struct Queue<Q, A> {
+    next_ticket: u64,
+    waiting: VecDeque<Job<Q>>,
+    done: HashMap<u64, A>,
+    scanning: bool,
+    last_end: Option<Instant>,
+}
+
+impl<Q: Clone, A> Batcher<Q, A> {
+    pub(crate) fn new(config: BatchConfig) -> Self {
+        Self {
+            config: BatchConfig {
+                max: config.max.max(1),
+                ..config
+            },
+            queue: Mutex::new(Queue {
+                next_ticket: 0,
+                waiting: VecDeque::new(),
+                done: HashMap::new(),
+                scanning: false,
+                last_end: None,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// Answers `query`, scanning with `run` when this thread's turn comes to lead a
+    /// batch; `run` gets the batch (this query among them) and returns one answer each,
+    /// in order.
+    pub(crate) fn submit(&self, query: Q, run: impl Fn(&[Job<Q>]) -> Vec<A>) -> A {
+        let mut q = self.lock();
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.waiting.push_back(Job {
+            ticket,
+            query: query.clone(),
+        });
+        if q.waiting.len() >= self.config.max {
+            // A leader waiting for its window to fill can go now.
+            self.wake.notify_all();
+        }
+        loop {
+            if let Some(answer) = q.done.remove(&ticket) {
+                return answer;
+            }
+            if q.scanning {
+                q = self.wake.wait(q).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            q.scanning = true;
+            q = self.fill_window(q);
+            let batch = self.take_batch(&mut q, ticket, &query);
+            drop(q);
+            let mut guard = EndScan {
+                batcher: self,
+                armed: true,
+            };
+            let answers = run(&batch);
+            q = self.lock();
+            for (job, answer) in batch.iter().zip(answers) {
+                q.done.insert(job.ticket, answer);
+            }
+            end_scan(&mut q, &self.wake);
+            guard.armed = false;
+        }
+    }
+
+    /// While the index is busy (a scan ended within the window), waits up to the window
+    /// for `max` queries.
+    fn fill_window<'a>(
+        &'a self,
+        mut q: MutexGuard<'a, Queue<Q, A>>,
+    ) -> MutexGuard<'a, Queue<Q, A>> {
+        let window = self.config.window;
+        let busy = q.last_end.is_some_and(|t| t.elapsed() < window);
+        if window.is_zero() || !busy {
+            return q;
+        }
+        let deadline = Instant::now() + window;
+        while q.waiting.len() < self.config.max {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            q = self
+                .wake
+                .wait_timeout(q, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        q
+    }
+
+    /// This thread's own job plus the oldest others, up to `max`. The own job is made
+    /// again if a failed scan took it away.
+    fn take_batch(&self, q: &mut Queue<Q, A>, ticket: u64, query: &Q) -> Vec<Job<Q>> {
+        let own = match q.waiting.iter().position(|j| j.ticket == ticket) {
+            Some(i) => q.waiting.remove(i),
+            None => None,
+        }
+        .unwrap_or_else(|| Job {
+            ticket,
+            query: query.clone(),
+        });
+        let others = q.waiting.len().min(self.config.max - 1);
+        let mut batch = Vec::with_capacity(others + 1);
+        batch.push(own);
+        batch.extend(q.waiting.drain(..others));
+        batch
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue<Q, A>> {
+        // Every change to the queue completes under the lock; a panic cannot tear it.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn end_scan<Q, A>(q: &mut Queue<Q, A>, wake: &Condvar) {
+    q.scanning = false;
+    q.last_end = Some(Instant::now());
+    wake.notify_all();
+}
+
+/// Ends a scan when `run` panics, so the next waiter can lead (its job is made again).
+struct EndScan<'a, Q: Clone, A> {
+    batcher: &'a Batcher<Q, A>,
+    armed: bool,
+}
+
+impl<Q: Clone, A> Drop for EndScan<'_, Q, A> {
+    fn drop(&mut self) {
+        if self.armed {
+            end_scan(&mut self.batcher.lock(), &self.batcher.wake);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    impl<Q, A> Batcher<Q, A> {
+        fn waiting(&self) -> usize {
+            self.queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .waiting
+                .len()
+        }
+    }
+
+    #[test]
+    fn queries_arriving_during_a_scan_share_the_next_one_and_get_their_own_answers() {
+        let batcher: Batcher<u32, u32> = Batcher::new(BatchConfig {
+            max: 64,
+            window: Duration::ZERO,
+        });
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = Mutex::new(gate);
+        let sizes = Mutex::new(Vec::new());
+        let run = |jobs: &[Job<u32>]| {
+            sizes.lock().unwrap().push(jobs.len());
+            if jobs[0].query == 0 {
+                // The first scan holds on until every other query is waiting.
+                gate.lock().unwrap().recv().unwrap();
+            }
+            jobs.iter().map(|j| j.query * 10).collect()
+        };
+        let (batcher, run) = (&batcher, &run);
+        std::thread::scope(|s| {
+            let first = s.spawn(move || batcher.submit(0, run));
+            while sizes.lock().unwrap().is_empty() {
+                std::thread::yield_now();
+            }
+            let others: Vec<_> = (1..8u32)
+                .map(|i| s.spawn(move || (i, batcher.submit(i, run))))
+                .collect();
+            while batcher.waiting() < 7 {
+                std::thread::yield_now();
+            }
+            release.send(()).unwrap();
+            assert_eq!(first.join().unwrap(), 0);
+            for h in others {
+                let (i, answer) = h.join().unwrap();
+                assert_eq!(answer, i * 10);
+            }
+        });
+        assert_eq!(*sizes.lock().unwrap(), vec![1, 7]);
+    }
+
+    #[test]
+    fn a_failed_scan_lets_the_other_queries_of_its_batch_run_again() {
+        let batcher: Batcher<u32, u32> = Batcher::new(BatchConfig {
+            max: 4,
+            window: Duration::from_millis(1),
+        });
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let run = |jobs: &[Job<u32>]| {
+            if !failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                panic!("first scan fails");
+            }
+            jobs.iter().map(|j| j.query + 1).collect()
+        };
+        let first =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batcher.submit(1, run)));
+        assert!(first.is_err());
+        assert_eq!(batcher.submit(2, run), 3);
+    }
+}
