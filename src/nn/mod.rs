@@ -20,6 +20,7 @@ pub mod activation;
 pub mod batch_norm;
 pub mod conv2d;
 pub mod dropout;
+pub mod epilogue;
 pub mod flatten;
 pub mod gemm;
 pub mod im2col;
