@@ -1,13 +1,20 @@
-//! Speed of the reference CNN: one training step (forward, backward, Adam) at batch 64,
-//! inference at batch 64 and at batch 1, in images per second.
+//! Speed of the engine: one training step (forward, backward, Adam) and inference at
+//! the training batch and at batch 1, in images per second, for the reference CNN
+//! (1×56×48, batch 64) and a residual network (ResNet-14 of 3 stages at 1×112×96).
 //!
 //! Run: `cargo bench --bench engine`. `scripts/bench_torch.py` measures the same with
-//! PyTorch. The loss is `E = Σ R ⊙ y` for a fixed random R (dE/dy = R), the same in both,
-//! so the step times the network and the optimiser, not a particular loss.
-//! `FACEPRINT_BENCH_SECONDS` sets the time per figure (default 5); `FACEPRINT_BENCH_PROFILE=1`
-//! also prints the time spent in each layer and compares the GEMM kernels.
+//! PyTorch; `scripts/bench_engine_vs_torch.sh` alternates the two. The loss is
+//! `E = Σ R ⊙ y` for a fixed random R (dE/dy = R), the same in both, so the step times
+//! the network and the optimiser, not a particular loss. The load average
+//! (`/proc/loadavg`) is printed before and after, because figures taken on a busy
+//! machine are not comparable with idle ones.
+//!
+//! Environment: `FACEPRINT_BENCH_SECONDS` sets the time per figure (default 5);
+//! `FACEPRINT_BENCH_NET` = `cnn` (default), `resnet` or `both`;
+//! `FACEPRINT_BENCH_PROFILE=1` also prints the time spent in each layer (training step,
+//! inference at both batches) and compares the GEMM kernels.
 
-use faceprint::model::arch::ArchSpec;
+use faceprint::model::arch::{ArchSpec, ResnetSpec};
 use faceprint::nn::optim::{Adam, AdamConfig, Optimizer};
 use faceprint::nn::sequential::Sequential;
 use faceprint::nn::{Mode, Tensor};
@@ -75,36 +82,131 @@ fn compare_kernels(rng: &mut ChaCha8Rng) {
     }
 }
 
-/// Mean time per layer (forward and backward) over a few training steps.
-fn profile(net: &mut Sequential, x: &Tensor, dy: &Tensor) -> BenchResult {
+/// Time per step (forward and backward) of a training step, each step a layer and the
+/// element-wise layers it applies in its own pass, as `Sequential` runs them. The fastest
+/// of 10 repetitions, the figure least disturbed by other work on a shared machine.
+fn profile_train(net: &mut Sequential, x: &Tensor, dy: &Tensor) -> BenchResult {
+    use faceprint::nn::epilogue;
     const STEPS: u32 = 10;
-    let n = net.len();
-    let (mut fwd, mut bwd) = (vec![Duration::ZERO; n], vec![Duration::ZERO; n]);
-    for _ in 0..STEPS {
-        let mut y = x.clone();
-        for (i, layer) in net.layers_mut().iter_mut().enumerate() {
+    let mut steps: Vec<(usize, String, Duration, Duration)> = Vec::new();
+    for rep in 0..STEPS {
+        let layers = net.layers_mut();
+        let (mut y, mut i, mut step) = (x.clone(), 0, 0);
+        while i < layers.len() {
+            let chain = epilogue::chain(&layers[i + 1..]);
             let t = Instant::now();
-            y = layer.forward(&y, Mode::Train)?;
-            fwd[i] += t.elapsed();
+            let (out, used) = layers[i].forward_then(&y, Mode::Train, &chain)?;
+            let spent = t.elapsed();
+            if rep == 0 {
+                let kinds: Vec<&str> = layers[i..=i + used].iter().map(|l| l.kind()).collect();
+                steps.push((i, kinds.join("+"), Duration::ZERO, Duration::ZERO));
+            }
+            steps[step].2 = fastest(rep, steps[step].2, spent);
+            (y, i, step) = (out, i + 1 + used, step + 1);
         }
         let mut d = dy.clone();
-        for (i, layer) in net.layers_mut().iter_mut().enumerate().rev() {
+        for (i, _, _, bwd) in steps.iter_mut().rev() {
             let t = Instant::now();
-            d = layer.backward(&d)?;
-            bwd[i] += t.elapsed();
+            d = layers[*i].backward(&d)?;
+            *bwd = fastest(rep, *bwd, t.elapsed());
         }
     }
-    let total: Duration = fwd.iter().chain(&bwd).sum();
-    println!("profile (ms per step of batch 64, forward + backward):");
-    for (i, layer) in net.layers().iter().enumerate() {
-        let (f, b) = (fwd[i] / STEPS, bwd[i] / STEPS);
-        let share = 100.0 * (fwd[i] + bwd[i]).as_secs_f64() / total.as_secs_f64();
+    let total: Duration = steps.iter().map(|s| s.2 + s.3).sum();
+    let batch = x.shape()[0];
+    println!("profile (ms per training step of batch {batch}, forward + backward):");
+    for (i, name, fwd, bwd) in &steps {
+        let share = 100.0 * (*fwd + *bwd).as_secs_f64() / total.as_secs_f64();
+        let (f, b) = (fwd.as_secs_f64(), bwd.as_secs_f64());
         println!(
-            "  {i:>2} {:<12} {:>7.2} + {:>7.2}  ({share:.1} %)",
-            layer.kind(),
-            f.as_secs_f64() * 1e3,
-            b.as_secs_f64() * 1e3
+            "  {i:>2} {name:<24} {:>7.2} + {:>7.2}  ({share:.1} %)",
+            f * 1e3,
+            b * 1e3
         );
+    }
+    Ok(())
+}
+
+/// Time per step of inference as `Sequential::infer` runs it: a layer and the
+/// element-wise layers it applies in its own pass (`conv2d+batch_norm+relu+…`); the
+/// fastest of the repetitions.
+fn profile_infer(net: &Sequential, x: &Tensor) -> BenchResult {
+    use faceprint::nn::epilogue;
+    let reps: u32 = if x.shape()[0] == 1 { 200 } else { 10 };
+    let layers = net.layers();
+    let mut steps: Vec<(String, Duration)> = Vec::new();
+    for rep in 0..reps {
+        let (mut y, mut i, mut step) = (x.clone(), 0, 0);
+        while i < layers.len() {
+            let chain = epilogue::chain(&layers[i + 1..]);
+            let t = Instant::now();
+            let (out, used) = layers[i].infer_then(&y, &chain)?;
+            let spent = t.elapsed();
+            if rep == 0 {
+                let kinds: Vec<&str> = layers[i..=i + used].iter().map(|l| l.kind()).collect();
+                steps.push((format!("{i:>2} {}", kinds.join("+")), Duration::ZERO));
+            }
+            steps[step].1 = fastest(rep, steps[step].1, spent);
+            (y, i, step) = (out, i + 1 + used, step + 1);
+        }
+    }
+    let total: Duration = steps.iter().map(|s| s.1).sum();
+    let batch = x.shape()[0];
+    println!("profile (ms per inference of batch {batch}):");
+    for (name, spent) in &steps {
+        let share = 100.0 * spent.as_secs_f64() / total.as_secs_f64();
+        let ms = spent.as_secs_f64() * 1e3;
+        println!("  {name:<44} {ms:>7.3}  ({share:.1} %)");
+    }
+    Ok(())
+}
+
+/// The shorter of `best` and `spent`; `spent` alone at the first repetition.
+fn fastest(rep: u32, best: Duration, spent: Duration) -> Duration {
+    if rep == 0 { spent } else { best.min(spent) }
+}
+
+/// The 1-, 5- and 15-minute load averages, as the kernel reports them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// One network's figures: training step at `batch`, inference at `batch` and at 1.
+fn bench_net(name: &str, spec: &ArchSpec, batch: usize, budget: Duration) -> BenchResult {
+    let mut net = spec.build(0)?;
+    let [h, w] = spec.input();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let xb = random(&[batch, 1, h, w], &mut rng);
+    let x1 = random(&[1, 1, h, w], &mut rng);
+    let dy = random(&[batch, spec.embedding_dim()], &mut rng);
+    let mut adam = Adam::new(&AdamConfig::default())?;
+
+    println!("{name}: load average {}", load_average());
+    let train = rate(batch, budget, || {
+        net.zero_grad();
+        net.forward(&xb, Mode::Train)?;
+        net.backward(&dy)?;
+        adam.step(&mut net.params_mut(), 1e-3)?;
+        Ok(())
+    })?;
+    println!("{name} train_step_b{batch}: {train:.1} images/s");
+    let infer_b = rate(batch, budget, || {
+        net.infer(&xb)?;
+        Ok(())
+    })?;
+    println!("{name} infer_b{batch}: {infer_b:.1} images/s");
+    let infer1 = rate(1, budget, || {
+        net.infer(&x1)?;
+        Ok(())
+    })?;
+    println!("{name} infer_b1: {infer1:.1} images/s");
+    println!("{name}: load average {}", load_average());
+
+    if std::env::var("FACEPRINT_BENCH_PROFILE").is_ok_and(|v| v == "1") {
+        profile_train(&mut net, &xb, &dy)?;
+        profile_infer(&net, &xb)?;
+        profile_infer(&net, &x1)?;
     }
     Ok(())
 }
@@ -115,37 +217,19 @@ fn main() -> BenchResult {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5.0);
     let budget = Duration::from_secs_f64(seconds);
-    let spec = ArchSpec::reference_cnn();
-    let mut net = spec.build(0)?;
-    let [h, w] = spec.input();
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let x64 = random(&[64, 1, h, w], &mut rng);
-    let x1 = random(&[1, 1, h, w], &mut rng);
-    let dy = random(&[64, spec.embedding_dim()], &mut rng);
-    let mut adam = Adam::new(&AdamConfig::default())?;
-
-    let train = rate(64, budget, || {
-        net.zero_grad();
-        net.forward(&x64, Mode::Train)?;
-        net.backward(&dy)?;
-        adam.step(&mut net.params_mut(), 1e-3)?;
-        Ok(())
-    })?;
-    println!("train_step_b64: {train:.1} images/s");
-    let infer64 = rate(64, budget, || {
-        net.infer(&x64)?;
-        Ok(())
-    })?;
-    println!("infer_b64: {infer64:.1} images/s");
-    let infer1 = rate(1, budget, || {
-        net.infer(&x1)?;
-        Ok(())
-    })?;
-    println!("infer_b1: {infer1:.1} images/s");
-
+    let which = std::env::var("FACEPRINT_BENCH_NET").unwrap_or_else(|_| "cnn".into());
+    println!("threads {}", rayon::current_num_threads());
+    if which == "cnn" || which == "both" {
+        bench_net("cnn", &ArchSpec::reference_cnn(), 64, budget)?;
+    }
+    if which == "resnet" || which == "both" {
+        // A ResNet-14 (stem 32, stages 32-64-128 of two BasicBlocks) on 112×96 crops:
+        // ~2.2 GFLOP per image, 40× the reference CNN, so a smaller batch.
+        let spec = ArchSpec::Resnet(ResnetSpec::with_input([112, 96]));
+        bench_net("resnet", &spec, 16, budget)?;
+    }
     if std::env::var("FACEPRINT_BENCH_PROFILE").is_ok_and(|v| v == "1") {
-        profile(&mut net, &x64, &dy)?;
-        compare_kernels(&mut rng);
+        compare_kernels(&mut ChaCha8Rng::seed_from_u64(2));
     }
     Ok(())
 }

@@ -1,20 +1,33 @@
 #!/usr/bin/env python3
-"""PyTorch's speed on the reference CNN, for comparison with `cargo bench --bench engine`.
+"""PyTorch's speed on the engine benchmark's networks, for comparison with
+`cargo bench --bench engine` (`scripts/bench_engine_vs_torch.sh` alternates the two).
 
-Same model (input 1x56x48; conv 1-32-64-128 3x3 pad 1, each + BN + ReLU + maxpool 2;
-flatten; linear 256 + BN + ReLU + dropout 0.5; linear 128; L2 normalisation), same batch,
-same loss E = sum(R * y) for a fixed random R, Adam (lr 1e-3), 2 threads.
+cnn: the reference CNN (input 1x56x48; conv 1-32-64-128 3x3 pad 1, each + BN + ReLU +
+maxpool 2; flatten; linear 256 + BN + ReLU + dropout 0.5; linear 128; L2 normalisation),
+batch 64.
+resnet: the engine's ResNet-14 at 1x112x96 (stem conv 3x3 32 + BN + ReLU; stages 32, 64,
+128 of two BasicBlocks, stride 2 at the first block of stages 2 and 3; global average
+pool; dropout 0; linear 128 + BN; L2 normalisation), batch 16. Its blocks are
+scripts/torch_resblock.py's (torchvision's layout: convolutions without bias, where the
+engine's have a zero bias: 1/288 of the work or less).
 
-Run: /work/pyenv/bin/python scripts/bench_torch.py [--seconds 5]
-Prints `train_step_b64: <n> images/s`, `infer_b64: …`, `infer_b1: …`.
+Same loss E = sum(R * y) for a fixed random R, Adam (lr 1e-3), 2 threads. The load
+average is printed before and after each network: figures from a busy machine are not
+comparable with idle ones.
+
+Run: /work/torchenv/bin/python scripts/bench_torch.py [--seconds 5] [--net cnn|resnet|both]
+Prints `cnn train_step_b64: <n> images/s`, `cnn infer_b64: …`, `cnn infer_b1: …`.
 """
 
 import argparse
+import os
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_resblock import BasicBlock
 
 
 class L2Norm(nn.Module):
@@ -45,6 +58,25 @@ def reference_cnn():
     return nn.Sequential(*layers)
 
 
+def resnet14():
+    layers = [nn.Conv2d(1, 32, 3, stride=1, padding=1), nn.BatchNorm2d(32), nn.ReLU()]
+    channels = 32
+    for stage, width in enumerate((32, 64, 128)):
+        for block in range(2):
+            stride = 2 if stage > 0 and block == 0 else 1
+            layers.append(BasicBlock(channels, width, stride))
+            channels = width
+    layers += [
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(0.0),
+        nn.Linear(channels, 128),
+        nn.BatchNorm1d(128),
+        L2Norm(),
+    ]
+    return nn.Sequential(*layers)
+
+
 def rate(images, seconds, step):
     """Images per second of `step` over at least `seconds`, after two warm-up calls."""
     step()
@@ -57,36 +89,52 @@ def rate(images, seconds, step):
     return steps * images / (time.perf_counter() - start)
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=5.0)
-    args = parser.parse_args()
+def load_average():
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
-    torch.set_num_threads(2)
+
+def bench(name, net, batch, size, seconds):
     torch.manual_seed(0)
-    net = reference_cnn()
-    x64 = torch.rand(64, 1, 56, 48) * 2 - 1
-    x1 = torch.rand(1, 1, 56, 48) * 2 - 1
-    r = torch.rand(64, 128) * 2 - 1
+    h, w = size
+    xb = torch.rand(batch, 1, h, w) * 2 - 1
+    x1 = torch.rand(1, 1, h, w) * 2 - 1
+    r = torch.rand(batch, 128) * 2 - 1
     adam = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def train_step():
         adam.zero_grad()
-        y = net(x64)
+        y = net(xb)
         (y * r).sum().backward()
         adam.step()
 
+    print(f"{name}: load average {load_average()}", flush=True)
     net.train()
-    train = rate(64, args.seconds, train_step)
-    print(f"train_step_b64: {train:.1f} images/s", flush=True)
+    train = rate(batch, seconds, train_step)
+    print(f"{name} train_step_b{batch}: {train:.1f} images/s", flush=True)
 
     net.eval()
     with torch.inference_mode():
-        infer64 = rate(64, args.seconds, lambda: net(x64))
-        print(f"infer_b64: {infer64:.1f} images/s", flush=True)
-        infer1 = rate(1, args.seconds, lambda: net(x1))
-        print(f"infer_b1: {infer1:.1f} images/s", flush=True)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+        infer_b = rate(batch, seconds, lambda: net(xb))
+        print(f"{name} infer_b{batch}: {infer_b:.1f} images/s", flush=True)
+        infer1 = rate(1, seconds, lambda: net(x1))
+        print(f"{name} infer_b1: {infer1:.1f} images/s", flush=True)
+    print(f"{name}: load average {load_average()}", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--net", choices=["cnn", "resnet", "both"], default="cnn")
+    args = parser.parse_args()
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
+    if args.net in ("cnn", "both"):
+        bench("cnn", reference_cnn(), 64, (56, 48), args.seconds)
+    if args.net in ("resnet", "both"):
+        torch.manual_seed(0)
+        bench("resnet", resnet14(), 16, (112, 96), args.seconds)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! Batch normalisation (Ioffe & Szegedy, 2015) over `(N, C)` and `(N, C, H, W)`.
 
+use super::epilogue::Epilogue;
 use super::tensor::{CHUNK, data, from_vec, lane_sum, per_channel, same_shape};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rayon::prelude::*;
@@ -31,6 +32,9 @@ struct Cache {
     xhat: Vec<f32>,
     /// 1/√(σ² + ε). (C)
     inv_std: Vec<f32>,
+    /// Whether the forward applied the ReLU after this layer (`forward_then`); its
+    /// derivative, `γ·x̂ + β > 0`, is recomputed from x̂ rather than stored.
+    relu: bool,
 }
 
 /// Per-channel mean and biased variance over a `(N, C, S)` view in one pass over memory:
@@ -61,23 +65,42 @@ fn mean_var(xs: &[f32], (n, c, s): (usize, usize, usize)) -> (Vec<f64>, Vec<f64>
     (means, vars)
 }
 
-/// Per-channel `Σ f(aᵢ, bᵢ)` over a `(N, C, S)` view: runs summed in parallel (f32
-/// lanes), runs of one channel added in f64.
-fn channel_sums(
-    a: &[f32],
-    b: &[f32],
+/// The gradient reaching `γ·x̂ + β`: `dy` itself, or, when the ReLU after this layer
+/// was applied in its forward (`relu`), `dy` where `γ·x̂ + β > 0` and 0 elsewhere.
+#[inline]
+fn gated(d: f32, h: f32, (g, b): (f32, f32), relu: bool) -> f32 {
+    if !relu || g * h + b > 0.0 { d } else { 0.0 }
+}
+
+/// Per-channel `Σ dy` and `Σ dy·x̂` (`dy` gated by [`gated`]) over a `(N, C, S)` view in
+/// one pass over memory: each run (one image, one channel) is summed while it is in L1
+/// (f32 lanes), runs of one channel are added in f64.
+fn grad_sums(
+    dy: &[f32],
+    xhat: &[f32],
     (n, c, s): (usize, usize, usize),
-    f: impl Fn(f32, f32) -> f32 + Sync,
-) -> Vec<f64> {
-    let runs: Vec<f64> = a
+    (gamma, beta): (&[f32], &[f32]),
+    relu: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let runs: Vec<(f64, f64)> = dy
         .par_chunks(s)
-        .zip(b.par_chunks(s))
+        .zip(xhat.par_chunks(s))
         .with_min_len((CHUNK / s).max(1))
-        .map(|(ra, rb)| f64::from(lane_sum(ra, rb, &f)))
+        .enumerate()
+        .map(|(run, (d, h))| {
+            let gb = (gamma[run % c], beta[run % c]);
+            let sum_dy = lane_sum(d, h, |d, h| gated(d, h, gb, relu));
+            let sum_dy_xhat = lane_sum(d, h, |d, h| gated(d, h, gb, relu) * h);
+            (f64::from(sum_dy), f64::from(sum_dy_xhat))
+        })
         .collect();
-    (0..c)
-        .map(|ch| (0..n).map(|img| runs[img * c + ch]).sum())
-        .collect()
+    let of_channel = |ch: usize, part: fn(&(f64, f64)) -> f64| -> f64 {
+        (0..n).map(|img| part(&runs[img * c + ch])).sum()
+    };
+    (
+        (0..c).map(|ch| of_channel(ch, |r| r.0)).collect(),
+        (0..c).map(|ch| of_channel(ch, |r| r.1)).collect(),
+    )
 }
 
 impl BatchNorm {
@@ -100,6 +123,80 @@ impl BatchNorm {
 
     pub fn channels(&self) -> usize {
         self.gamma.value.len()
+    }
+
+    /// The forward; with `relu`, `max(0, y)` (see `forward_then`).
+    fn train_forward(&mut self, x: &Tensor, mode: Mode, relu: bool) -> Result<Tensor> {
+        if mode == Mode::Eval {
+            return self.infer(x);
+        }
+        let dims @ (n, c, s) = per_channel("batch_norm", x.shape(), self.channels())?;
+        let m = n * s;
+        if m < 2 {
+            return Err(NnError::shape(
+                "batch_norm",
+                "more than one value per channel in training",
+                x.shape(),
+            ));
+        }
+        let xs = data(x);
+        let (mean, var) = mean_var(&xs, dims);
+        let inv_std: Vec<f32> = var
+            .iter()
+            .map(|&v| (1.0 / (v + f64::from(self.eps)).sqrt()) as f32)
+            .collect();
+        // One pass writes x̂ = (x − μ)·inv_std and y = γ·x̂ + β (then max(0, y)).
+        let (gamma, beta) = (data(&self.gamma.value), data(&self.beta.value));
+        let mut xhat = vec![0.0f32; xs.len()];
+        let mut y = vec![0.0f32; xs.len()];
+        xhat.par_chunks_mut(s)
+            .zip(y.par_chunks_mut(s))
+            .zip(xs.par_chunks(s))
+            .with_min_len((CHUNK / s).max(1))
+            .enumerate()
+            .for_each(|(run, ((h, o), x))| {
+                let ch = run % c;
+                let (mu, k, g, b) = (mean[ch] as f32, inv_std[ch], gamma[ch], beta[ch]);
+                for ((h, o), &v) in h.iter_mut().zip(o.iter_mut()).zip(x) {
+                    *h = (v - mu) * k;
+                    *o = g * *h + b;
+                }
+                if relu {
+                    o.iter_mut().for_each(|o| *o = o.max(0.0));
+                }
+            });
+
+        let mom = self.momentum;
+        let unbiased = m as f64 / (m - 1) as f64;
+        for (ch, r) in self.running_mean.iter_mut().enumerate() {
+            *r = (1.0 - mom) * *r + mom * mean[ch] as f32;
+        }
+        for (ch, r) in self.running_var.iter_mut().enumerate() {
+            *r = (1.0 - mom) * *r + mom * (var[ch] * unbiased) as f32;
+        }
+        self.cache = Some(Cache {
+            shape: x.shape().to_vec(),
+            xhat,
+            inv_std,
+            relu,
+        });
+        from_vec(x.shape(), y)
+    }
+
+    /// The eval-mode map as `y = scale[c]·x + shift[c]`:
+    /// `scale = γ/√(r_var + ε)`, `shift = β − scale·r_mean`. (C), (C)
+    fn eval_affine(&self) -> (Vec<f32>, Vec<f32>) {
+        let (gamma, beta) = (data(&self.gamma.value), data(&self.beta.value));
+        let scale: Vec<f32> = self
+            .running_var
+            .iter()
+            .zip(gamma.iter())
+            .map(|(&v, &g)| g / (v + self.eps).sqrt())
+            .collect();
+        let shift: Vec<f32> = (0..self.channels())
+            .map(|ch| beta[ch] - scale[ch] * self.running_mean[ch])
+            .collect();
+        (scale, shift)
     }
 
     /// `y = scale[c]·x + shift[c]` over the `(N, C, S)` view, images in parallel.
@@ -136,72 +233,31 @@ impl Layer for BatchNorm {
     }
 
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        if mode == Mode::Eval {
-            return self.infer(x);
-        }
-        let dims @ (n, c, s) = per_channel("batch_norm", x.shape(), self.channels())?;
-        let m = n * s;
-        if m < 2 {
-            return Err(NnError::shape(
-                "batch_norm",
-                "more than one value per channel in training",
-                x.shape(),
-            ));
-        }
-        let xs = data(x);
-        let (mean, var) = mean_var(&xs, dims);
-        let inv_std: Vec<f32> = var
-            .iter()
-            .map(|&v| (1.0 / (v + f64::from(self.eps)).sqrt()) as f32)
-            .collect();
-        // One pass writes x̂ = (x − μ)·inv_std and y = γ·x̂ + β.
-        let (gamma, beta) = (data(&self.gamma.value), data(&self.beta.value));
-        let mut xhat = vec![0.0f32; xs.len()];
-        let mut y = vec![0.0f32; xs.len()];
-        xhat.par_chunks_mut(s)
-            .zip(y.par_chunks_mut(s))
-            .zip(xs.par_chunks(s))
-            .with_min_len((CHUNK / s).max(1))
-            .enumerate()
-            .for_each(|(run, ((h, o), x))| {
-                let ch = run % c;
-                let (mu, k, g, b) = (mean[ch] as f32, inv_std[ch], gamma[ch], beta[ch]);
-                for ((h, o), &v) in h.iter_mut().zip(o.iter_mut()).zip(x) {
-                    *h = (v - mu) * k;
-                    *o = g * *h + b;
-                }
-            });
+        self.train_forward(x, mode, false)
+    }
 
-        let mom = self.momentum;
-        let unbiased = m as f64 / (m - 1) as f64;
-        for (ch, r) in self.running_mean.iter_mut().enumerate() {
-            *r = (1.0 - mom) * *r + mom * mean[ch] as f32;
-        }
-        for (ch, r) in self.running_var.iter_mut().enumerate() {
-            *r = (1.0 - mom) * *r + mom * (var[ch] * unbiased) as f32;
-        }
-        self.cache = Some(Cache {
-            shape: x.shape().to_vec(),
-            xhat,
-            inv_std,
-        });
-        from_vec(x.shape(), y)
+    /// In training, a ReLU right after this layer is applied in the same pass (it would
+    /// otherwise read and write the whole output once more each way), and its backward
+    /// is taken by this layer's.
+    fn forward_then(
+        &mut self,
+        x: &Tensor,
+        mode: Mode,
+        chain: &[Epilogue],
+    ) -> Result<(Tensor, usize)> {
+        let relu = mode == Mode::Train && chain.first() == Some(&Epilogue::Relu);
+        Ok((self.train_forward(x, mode, relu)?, usize::from(relu)))
     }
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
         let dims = per_channel("batch_norm", x.shape(), self.channels())?;
-        // y = γ/√(r_var + ε) · x + (β − γ·r_mean/√(r_var + ε))
-        let (gamma, beta) = (data(&self.gamma.value), data(&self.beta.value));
-        let scale: Vec<f32> = self
-            .running_var
-            .iter()
-            .zip(gamma.iter())
-            .map(|(&v, &g)| g / (v + self.eps).sqrt())
-            .collect();
-        let shift: Vec<f32> = (0..self.channels())
-            .map(|ch| beta[ch] - scale[ch] * self.running_mean[ch])
-            .collect();
+        let (scale, shift) = self.eval_affine();
         from_vec(x.shape(), Self::affine(&data(x), dims, &scale, &shift))
+    }
+
+    fn as_epilogue(&self) -> Option<Epilogue> {
+        let (scale, shift) = self.eval_affine();
+        Some(Epilogue::ChannelAffine { scale, shift })
     }
 
     /// With `M = N·H·W` values per channel:
@@ -217,13 +273,13 @@ impl Layer for BatchNorm {
         let m = (n * s) as f64;
         let dys = data(dy);
         let xhat = &cache.xhat;
-        let sum_dy = channel_sums(&dys, &dys, dims, |d, _| d);
-        let sum_dy_xhat = channel_sums(&dys, xhat, dims, |d, h| d * h);
+        let (gamma, beta) = (data(&self.gamma.value), data(&self.beta.value));
+        let relu = cache.relu;
+        let (sum_dy, sum_dy_xhat) = grad_sums(&dys, xhat, dims, (&gamma, &beta), relu);
         for ch in 0..c {
             self.beta.grad[ch] += sum_dy[ch] as f32;
             self.gamma.grad[ch] += sum_dy_xhat[ch] as f32;
         }
-        let gamma = data(&self.gamma.value);
         let k: Vec<f32> = (0..c).map(|ch| gamma[ch] * cache.inv_std[ch]).collect();
         let mean_dy: Vec<f32> = sum_dy.iter().map(|&v| (v / m) as f32).collect();
         let mean_dy_xhat: Vec<f32> = sum_dy_xhat.iter().map(|&v| (v / m) as f32).collect();
@@ -235,12 +291,13 @@ impl Layer for BatchNorm {
                 for ch in 0..c {
                     let r = ch * s..(ch + 1) * s;
                     let (kc, md, mdx) = (k[ch], mean_dy[ch], mean_dy_xhat[ch]);
+                    let gb = (gamma[ch], beta[ch]);
                     for ((o, &d), &h) in dx_img[r.clone()]
                         .iter_mut()
                         .zip(&dy_img[r.clone()])
                         .zip(&xh_img[r])
                     {
-                        *o = kc * (d - md - h * mdx);
+                        *o = kc * (gated(d, h, gb, relu) - md - h * mdx);
                     }
                 }
             });

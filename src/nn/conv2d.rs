@@ -1,5 +1,6 @@
 //! 2-D convolution (cross-correlation, as in PyTorch) by im2col + GEMM.
 
+use super::epilogue::{self, Epilogue};
 use super::gemm::{Gemm, Op};
 use super::im2col::{Geometry, col2im, im2col};
 use super::init::Init;
@@ -126,34 +127,64 @@ impl Conv2d {
         ))
     }
 
-    /// `y_img (O, Ho·Wo) = bias + W · cols`.
-    fn product(&self, g: &Geometry, w: &[f32], bias: &[f32], cols: &[f32], y_img: &mut [f32]) {
+    /// `y_img (O, Ho·Wo) = bias + W · cols`; `inner` lets the product use both cores.
+    fn product(
+        &self,
+        g: &Geometry,
+        (w, bias): (&[f32], &[f32]),
+        cols: &[f32],
+        y_img: &mut [f32],
+        inner: bool,
+    ) {
         let o = self.config.out_channels;
         for (row, &b) in y_img.chunks_exact_mut(g.cols()).zip(bias) {
             row.fill(b);
         }
         Gemm::new(o, g.cols(), g.rows())
             .accumulate(true)
+            .parallel(inner)
             .run(w, cols, y_img);
     }
 
-    fn run(&self, x: &Tensor) -> Result<Tensor> {
+    /// The eval forward, each image's output put through `chain` before it leaves the
+    /// cache (see `epilogue`). Threading: one image per rayon task with single-threaded
+    /// products when there are at least as many images as threads; otherwise (batch 1 at
+    /// inference) the images run in turn and each product uses every thread.
+    fn run(&self, x: &Tensor, chain: &[Epilogue]) -> Result<Tensor> {
         let (n, g) = self.geometry(x.shape())?;
         let o = self.config.out_channels;
+        let (ho, wo) = epilogue::output_hw(chain, g.ho, g.wo);
         let x = data(x);
-        let w = data(&self.weight.value);
-        let b = data(&self.bias.value);
-        let mut y = vec![0.0f32; n * o * g.cols()];
-        y.par_chunks_mut(o * g.cols())
-            .zip(x.par_chunks(g.c * g.h * g.w))
-            .for_each_init(
-                || vec![0.0f32; g.rows() * g.cols()],
-                |cols, (y_img, x_img)| {
-                    im2col(&g, x_img, cols);
-                    self.product(&g, &w, &b, cols, y_img);
-                },
-            );
-        from_vec(&[n, o, g.ho, g.wo], y)
+        let (w, b) = (data(&self.weight.value), data(&self.bias.value));
+        let inner = n < rayon::current_num_threads();
+        let mut y = vec![0.0f32; n * o * ho * wo];
+        let image = |(cols, tile): &mut (Vec<f32>, Vec<f32>),
+                     (y_img, x_img): (&mut [f32], &[f32])| {
+            im2col(&g, x_img, cols);
+            if chain.is_empty() {
+                self.product(&g, (&w, &b), cols, y_img, inner);
+            } else {
+                self.product(&g, (&w, &b), cols, tile, inner);
+                epilogue::apply(chain, (o, g.ho, g.wo), tile, y_img);
+            }
+        };
+        let scratch = || {
+            (
+                vec![0.0f32; g.rows() * g.cols()],
+                vec![0.0f32; o * g.cols()],
+            )
+        };
+        if inner {
+            let mut buffers = scratch();
+            y.chunks_mut(o * ho * wo)
+                .zip(x.chunks(g.c * g.h * g.w))
+                .for_each(|pair| image(&mut buffers, pair));
+        } else {
+            y.par_chunks_mut(o * ho * wo)
+                .zip(x.par_chunks(g.c * g.h * g.w))
+                .for_each_init(scratch, image);
+        }
+        from_vec(&[n, o, ho, wo], y)
     }
 }
 
@@ -168,7 +199,7 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let y = self.run(x)?;
+        let y = self.run(x, &[])?;
         if mode == Mode::Train {
             let (batch, geometry) = self.geometry(x.shape())?;
             let input = data(x).into_owned();
@@ -182,7 +213,11 @@ impl Layer for Conv2d {
     }
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
-        self.run(x)
+        self.run(x, &[])
+    }
+
+    fn infer_then(&self, x: &Tensor, chain: &[Epilogue]) -> Result<(Tensor, usize)> {
+        Ok((self.run(x, chain)?, chain.len()))
     }
 
     fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {

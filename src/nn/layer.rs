@@ -1,3 +1,4 @@
+use super::epilogue::Epilogue;
 use super::{Param, Result, Tensor};
 
 /// Training or evaluation behaviour (batch norm statistics, dropout).
@@ -23,6 +24,35 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
 
     /// Eval-mode forward without touching any state.
     fn infer(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// Eval-mode forward that also applies `chain`, the element-wise layers that follow
+    /// this one, while its output is still in cache (see `epilogue`). Returns the output
+    /// and how many steps of `chain` were applied (a prefix); the default applies none.
+    fn infer_then(&self, x: &Tensor, chain: &[Epilogue]) -> Result<(Tensor, usize)> {
+        let _ = chain;
+        Ok((self.infer(x)?, 0))
+    }
+
+    /// `forward` that also applies `chain`, the element-wise layers that follow this one,
+    /// in the same pass over memory. Returns the output and how many steps of `chain`
+    /// were applied (a prefix); the default applies none. A layer that applies steps in
+    /// training also takes their part of the backward pass in its own `backward`: the
+    /// caller (`Sequential`) skips those layers both ways.
+    fn forward_then(
+        &mut self,
+        x: &Tensor,
+        mode: Mode,
+        chain: &[Epilogue],
+    ) -> Result<(Tensor, usize)> {
+        let _ = chain;
+        Ok((self.forward(x, mode)?, 0))
+    }
+
+    /// This layer's eval-mode computation as an epilogue the layer before it may apply
+    /// instead (batch norm, ReLU, 2×2 max pooling), or `None`.
+    fn as_epilogue(&self) -> Option<Epilogue> {
+        None
+    }
 
     /// Given dE/dy for the last training forward, *adds* dE/dθ into each parameter's
     /// gradient and returns dE/dx.

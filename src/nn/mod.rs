@@ -21,6 +21,7 @@ pub mod avg_pool;
 pub mod batch_norm;
 pub mod conv2d;
 pub mod dropout;
+pub mod epilogue;
 pub mod flatten;
 pub mod gemm;
 pub mod im2col;

@@ -1,6 +1,7 @@
 //! The model container: layers run in order, parameters handed to the optimisers,
 //! tensors saved and loaded by name (safetensors).
 
+use super::epilogue;
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::HashMap;
@@ -15,6 +16,9 @@ use std::path::Path;
 #[derive(Debug, Default)]
 pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
+    /// The layers the last forward ran, in order; the ones between two entries were
+    /// applied by the layer before them (`Layer::forward_then`), and backward skips them.
+    ran: Vec<usize>,
 }
 
 impl Sequential {
@@ -24,13 +28,13 @@ impl Sequential {
 
     /// Appends a layer.
     pub fn push(&mut self, layer: impl Layer + 'static) -> &mut Self {
-        self.layers.push(Box::new(layer));
-        self
+        self.push_boxed(Box::new(layer))
     }
 
     /// Appends a layer chosen at run time.
     pub fn push_boxed(&mut self, layer: Box<dyn Layer>) -> &mut Self {
         self.layers.push(layer);
+        self.ran.clear();
         self
     }
 
@@ -57,28 +61,35 @@ impl Sequential {
             .try_fold(input.to_vec(), |shape, layer| layer.output_shape(&shape))
     }
 
-    /// Runs every layer; `Mode::Train` caches what `backward` needs.
+    /// Runs every layer; `Mode::Train` caches what `backward` needs. A layer that can
+    /// apply the element-wise layers after it in its own pass (batch norm then ReLU) does.
     pub fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let mut layers = self.layers.iter_mut();
-        let Some(first) = layers.next() else {
-            return Ok(x.clone());
-        };
-        let mut y = first.forward(x, mode)?;
-        for layer in layers {
-            y = layer.forward(&y, mode)?;
+        self.ran.clear();
+        let mut y: Option<Tensor> = None;
+        let mut next = 0;
+        while next < self.layers.len() {
+            let chain = epilogue::chain(&self.layers[next + 1..]);
+            let input = y.as_ref().unwrap_or(x);
+            let (out, used) = self.layers[next].forward_then(input, mode, &chain)?;
+            self.ran.push(next);
+            (y, next) = (Some(out), next + 1 + used);
         }
-        Ok(y)
+        Ok(y.unwrap_or_else(|| x.clone()))
     }
 
-    /// Eval-mode forward through `&self` (many threads may share one model).
+    /// Eval-mode forward through `&self` (many threads may share one model). A layer
+    /// that can apply the element-wise layers after it in its own pass over memory
+    /// (`Layer::infer_then`, a convolution followed by batch norm, ReLU, pooling) does,
+    /// and those layers are skipped.
     pub fn infer(&self, x: &Tensor) -> Result<Tensor> {
-        let mut layers = self.layers.iter();
-        let Some(first) = layers.next() else {
+        let Some(first) = self.layers.first() else {
             return Ok(x.clone());
         };
-        let mut y = first.infer(x)?;
-        for layer in layers {
-            y = layer.infer(&y)?;
+        let (mut y, used) = first.infer_then(x, &epilogue::chain(&self.layers[1..]))?;
+        let mut next = 1 + used;
+        while let Some(layer) = self.layers.get(next) {
+            let (out, used) = layer.infer_then(&y, &epilogue::chain(&self.layers[next + 1..]))?;
+            (y, next) = (out, next + 1 + used);
         }
         Ok(y)
     }
@@ -86,15 +97,18 @@ impl Sequential {
     /// Back-propagates dE/dy through every layer in reverse; adds into the parameter
     /// gradients and returns dE/dx.
     pub fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
-        let mut layers = self.layers.iter_mut().rev();
-        let Some(last) = layers.next() else {
-            return Ok(dy.clone());
+        // Before any forward every layer is asked (and reports its missing cache).
+        let ran: Vec<usize> = if self.ran.is_empty() {
+            (0..self.layers.len()).collect()
+        } else {
+            self.ran.clone()
         };
-        let mut d = last.backward(dy)?;
-        for layer in layers {
-            d = layer.backward(&d)?;
+        let mut d: Option<Tensor> = None;
+        for &i in ran.iter().rev() {
+            let grad = d.as_ref().unwrap_or(dy);
+            d = Some(self.layers[i].backward(grad)?);
         }
-        Ok(d)
+        Ok(d.unwrap_or_else(|| dy.clone()))
     }
 
     pub fn zero_grad(&mut self) {

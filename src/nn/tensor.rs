@@ -88,6 +88,38 @@ pub fn par_zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> 
     out
 }
 
+/// `max(0, x)` and, beside it, `1` where the result is positive, else `0` (a ReLU's
+/// derivative), in one parallel pass.
+pub fn par_relu_with_mask(xs: &[f32]) -> (Vec<f32>, Vec<u8>) {
+    use rayon::prelude::*;
+    let mut y = vec![0.0f32; xs.len()];
+    let mut mask = vec![0u8; xs.len()];
+    y.par_chunks_mut(CHUNK)
+        .zip(mask.par_chunks_mut(CHUNK))
+        .zip(xs.par_chunks(CHUNK))
+        .for_each(|((y, m), x)| {
+            for ((y, m), &x) in y.iter_mut().zip(m.iter_mut()).zip(x) {
+                *y = x.max(0.0);
+                *m = u8::from(x > 0.0);
+            }
+        });
+    (y, mask)
+}
+
+/// `a` where `mask` is 1, `0` where it is 0, in parallel.
+pub fn par_mask(a: &[f32], mask: &[u8]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = vec![0.0f32; a.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(mask.par_chunks(CHUNK)))
+        .for_each(|(o, (a, m))| {
+            for ((o, &a), &m) in o.iter_mut().zip(a).zip(m) {
+                *o = if m != 0 { a } else { 0.0 };
+            }
+        });
+    out
+}
+
 /// Σ f(xᵢ, yᵢ) with eight independent f32 accumulators, so the loop vectorises (a single
 /// running sum is a serial dependency chain). Used on runs of a few thousand values,
 /// where the f32 error stays far below the tolerances of the callers.
