@@ -6,17 +6,34 @@ use common::app::{TestApp, json_of, test_settings};
 use common::db::TestDb;
 use common::fixtures::face;
 use common::process::ServerProcess;
+use faceprint::detect::{DetectConfig, FaceDetector, Frame, crop_face_in};
 use faceprint::server::{Application, reembed};
 use faceprint::store::{NewEnrollment, NewFace, Store};
 
-/// Store faces of fixture `who` as `identity`, as if a model `version` had embedded them.
+/// What `/enroll` stored for a model that reads the 96×112 frame (as the models
+/// `train-embed` trains do): the aligned crop of the detected face, as PNG.
+fn stored_crop(image: &[u8]) -> Vec<u8> {
+    let grey = image::load_from_memory(image)
+        .expect("fixture decodes")
+        .to_luma8();
+    let detector = FaceDetector::new(DetectConfig::default()).expect("detector");
+    let faces = detector.detect(&grey);
+    let crop = crop_face_in(&grey, faces.first().expect("a face"), Frame::Arcface);
+    let mut png = std::io::Cursor::new(Vec::new());
+    crop.write_to(&mut png, image::ImageFormat::Png)
+        .expect("png");
+    png.into_inner()
+}
+
+/// Store faces of fixture `who` as `identity`, as if an older model that reads the
+/// 96×112 frame had embedded them.
 async fn store_faces_of_another_model(db: &TestDb, identity: &str, who: &str, with_images: bool) {
     let store = Store::connect(&db.url, 1).await.expect("store");
     let faces = (1..=2)
         .map(|n| NewFace {
             embedding: vec![1.0, 0.0],
             image_sha256: format!("{n}"),
-            image: with_images.then(|| face(who, n)),
+            image: with_images.then(|| stored_crop(&face(who, n))),
         })
         .collect();
     store
@@ -49,6 +66,8 @@ on_both_backends!(
     super::the_server_refuses_to_start_on_embeddings_of_another_model
 );
 
+/// The stored crops are in the other frame (96×112): reembed re-aligns them to the
+/// default model's 150×150 chip, so a new photo of the person is found.
 async fn reembed_recomputes_stored_faces_so_the_server_starts_and_finds_them(db: TestDb) {
     store_faces_of_another_model(&db, "alice", "s1", true).await;
     let settings = test_settings(&db);
