@@ -47,7 +47,7 @@ target/release/eval-embed --model models/default.safetensors --data "$DATA/lfw" 
 target/release/eval-embed --model models/default.safetensors --data "$DATA/lfw" --pairs "$PAIRS" \
   --detect --enroll 1 --rounds 1 --out "$RUNS/eval-lfw-all" | tee "$RUNS/eval-lfw-all.txt"
 target/release/eval-embed --model models/default.safetensors --data data/lfw-67 --detect --enroll 1 \
-  --check-promise --out "$RUNS/eval-promise" | tee "$RUNS/eval-promise.txt"
+  --check-promise --promise-draws 100 --out "$RUNS/eval-promise" | tee "$RUNS/eval-promise.txt"
 
 # 3. Lab face crops: the face-crop model's held-out third, through detection and alignment
 #    (the default model reads dlib's 150×150 chip, which a bare face crop is not).

@@ -9,7 +9,7 @@ use faceprint::model::arch::{ArchSpec, ResnetActivation, ResnetPooling, ResnetSp
 use faceprint::model::lbp::{LbpBranch, LbpScale, LbpSpec, describe};
 use faceprint::model::{
     Embedder, FORMAT_VERSION, METADATA_KEY, ModelError, ModelFile, ModelMeta, TailBucket,
-    TailModel, Thresholds,
+    TailModel, Thresholds, UpperBound,
 };
 use faceprint::nn::sequential::Sequential;
 use faceprint::nn::{Mode, Tensor};
@@ -409,18 +409,27 @@ fn broken_model_files_are_clear_errors() {
     }
 }
 
+fn a_bucket(u: f64) -> TailBucket {
+    TailBucket {
+        faces: 1,
+        u,
+        zeta: 0.05,
+        xi: -0.2,
+        sigma: 0.06,
+        scores: 5000,
+        body: vec![0.7, 0.4, 0.1, -0.2, -0.5],
+        body_p: vec![0.05, 0.1, 0.3, 0.6, 1.0],
+    }
+}
+
 fn a_tail() -> TailModel {
     TailModel {
-        buckets: vec![TailBucket {
-            faces: 1,
-            u: 0.4,
-            zeta: 0.05,
-            xi: -0.2,
-            sigma: 0.06,
-            scores: 5000,
-            body: vec![0.7, 0.4, 0.1, -0.2, -0.5],
-        }],
+        buckets: vec![a_bucket(0.4)],
         source: serde_json::json!({"by": "test"}),
+        upper: Some(UpperBound {
+            confidence: 0.8,
+            replicates: vec![vec![a_bucket(0.39)], vec![a_bucket(0.42)]],
+        }),
     }
 }
 
@@ -432,6 +441,31 @@ fn a_model_with_an_impostor_tail_saves_it_and_loads_it_back() {
     assert_eq!(loaded.meta.format, FORMAT_VERSION);
     assert_eq!(loaded.meta.tail, Some(a_tail()));
     assert_eq!(loaded.meta.version, model.meta.version);
+}
+
+#[test]
+fn a_tail_calibrated_without_the_upper_bound_still_loads_and_answers_with_its_point_estimate() {
+    let mut model = small_model(3);
+    model.meta.tail = Some(a_tail());
+    let old = with_metadata(&model.to_bytes().expect("serialises"), |m| {
+        if let Some(tail) = m["tail"].as_object_mut() {
+            assert!(
+                tail.remove("upper").is_some(),
+                "the bound is stored as `upper`"
+            );
+        }
+    });
+    let loaded = ModelFile::from_bytes(&old).expect("an older tail loads");
+    let tail = loaded.meta.tail.expect("the tail is kept");
+    assert_eq!(tail.upper, None);
+    let point = TailModel {
+        upper: None,
+        ..a_tail()
+    };
+    assert_eq!(tail, point);
+    // The bound's threshold is the stricter one here: one replicate's tail starts higher.
+    let (bounded, plain) = (a_tail().threshold(0.01, 10, 1), tail.threshold(0.01, 10, 1));
+    assert!(bounded > plain, "{bounded} vs {plain}");
 }
 
 #[test]

@@ -18,7 +18,7 @@ fn a_tail() -> TailModel {
         .map(|i| (0.1 - 0.05 * (1.0 - (i as f64 + 0.5) / n as f64).ln()) as f32)
         .collect();
     fit_tail(
-        &[ImpostorScores { faces: 1, scores }],
+        &[ImpostorScores::unlabelled(1, scores)],
         json!({"by": "test"}),
     )
     .expect("the tail fits")

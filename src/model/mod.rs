@@ -16,4 +16,4 @@ pub use error::ModelError;
 pub use file::{ModelFile, model_version, weights_version};
 pub use infer::embed_batch;
 pub use meta::{FORMAT_VERSION, METADATA_KEY, ModelMeta, Thresholds};
-pub use tail::{TailBucket, TailModel};
+pub use tail::{TailBucket, TailModel, UpperBound};

@@ -15,6 +15,15 @@
 //! `FAR_N(t) = 1 − (1 − p(t))^N` (strangers' scores against different identities taken
 //! as independent), and the threshold for a target `f` is the smallest `t` with
 //! `FAR_N(t) ≤ f`, i.e. `p(t) ≤ 1 − (1 − f)^(1/N)`.
+//!
+//! **The upper bound.** The people a tail is measured on are a sample, and the far tail
+//! is made by a few groups of lookalike people: on LFW, the highest impostor scores of
+//! the default model are almost all between East Asian faces, and how many such people a
+//! population holds moves its FAR at 0.1% several-fold. A tail fitted with its
+//! identity-bootstrap replicates ([`UpperBound`]) answers with the `confidence` quantile
+//! of the replicates' `FAR_N(t)` instead of the point estimate, so the threshold keeps
+//! the target for that share of populations resampled from the calibration people.
+//! `exceed` stays the point estimate.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,9 +43,14 @@ pub struct TailBucket {
     pub sigma: f64,
     /// Impostor scores the bucket was fitted on.
     pub scores: usize,
-    /// The body: `body[i]` is the score exceeded with probability `i / (len − 1)`
-    /// (descending from the maximum to the minimum seen), used below `u`.
+    /// The body below `u`: `body[i]` is the score exceeded with probability
+    /// `body_p[i]` (scores descending, probabilities ascending to 1).
     pub body: Vec<f64>,
+    /// The body's exceedance probabilities, log-spaced from `ζ` so the scores just
+    /// below `u` are resolved as finely as the tail needs. Empty in files written before
+    /// it existed, whose `body[i]` is exceeded with probability `i / (len − 1)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub body_p: Vec<f64>,
 }
 
 /// Impostor tails by enrolled faces per identity, ascending by `faces`.
@@ -46,6 +60,23 @@ pub struct TailModel {
     /// Where the scores came from (free-form JSON: data, models, folds).
     #[serde(default)]
     pub source: serde_json::Value,
+    /// Identity-bootstrap replicates; absent in tails fitted without identity labels
+    /// (and in files calibrated before the bound existed), which answer with the point
+    /// estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper: Option<UpperBound>,
+}
+
+/// The tail refitted on identity-bootstrap resamples of the calibration people (each
+/// person drawn with replacement, every score weighted by how often its enrolled person
+/// and its stranger were drawn).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpperBound {
+    /// The quantile of the replicates' gallery FAR answered (0.8: the threshold keeps
+    /// the target for 80% of resampled populations).
+    pub confidence: f64,
+    /// Each replicate's buckets, laid out as [`TailModel::buckets`].
+    pub replicates: Vec<Vec<TailBucket>>,
 }
 
 impl TailBucket {
@@ -64,12 +95,11 @@ impl TailBucket {
             };
             return (self.zeta * tail).clamp(0.0, 1.0);
         }
-        // The body, linearly interpolated between its quantiles; above its top, ζ.
+        // The body, interpolated between its points; above its top, ζ.
         let n = self.body.len();
         if n < 2 {
             return 1.0;
         }
-        let step = 1.0 / (n - 1) as f64;
         // body is descending; find the first entry ≤ t.
         let i = self.body.partition_point(|&b| b > t);
         if i == 0 {
@@ -80,45 +110,80 @@ impl TailBucket {
         }
         let (hi, lo) = (self.body[i - 1], self.body[i]);
         let frac = if hi > lo { (hi - t) / (hi - lo) } else { 0.0 };
+        if self.body_p.len() == n {
+            // Log-spaced probabilities: interpolate ln p.
+            let (p_hi, p_lo) = (self.body_p[i - 1].max(1e-300), self.body_p[i].max(1e-300));
+            let p = (p_hi.ln() + frac * (p_lo.ln() - p_hi.ln())).exp();
+            return p.max(self.zeta).min(1.0);
+        }
+        let step = 1.0 / (n - 1) as f64;
         (((i - 1) as f64 + frac) * step).max(self.zeta).min(1.0)
     }
 }
 
+/// The bucket of `buckets` for identities with `faces` enrolled faces: the largest
+/// measured with at most that many (the first for fewer).
+fn bucket_of(buckets: &[TailBucket], faces: usize) -> Option<&TailBucket> {
+    buckets
+        .iter()
+        .rev()
+        .find(|b| b.faces <= faces)
+        .or_else(|| buckets.first())
+}
+
+/// `p(t)` for one identity with `faces` faces under `buckets`. Beyond the largest bucket
+/// (`K` faces), the identity counts as `faces / K` independent identities of that
+/// bucket, which errs towards a higher threshold (a person's photos are alike, so more
+/// of them raise the best score less than independent draws would).
+fn exceed_in(buckets: &[TailBucket], t: f64, faces: usize) -> f64 {
+    let Some(bucket) = bucket_of(buckets, faces) else {
+        return 1.0;
+    };
+    let p = bucket.exceed(t);
+    if faces > bucket.faces && bucket.faces > 0 && p < 1.0 {
+        let units = faces as f64 / bucket.faces as f64;
+        return -(units * (-p).ln_1p()).exp_m1();
+    }
+    p
+}
+
+/// `1 − (1 − p(t))^N` under `buckets`.
+fn gallery_far_in(buckets: &[TailBucket], t: f64, identities: usize, faces: usize) -> f64 {
+    let p = exceed_in(buckets, t, faces);
+    if p >= 1.0 {
+        return 1.0;
+    }
+    -(identities.max(1) as f64 * (-p).ln_1p()).exp_m1()
+}
+
 impl TailModel {
-    /// The bucket for identities with `faces` enrolled faces: the largest bucket
-    /// measured with at most that many (the first for fewer).
+    /// The point estimate's bucket for identities with `faces` enrolled faces.
     pub fn bucket(&self, faces: usize) -> Option<&TailBucket> {
-        self.buckets
-            .iter()
-            .rev()
-            .find(|b| b.faces <= faces)
-            .or_else(|| self.buckets.first())
+        bucket_of(&self.buckets, faces)
     }
 
-    /// `p(t)` for one identity with `faces` faces. Beyond the largest bucket (`K`
-    /// faces), the identity counts as `faces / K` independent identities of that bucket,
-    /// which errs towards a higher threshold (a person's photos are alike, so more of
-    /// them raise the best score less than independent draws would).
+    /// The point estimate of `p(t)` for one identity with `faces` faces.
     pub fn exceed(&self, t: f64, faces: usize) -> f64 {
-        let Some(bucket) = self.bucket(faces) else {
-            return 1.0;
-        };
-        let p = bucket.exceed(t);
-        if faces > bucket.faces && bucket.faces > 0 && p < 1.0 {
-            let units = faces as f64 / bucket.faces as f64;
-            return -(units * (-p).ln_1p()).exp_m1();
-        }
-        p
+        exceed_in(&self.buckets, t, faces)
     }
 
     /// Estimated fraction of strangers scoring at least `t` against some identity of a
-    /// gallery of `identities`, each with `faces` faces: `1 − (1 − p(t))^N`.
+    /// gallery of `identities`, each with `faces` faces: `1 − (1 − p(t))^N`, at the
+    /// upper bound's confidence when the tail has one. Non-increasing in `t` either way
+    /// (a quantile of non-increasing functions is one).
     pub fn gallery_far(&self, t: f64, identities: usize, faces: usize) -> f64 {
-        let p = self.exceed(t, faces);
-        if p >= 1.0 {
-            return 1.0;
-        }
-        -(identities.max(1) as f64 * (-p).ln_1p()).exp_m1()
+        let Some(upper) = self.upper.as_ref().filter(|u| !u.replicates.is_empty()) else {
+            return gallery_far_in(&self.buckets, t, identities, faces);
+        };
+        let mut fars: Vec<f64> = upper
+            .replicates
+            .iter()
+            .map(|buckets| gallery_far_in(buckets, t, identities, faces))
+            .collect();
+        fars.sort_by(f64::total_cmp);
+        let n = fars.len();
+        let rank = ((upper.confidence * n as f64).ceil() as usize).clamp(1, n);
+        fars[rank - 1]
     }
 
     /// The smallest threshold (to 1e-6) whose gallery FAR is at most `far`, in `[-1, 1]`.
@@ -154,8 +219,10 @@ mod tests {
                 sigma: 0.05,
                 scores: 1000,
                 body: vec![0.3, 0.2, 0.1, 0.0, -0.1],
+                body_p: Vec::new(),
             }],
             source: serde_json::Value::Null,
+            upper: None,
         }
     }
 

@@ -60,7 +60,12 @@ pub fn calibrate_into(
     } else {
         let mut pooled = Vec::new();
         for file in &args.impostors {
-            pooled.extend(read_scores(file)?);
+            // Each file numbers its own people: move them past the ones pooled so far,
+            // so the bootstrap draws every person of every file on their own.
+            let next = pooled.iter().map(ImpostorScores::identities).max();
+            let offset = u32::try_from(next.unwrap_or(0)).unwrap_or(u32::MAX);
+            let scores = read_scores(file)?;
+            pooled.extend(scores.into_iter().map(|s| s.offset(offset)));
         }
         let from = args.impostors.iter().map(|p| p.display().to_string());
         (pooled, from.collect())
