@@ -159,7 +159,8 @@ pub fn pwm_gpd(excess_ascending: &[f64]) -> (f64, f64) {
     (2.0 - a0 / d, (2.0 * a0 * a1 / d).max(1e-9))
 }
 
-/// A tail model from pooled scores, one bucket per enrolled-face count.
+/// A tail model from pooled scores, one bucket per enrolled-face count, with the
+/// identity-bootstrap bound when every score carries its identities.
 pub fn fit_tail(pooled: &[ImpostorScores], source: serde_json::Value) -> Result<TailModel> {
     let mut counts: Vec<usize> = pooled.iter().map(|p| p.faces).collect();
     counts.sort_unstable();
@@ -178,15 +179,17 @@ pub fn fit_tail(pooled: &[ImpostorScores], source: serde_json::Value) -> Result<
     if buckets.is_empty() {
         return Err(EvalError::Invalid("no impostor scores to fit".into()));
     }
+    // A resample too small to fit (a handful of people drawn) leaves the point estimate.
     let upper = if pooled.iter().all(ImpostorScores::labelled) {
-        let replicates = (0..REPLICATES as u64)
+        (0..REPLICATES as u64)
             .into_par_iter()
             .map(|r| replicate(pooled, &counts, BOOTSTRAP_SEED + r))
-            .collect::<Result<Vec<_>>>()?;
-        Some(UpperBound {
-            confidence: CONFIDENCE,
-            replicates,
-        })
+            .collect::<Result<Vec<_>>>()
+            .ok()
+            .map(|replicates| UpperBound {
+                confidence: CONFIDENCE,
+                replicates,
+            })
     } else {
         None
     };
@@ -427,6 +430,24 @@ mod tests {
         let tail = fit_tail(&[bare], serde_json::Value::Null).unwrap();
         assert_eq!(tail.upper, None);
         assert_eq!(tail.threshold(0.001, 10, 1), point.threshold(0.001, 10, 1));
+    }
+
+    #[test]
+    fn too_few_people_to_resample_leave_the_point_estimate() {
+        // Three people: some resamples draw one person three times, with no strangers.
+        let mut scores = ImpostorScores::unlabelled(1, Vec::new());
+        for (i, (e, t)) in [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
+            .into_iter()
+            .enumerate()
+        {
+            for j in 0..40 {
+                scores.scores.push(0.1 + 0.001 * (i * 40 + j) as f32);
+                scores.enrolled.push(e);
+                scores.stranger.push(t);
+            }
+        }
+        let tail = fit_tail(&[scores], serde_json::Value::Null).expect("the point fit stands");
+        assert_eq!(tail.upper, None);
     }
 
     #[test]
