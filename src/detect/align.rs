@@ -52,6 +52,9 @@ pub enum Frame {
 }
 
 impl Frame {
+    /// Every frame a model file can name.
+    pub const ALL: [Frame; 2] = [Frame::Arcface, Frame::Dlib];
+
     /// Width and height, pixels.
     pub fn size(self) -> (u32, u32) {
         match self {

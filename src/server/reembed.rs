@@ -51,7 +51,7 @@ pub struct ReembedReport {
 /// embedded as it is, as when it was enrolled.
 fn reframe(image: DynamicImage, frame: Frame) -> DynamicImage {
     let size = (image.width(), image.height());
-    let old = [Frame::Arcface, Frame::Dlib]
+    let old = Frame::ALL
         .into_iter()
         .find(|f| *f != frame && f.size() == size);
     match old.and_then(|old| align_in(&image.to_luma8(), old.template(), frame)) {
