@@ -19,6 +19,7 @@ mod head_limits;
 mod healthcheck;
 mod import;
 mod inference;
+pub mod memory;
 mod metrics;
 mod names;
 pub mod openapi;

@@ -133,6 +133,7 @@ impl Application {
                 Follower::new(self.state.clone(), url, xmin).run(),
             ))
         });
+        let trimmer = AbortOnDrop(tokio::spawn(crate::server::memory::trim_periodically()));
         let server_settings = self.state.settings.server.clone();
         let app = router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "serving");
@@ -142,6 +143,7 @@ impl Application {
         })
         .await;
         drop(follower);
+        drop(trimmer);
         store.close().await;
         Ok(())
     }

@@ -1,0 +1,44 @@
+//! Memory handed back to the system after a burst of requests (glibc only).
+//!
+//! glibc keeps the memory freed inside its heap arenas (one per thread that ever
+//! allocated) and returns it only from the top of each heap. The server's buffers of a
+//! few hundred KiB to a few MiB (decoded images, im2col patches, feature maps) come and
+//! go from those arenas, so after a burst the process stays at its peak: with
+//! `scripts/soak.sh` (6 clients, 90 s, the default model) RSS rose from a 104 MiB
+//! warmed-up baseline to 138 MiB and stayed there once the load was gone.
+//!
+//! Two remedies were measured (BENCHMARKS.md, "Hostile clients"). Fixing glibc's `mmap`
+//! threshold at 128 KiB (so large buffers are mapped and unmapped per use) brought memory
+//! back, but cost a third of `/identify`'s throughput (65–74 against 105–109 requests/s).
+//! What is kept: every [`TRIM_EVERY`], `malloc_trim(0)` returns the arenas' free pages,
+//! which costs the request path nothing.
+
+use std::time::Duration;
+
+/// How often free memory is handed back.
+pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Returns the allocator's free pages to the system (glibc's `malloc_trim`; a no-op
+/// elsewhere).
+pub fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers; it locks each arena while it trims it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Trims every [`TRIM_EVERY`] until dropped (on a blocking thread: a trim walks every
+/// arena).
+pub async fn trim_periodically() {
+    if !cfg!(all(target_os = "linux", target_env = "gnu")) {
+        return;
+    }
+    let mut tick = tokio::time::interval(TRIM_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        tick.tick().await;
+        let _ = tokio::task::spawn_blocking(trim).await;
+    }
+}
