@@ -12,7 +12,9 @@ unfinished headers the server closes within its header-read timeout.
 
 `soak` runs a bounded mixed load (identify, enroll, delete, bad inputs, slow clients)
 for a set time and prints requests served, 5xx count, peak RSS and open files before,
-during and after.
+during and after. "Before" is after a warm-up of the same mix whose enrollments are
+deleted again; "after" is once the identities the load left enrolled are deleted, so
+both are taken with the same gallery.
 """
 import argparse
 import base64
@@ -294,25 +296,58 @@ def soak(args):
                 except OSError:
                     count("slow client", 0)
 
+    def run(seconds, report):
+        """The mix on `args.workers` threads for `seconds`, printing progress if `report`."""
+        stop.clear()
+        # Other seeds (and names) for the measured run than for the warm-up.
+        first = 1000 if report else 0
+        threads = [threading.Thread(target=worker, args=(first + i,))
+                   for i in range(args.workers)]
+        for t in threads:
+            t.start()
+        end = time.time() + seconds
+        while time.time() < end:
+            time.sleep(min(30, max(0, end - time.time())))
+            if report:
+                with lock:
+                    served = sum(v for (k, st), v in counts.items()
+                                 if isinstance(st, int) and st > 0)
+                print(f"  t={seconds - max(0, end - time.time()):.0f}s served {served}, "
+                      f"RSS {rss_kib(args.pid) / 1024:.0f} MiB, "
+                      f"open files {open_files(args.pid)}", flush=True)
+        stop.set()
+        for t in threads:
+            t.join()
+
+    def undo_enrollments():
+        """Deletes every identity the load enrolled and left: the gallery is back to
+        where it started, so what memory remains is the server's, not the data's."""
+        with lock:
+            names = list(enrolled)
+            enrolled.clear()
+        for name in names:
+            st, _, _ = client.request("DELETE", f"/identities/{name}")
+            if st != 200:
+                print(f"  cleanup: DELETE {name} answered {st}")
+        return len(names)
+
+    cold = rss_kib(args.pid)
+    # The baseline is the warmed-up server: the first requests allocate what every later
+    # one reuses (the model's buffers, decoder tables, the allocator's arenas, SQLite's
+    # page cache), so a cold start is not what "memory back after the load" compares to.
+    run(args.warmup, report=False)
+    undone = undo_enrollments()
+    counts.clear()
+    time.sleep(args.settle)
     rss0, files0 = rss_kib(args.pid), open_files(args.pid)
-    print(f"before: RSS {rss0 / 1024:.0f} MiB, open files {files0}")
+    print(f"cold start: RSS {cold / 1024:.0f} MiB; after a {args.warmup} s warm-up of the "
+          f"same mix ({undone} enrollments undone, {args.settle} s settle): "
+          f"RSS {rss0 / 1024:.0f} MiB, open files {files0}")
     sampler = Sampler(args.pid)
     sampler.start()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.workers)]
-    for t in threads:
-        t.start()
-    end = time.time() + args.seconds
-    while time.time() < end:
-        time.sleep(min(30, max(0, end - time.time())))
-        with lock:
-            served = sum(v for (k, st), v in counts.items() if isinstance(st, int) and st > 0)
-        print(f"  t={args.seconds - max(0, end - time.time()):.0f}s served {served}, "
-              f"RSS {rss_kib(args.pid) / 1024:.0f} MiB, open files {open_files(args.pid)}",
-              flush=True)
-    stop.set()
-    for t in threads:
-        t.join()
+    run(args.seconds, report=True)
     peak = sampler.stop()
+    left = undo_enrollments()
     time.sleep(args.settle)
     rss1, files1 = rss_kib(args.pid), open_files(args.pid)
     served = sum(v for (k, st), v in counts.items() if isinstance(st, int) and st > 0)
@@ -322,9 +357,11 @@ def soak(args):
           f"{errors5xx} x 5xx, {failed} connection failures")
     for (kind, st), v in sorted(counts.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         print(f"  {kind:12} {st}: {v}")
-    print(f"RSS: {rss0 / 1024:.0f} MiB before, peak {peak / 1024:.0f} MiB, "
-          f"{rss1 / 1024:.0f} MiB {args.settle} s after the load "
-          f"({(rss1 - rss0) / max(rss0, 1) * 100:+.0f}%)")
+    change = (rss1 - rss0) / max(rss0, 1) * 100
+    print(f"RSS: {rss0 / 1024:.0f} MiB warmed-up baseline, peak {peak / 1024:.0f} MiB, "
+          f"{rss1 / 1024:.0f} MiB after the load ({left} identities it left enrolled "
+          f"deleted, {args.settle} s settle): {change:+.0f}% "
+          f"({'within' if abs(change) <= 20 else 'NOT within'} 20%)")
     print(f"open files: {files0} before, {files1} after")
     return 1 if errors5xx or failed else 0
 
@@ -358,6 +395,8 @@ def main():
     s.add_argument("--seconds", type=int, default=1800)
     s.add_argument("--workers", type=int, default=6)
     s.add_argument("--settle", type=int, default=15)
+    s.add_argument("--warmup", type=int, default=60,
+                   help="seconds of the same mix before the baseline is taken")
     s.add_argument("--fixtures", required=True)
     for p in (m, s):
         p.add_argument("--bin", help="the server binary (default: build the release one)")

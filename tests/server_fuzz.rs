@@ -6,7 +6,9 @@
 //! server must stay ready.
 //!
 //! `FUZZ_ITERATIONS` (default 400) and `FUZZ_SEED` (default 1) run it longer or
-//! elsewhere; a failure prints the seed and case number that reproduce it.
+//! elsewhere; `FUZZ_SECONDS` instead runs cases until that much time has passed (the
+//! recorded one-hour run: `FUZZ_SECONDS=3600 cargo test --release --test server_fuzz
+//! -- --nocapture`). A failure prints the seed and case number that reproduce it.
 
 mod common;
 
@@ -84,6 +86,10 @@ async fn mutated_images_and_bodies_never_get_a_5xx() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(400);
+    let deadline = std::env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s));
     let seed: u64 = std::env::var("FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -111,7 +117,16 @@ async fn mutated_images_and_bodies_never_get_a_5xx() {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut failures = Vec::new();
     let mut statuses = std::collections::BTreeMap::new();
-    for case in 0..iterations {
+    let mut cases = 0;
+    for case in 0.. {
+        let done = match deadline {
+            Some(deadline) => std::time::Instant::now() >= deadline,
+            None => case >= iterations,
+        };
+        if done {
+            break;
+        }
+        cases += 1;
         let (what, response) = if rng.random_bool(0.6) {
             let i = rng.random_range(0..images.len());
             let image = mutate(&images[i], &mut rng);
@@ -149,7 +164,7 @@ async fn mutated_images_and_bodies_never_get_a_5xx() {
             failures.push(format!("case {case} ({what}): {status} {body}"));
         }
     }
-    eprintln!("seed {seed}, {iterations} cases, statuses {statuses:?}");
+    eprintln!("seed {seed}, {cases} cases, statuses {statuses:?}");
     assert!(
         failures.is_empty(),
         "seed {seed}: {} failure(s):\n{}",
