@@ -10,7 +10,8 @@
 //! Why so deep: on the default model's 3.5 M LFW impostor scores, a Pareto tail fitted on
 //! the top 1% (the earlier setting) fell short of the very scores it was fitted on by
 //! 2.2× at `p = 3e-5` and 6× at `3e-6`, the levels a gallery of 100 identities at FAR
-//! 0.1% asks for; fitted on the top 0.1% it stays within 0.8–1.2× of them.
+//! 0.1% asks for; fitted on the top 0.1% it stays within 0.8–1.2× of them
+//! (`scripts/tail_analysis.py fit`).
 //!
 //! With identity labels on the scores, the tail is also refitted on identity-bootstrap
 //! resamples ([`REPLICATES`] of them) into the upper bound the server decides with
