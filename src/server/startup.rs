@@ -86,6 +86,9 @@ impl Application {
             Backend::Sqlite => None,
         };
         let galleries = Galleries::load(&store, &settings.index, embedder.dim()).await?;
+        // Loading decoded every stored embedding and name into short-lived buffers;
+        // hand their pages back now rather than at the first periodic trim.
+        super::memory::trim();
         let addr = settings.server.bind;
         let listener = TcpListener::bind(addr)
             .await
