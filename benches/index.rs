@@ -8,6 +8,8 @@
 //! cargo bench --bench index -- --data /tmp/faceprint-index   # also write the vectors
 //! cargo bench --bench index -- --sizes '' --skip-extras --batched 100000,1000000
 //! #   exact scan under 16 concurrent clients, batched vs unbatched
+//! cargo bench --bench index -- --sizes '' --skip-extras --scan 100000,1000000
+//! #   the int8 scan (default) vs the f32 scan: one client and 16 clients
 //! ```
 //!
 //! Data (tests/index_support): identities × 4 faces, each face `normalise(centre + e)`,
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use anndists::dist::DistL2;
 use faceprint::index::{
-    ExactIndex, FaceIndex, HnswIndex, IdentityHit, IndexConfig, UnitCosine, dot_many,
+    ExactIndex, FaceIndex, HnswIndex, IdentityHit, IndexConfig, ScanPrecision, UnitCosine, dot_many,
 };
 use hnsw_rs::hnsw::Hnsw;
 use index_support::{Gallery, gallery, probes};
@@ -45,6 +47,7 @@ struct Args {
     data: Option<PathBuf>,
     extras: bool,
     batched_sizes: Vec<usize>,
+    scan_sizes: Vec<usize>,
 }
 
 fn list(s: &str) -> Vec<usize> {
@@ -60,6 +63,7 @@ fn parse_args() -> Args {
         data: None,
         extras: true,
         batched_sizes: Vec::new(),
+        scan_sizes: Vec::new(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
@@ -74,6 +78,7 @@ fn parse_args() -> Args {
             "--data" => a.data = Some(PathBuf::from(value())),
             "--skip-extras" => a.extras = false,
             "--batched" => a.batched_sizes = list(&value()),
+            "--scan" => a.scan_sizes = list(&value()),
             _ => {} // cargo passes `--bench`
         }
     }
@@ -281,6 +286,49 @@ fn bench_batched(sizes: &[usize], queries: usize) {
     }
 }
 
+/// The int8 scan (default) against the f32 scan on the same gallery: memory, one client
+/// querying alone (the server idle but for one request), and [`CLIENTS`] at once
+/// (batched, the default); answers must be equal.
+fn bench_scan(sizes: &[usize], queries: usize) {
+    for &n in sizes {
+        let g = gallery(n as u64, n, D, 4, 0.6);
+        let qs = probes(n as u64 + 1, &g, queries, 0.6);
+        let mut rows = Vec::new();
+        // Both indexes stay alive until both are measured, so the second one's RSS is
+        // its own (not memory the first one freed).
+        let mut kept = Vec::new();
+        for scan in [ScanPrecision::F32, ScanPrecision::Int8] {
+            let config = IndexConfig {
+                scan,
+                ..Default::default()
+            };
+            let rss0 = rss_bytes();
+            let index = ExactIndex::with_config(D, &config).unwrap();
+            let ((), load) = timed(|| index.insert_batch(&g.items).unwrap());
+            let per_face = rss_bytes().saturating_sub(rss0) / n as u64;
+            let one = &qs[..qs.len().min(200)];
+            let (_, single) = timed(|| one.iter().for_each(|q| drop(index.search(q, K).unwrap())));
+            let single_qps = one.len() as f64 / single.as_secs_f64();
+            let (answers, qps, p99) = concurrent_queries(&index, &qs);
+            rows.push((scan, load, per_face, single_qps, qps, p99, answers));
+            kept.push(index);
+        }
+        let same = rows[0]
+            .6
+            .iter()
+            .zip(&rows[1].6)
+            .filter(|(x, y)| x == y)
+            .count();
+        for (scan, load, per_face, single, qps, p99, _) in &rows {
+            println!(
+                "| {n} | {scan:?} | {:.2} | {per_face} | {single:.0} | {qps:.0} | {p99:.1} | {same}/{} |",
+                load.as_secs_f64(),
+                qs.len()
+            );
+        }
+    }
+}
+
 /// Every query once, spread over [`CLIENTS`] threads: answers in query order, q/s and
 /// p99 latency (ms).
 fn concurrent_queries(index: &ExactIndex, qs: &[Vec<f32>]) -> (Vec<Vec<IdentityHit>>, f64, f64) {
@@ -385,6 +433,13 @@ fn main() {
         );
         println!("|---|---|---|---|---|---|---|---|");
         bench_batched(&args.batched_sizes, args.queries);
+    }
+    if !args.scan_sizes.is_empty() {
+        println!(
+            "\n| faces | scan | load s | RSS bytes/face | 1 client q/s | {CLIENTS} clients q/s | p99 ms | equal answers |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        bench_scan(&args.scan_sizes, args.queries);
     }
     if !args.extras {
         return;

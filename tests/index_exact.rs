@@ -137,3 +137,61 @@ fn a_zero_dimension_is_refused() {
         Err(IndexError::Config { field: "dim", .. })
     ));
 }
+
+/// The int8 scan (the default) against the f32 scan, answer for answer and bit for bit,
+/// where the intervals matter most: near-duplicate faces of different identities (scores
+/// closer than the int8 rounding), exact ties, fewer identities than asked for,
+/// replaced and removed rows, and galleries large enough for the parallel scan.
+#[test]
+fn the_int8_scan_answers_exactly_what_the_f32_scan_answers() {
+    use faceprint::index::ScanPrecision;
+    use index_support::{perturb, rng};
+    let f32_only = IndexConfig {
+        scan: ScanPrecision::F32,
+        ..Default::default()
+    };
+    for (n, d, per, sigma) in [(2_000, 32, 1, 0.6), (40_000, 64, 4, 0.6), (600, 16, 2, 0.6)] {
+        let mut g = gallery(51 + n as u64, n, d, per, sigma);
+        // Near-duplicates: 200 faces of other identities within ~0.001 of an existing one,
+        // and 20 exact copies under new identities (ties decided by face id).
+        let mut r = rng(99);
+        for j in 0..220 {
+            let v = if j < 200 {
+                perturb(&mut r, &g.items[j % 50].2, 0.002)
+            } else {
+                g.items[j % 50].2.clone()
+            };
+            g.items
+                .push(((n + j) as FaceId, 900_000 + j as IdentityId, v));
+        }
+        let int8 = ExactIndex::new(d).unwrap();
+        let exact = ExactIndex::with_config(d, &f32_only).unwrap();
+        for index in [&int8, &exact] {
+            index.insert_batch(&g.items).unwrap();
+            // A replaced row and removed ones.
+            index.insert(3, 777, &g.items[0].2).unwrap();
+            index.remove_face(5);
+            index.remove_identity(1000 + (n / per) as IdentityId - 1);
+        }
+        let mut queries = probes(52, &g, 40, sigma);
+        queries.extend(g.items.iter().take(50).map(|(_, _, v)| v.clone()));
+        for (i, q) in queries.iter().enumerate() {
+            for k in [1, 3, 10, 60] {
+                let (a, b) = (int8.search(q, k).unwrap(), exact.search(q, k).unwrap());
+                assert_eq!(a, b, "n={n} query {i} k={k}");
+            }
+        }
+    }
+    // Fewer identities than asked for: every row is a candidate.
+    let g = gallery(60, 90, 8, 30, 0.6);
+    let (int8, exact) = (
+        ExactIndex::new(8).unwrap(),
+        ExactIndex::with_config(8, &f32_only).unwrap(),
+    );
+    int8.insert_batch(&g.items).unwrap();
+    exact.insert_batch(&g.items).unwrap();
+    for q in probes(61, &g, 10, 0.6) {
+        assert_eq!(int8.search(&q, 5).unwrap(), exact.search(&q, 5).unwrap());
+        assert_eq!(int8.search(&q, 5).unwrap().len(), 3);
+    }
+}

@@ -26,9 +26,24 @@ pub struct IndexConfig {
     /// Most concurrent queries one exact scan answers together. 1..=1024; 1 turns
     /// batching off (each query scans alone, concurrently with the others).
     pub batch_max_queries: usize,
-    /// Microseconds a busy exact index waits for a batch to fill before scanning; an
-    /// index idle for longer never waits. 0..=10 000.
+    /// Most microseconds a busy exact index waits for a batch to fill before scanning;
+    /// it never waits longer than its last scan took, and an index idle for longer than
+    /// that never waits. 0..=10 000; 0 never waits.
     pub batch_window_us: u64,
+    /// What the exact scan reads: `"int8"` (default) reads compact int8 copies of the
+    /// rows and re-scores its few candidates from the f32 rows — the same answers at a
+    /// quarter of the memory traffic, for 136 more bytes per face; `"f32"` reads the
+    /// f32 rows alone.
+    pub scan: ScanPrecision,
+}
+
+/// The rows an exact scan reads ([`IndexConfig::scan`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanPrecision {
+    #[default]
+    Int8,
+    F32,
 }
 
 impl Default for IndexConfig {
@@ -37,15 +52,22 @@ impl Default for IndexConfig {
             m: 16,
             ef_construction: 200,
             ef_search: 256,
-            // Idle 2-core EPYC (BENCHMARKS.md): the exact scan answered 8.5× faster than
-            // HNSW at 10 000 faces and 2.7× at 100 000 (at HNSW recall 0.90); the ratio's
-            // log-log slope puts equality near 800 000. 300 000 keeps a margin for that
-            // extrapolation.
-            crossover: 300_000,
+            // Idle 2-core EPYC (BENCHMARKS.md): the f32 scan answered 8.5× faster than
+            // HNSW at 10 000 faces and 2.7× at 100 000 (at HNSW recall 0.90). The int8
+            // scan is 4–5× faster again (100 000 faces: 2 741 queries/s on one client;
+            // 1 000 000: 167, 354 with 16 clients, exact answers), while hnsw_rs answered
+            // 143 at 100 000 faces. The same log-log slope puts equality past 10 million
+            // faces; 2 000 000 (about 1.7 GB of index) is as far as memory makes sense
+            // on a machine like this one, and past what was measured (1 000 000).
+            crossover: 2_000_000,
             rebuild_fraction: 0.2,
             rebuild_min_deleted: 256,
             batch_max_queries: 64,
-            batch_window_us: 0,
+            // Bounded by the last scan's duration (`super::batch`): microseconds at a
+            // thousand faces, milliseconds at a million, where the wider batches raised
+            // /identify throughput from 0.45x to 0.7x of a small gallery's (BENCHMARKS.md).
+            batch_window_us: 10_000,
+            scan: ScanPrecision::Int8,
         }
     }
 }
@@ -179,5 +201,8 @@ mod tests {
         assert_eq!(c.ef_search, 128);
         assert_eq!(c.m, IndexConfig::default().m);
         assert!(serde_json::from_str::<IndexConfig>(r#"{"ef": 1}"#).is_err());
+        let c: IndexConfig = serde_json::from_str(r#"{"scan": "f32"}"#).unwrap();
+        assert_eq!(c.scan, ScanPrecision::F32);
+        assert!(serde_json::from_str::<IndexConfig>(r#"{"scan": "int4"}"#).is_err());
     }
 }

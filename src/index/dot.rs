@@ -24,7 +24,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
             return unsafe { x86::dot_avx2(a, b) };
         }
     }
-    dot_body::<false>(a, b)
+    dot_body::<f32, false>(a, b)
 }
 
 /// `out[r] = ⟨rows[r], q⟩` for a row-major `rows` of shape `(R, D)` with `D = q.len()`;
@@ -43,23 +43,88 @@ pub fn dot_many(rows: &[f32], q: &[f32], out: &mut [f32]) {
             return unsafe { x86::dot_many_avx2(rows, q, out) };
         }
     }
-    dot_many_body::<false>(rows, q, out)
+    dot_many_body::<f32, false>(rows, q, out)
+}
+
+/// `out[r] = Σⱼ rows[r, j] · q[j]` for int8 `rows` of shape `(R, D)` with `D = q.len()`:
+/// the unscaled product of a compact row with an f32 query ([`super::quant`]). Each code
+/// is widened to f32 in the loop, so the row costs a quarter of an f32 row's memory
+/// traffic and the same arithmetic.
+pub fn dot_many_i8(rows: &[i8], q: &[f32], out: &mut [f32]) {
+    debug_assert_eq!(rows.len(), q.len() * out.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { x86::dot_many_i8_avx512(rows, q, out) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { x86::dot_many_i8_avx2(rows, q, out) };
+        }
+    }
+    dot_many_body::<i8, false>(rows, q, out)
+}
+
+/// Whether [`dot_many_u8i8`] runs on integer dot-product instructions (AVX-512 VNNI:
+/// 64 multiply-adds of bytes per instruction); without them it is portable and slow, and
+/// callers use [`dot_many_i8`] instead.
+pub fn integer_dot_is_fast() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `out[r] = Σⱼ rows[r, j] · q[j]` exactly, in integers, for int8 `rows` of shape
+/// `(R, D)` and unsigned bytes `q` of length `D`. No overflow below `D` = 66 000
+/// (`|rows·q| ≤ 127·255` per term).
+pub fn dot_many_u8i8(rows: &[i8], q: &[u8], out: &mut [i32]) {
+    debug_assert_eq!(rows.len(), q.len() * out.len());
+    #[cfg(target_arch = "x86_64")]
+    if integer_dot_is_fast() {
+        // SAFETY: the CPU supports AVX-512F and VNNI (checked just above).
+        return unsafe { x86::dot_many_u8i8_vnni(rows, q, out) };
+    }
+    dot_many_u8i8_portable(rows, q, out)
+}
+
+fn dot_many_u8i8_portable(rows: &[i8], q: &[u8], out: &mut [i32]) {
+    if q.is_empty() {
+        out.fill(0);
+        return;
+    }
+    for (row, o) in rows.chunks_exact(q.len()).zip(out.iter_mut()) {
+        *o = row
+            .iter()
+            .zip(q)
+            .map(|(&c, &b)| i32::from(c) * i32::from(b))
+            .sum();
+    }
 }
 
 /// The shared kernel. `FMA` selects fused multiply-add, which is only fast inside a
-/// function compiled with the `fma` target feature (elsewhere it is a libm call).
+/// function compiled with the `fma` target feature (elsewhere it is a libm call). `T` is
+/// f32, or i8 for compact rows (widened exactly: every i8 is an f32).
 #[inline(always)]
-fn dot_body<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+fn dot_body<T: Copy + Into<f32>, const FMA: bool>(a: &[T], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a_chunks, a_tail) = a[..n].as_chunks::<LANES>();
     let (b_chunks, b_tail) = b[..n].as_chunks::<LANES>();
     let mut acc = [0.0f32; LANES];
     for (x, y) in a_chunks.iter().zip(b_chunks) {
         for i in 0..LANES {
+            let xi: f32 = x[i].into();
             acc[i] = if FMA {
-                x[i].mul_add(y[i], acc[i])
+                xi.mul_add(y[i], acc[i])
             } else {
-                x[i] * y[i] + acc[i]
+                xi * y[i] + acc[i]
             };
         }
     }
@@ -70,18 +135,18 @@ fn dot_body<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
             acc[i] += acc[i + width];
         }
     }
-    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(&x, y)| x.into() * y).sum();
     acc[0] + tail
 }
 
 #[inline(always)]
-fn dot_many_body<const FMA: bool>(rows: &[f32], q: &[f32], out: &mut [f32]) {
+fn dot_many_body<T: Copy + Into<f32>, const FMA: bool>(rows: &[T], q: &[f32], out: &mut [f32]) {
     if q.is_empty() {
         out.fill(0.0);
         return;
     }
     for (row, o) in rows.chunks_exact(q.len()).zip(out.iter_mut()) {
-        *o = dot_body::<FMA>(row, q);
+        *o = dot_body::<T, FMA>(row, q);
     }
 }
 
@@ -91,22 +156,164 @@ mod x86 {
 
     #[target_feature(enable = "avx512f")]
     pub(super) fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
-        dot_body::<true>(a, b)
+        dot_body::<f32, true>(a, b)
     }
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-        dot_body::<true>(a, b)
+        dot_body::<f32, true>(a, b)
     }
 
     #[target_feature(enable = "avx512f")]
     pub(super) fn dot_many_avx512(rows: &[f32], q: &[f32], out: &mut [f32]) {
-        dot_many_body::<true>(rows, q, out)
+        dot_many_body::<f32, true>(rows, q, out)
     }
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn dot_many_avx2(rows: &[f32], q: &[f32], out: &mut [f32]) {
-        dot_many_body::<true>(rows, q, out)
+        dot_many_body::<f32, true>(rows, q, out)
+    }
+
+    /// 64 byte products per `vpdpbusd`: a 128-d row is two instructions.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub(super) fn dot_many_u8i8_vnni(rows: &[i8], q: &[u8], out: &mut [i32]) {
+        use std::arch::x86_64::*;
+        let d = q.len();
+        if d == 0 {
+            out.fill(0);
+            return;
+        }
+        let full = d - d % 64;
+        for (row, o) in rows.chunks_exact(d).zip(out.iter_mut()) {
+            let (mut acc0, mut acc1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            let mut j = 0;
+            while j + 128 <= full {
+                // SAFETY: j + 128 ≤ d = row.len() = q.len(); unaligned loads.
+                let (c0, c1, q0, q1) = unsafe {
+                    (
+                        _mm512_loadu_si512(row.as_ptr().add(j).cast()),
+                        _mm512_loadu_si512(row.as_ptr().add(j + 64).cast()),
+                        _mm512_loadu_si512(q.as_ptr().add(j).cast()),
+                        _mm512_loadu_si512(q.as_ptr().add(j + 64).cast()),
+                    )
+                };
+                acc0 = _mm512_dpbusd_epi32(acc0, q0, c0);
+                acc1 = _mm512_dpbusd_epi32(acc1, q1, c1);
+                j += 128;
+            }
+            if j < full {
+                // SAFETY: j + 64 ≤ full ≤ d.
+                let (c0, q0) = unsafe {
+                    (
+                        _mm512_loadu_si512(row.as_ptr().add(j).cast()),
+                        _mm512_loadu_si512(q.as_ptr().add(j).cast()),
+                    )
+                };
+                acc0 = _mm512_dpbusd_epi32(acc0, q0, c0);
+            }
+            let tail: i32 = row[full..]
+                .iter()
+                .zip(&q[full..])
+                .map(|(&c, &b)| i32::from(c) * i32::from(b))
+                .sum();
+            *o = _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1)) + tail;
+        }
+    }
+
+    /// The int8 kernels are written with intrinsics: auto-vectorised, the widening of
+    /// the codes came out two lanes wide.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn dot_many_i8_avx512(rows: &[i8], q: &[f32], out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let d = q.len();
+        if d == 0 {
+            out.fill(0.0);
+            return;
+        }
+        let full = d - d % 16;
+        for (row, o) in rows.chunks_exact(d).zip(out.iter_mut()) {
+            let (mut acc0, mut acc1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            let mut j = 0;
+            while j + 32 <= full {
+                // SAFETY: j + 32 ≤ d = row.len() = q.len(); unaligned loads.
+                let (c0, c1, q0, q1) = unsafe {
+                    (
+                        _mm_loadu_si128(row.as_ptr().add(j).cast()),
+                        _mm_loadu_si128(row.as_ptr().add(j + 16).cast()),
+                        _mm512_loadu_ps(q.as_ptr().add(j)),
+                        _mm512_loadu_ps(q.as_ptr().add(j + 16)),
+                    )
+                };
+                acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c0)), q0, acc0);
+                acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c1)), q1, acc1);
+                j += 32;
+            }
+            if j < full {
+                // SAFETY: j + 16 ≤ full ≤ d.
+                let (c0, q0) = unsafe {
+                    (
+                        _mm_loadu_si128(row.as_ptr().add(j).cast()),
+                        _mm512_loadu_ps(q.as_ptr().add(j)),
+                    )
+                };
+                acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c0)), q0, acc0);
+            }
+            let tail: f32 = row[full..]
+                .iter()
+                .zip(&q[full..])
+                .map(|(&c, y)| f32::from(c) * y)
+                .sum();
+            *o = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn dot_many_i8_avx2(rows: &[i8], q: &[f32], out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let d = q.len();
+        if d == 0 {
+            out.fill(0.0);
+            return;
+        }
+        let full = d - d % 8;
+        for (row, o) in rows.chunks_exact(d).zip(out.iter_mut()) {
+            let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let mut j = 0;
+            while j + 16 <= full {
+                // SAFETY: j + 16 ≤ d = row.len() = q.len(); unaligned 8-byte and 32-byte loads.
+                let (c0, c1, q0, q1) = unsafe {
+                    (
+                        _mm_loadl_epi64(row.as_ptr().add(j).cast()),
+                        _mm_loadl_epi64(row.as_ptr().add(j + 8).cast()),
+                        _mm256_loadu_ps(q.as_ptr().add(j)),
+                        _mm256_loadu_ps(q.as_ptr().add(j + 8)),
+                    )
+                };
+                acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c0)), q0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c1)), q1, acc1);
+                j += 16;
+            }
+            if j < full {
+                // SAFETY: j + 8 ≤ full ≤ d.
+                let (c0, q0) = unsafe {
+                    (
+                        _mm_loadl_epi64(row.as_ptr().add(j).cast()),
+                        _mm256_loadu_ps(q.as_ptr().add(j)),
+                    )
+                };
+                acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c0)), q0, acc0);
+            }
+            let acc = _mm256_add_ps(acc0, acc1);
+            let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+            let pair = _mm_add_ps(half, _mm_movehl_ps(half, half));
+            let one = _mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1));
+            let tail: f32 = row[full..]
+                .iter()
+                .zip(&q[full..])
+                .map(|(&c, y)| f32::from(c) * y)
+                .sum();
+            *o = _mm_cvtss_f32(one) + tail;
+        }
     }
 }
 
@@ -138,7 +345,7 @@ mod tests {
             let want = dot_naive(&a, &b);
             for (name, got) in [
                 ("dispatched", dot(&a, &b)),
-                ("portable", dot_body::<false>(&a, &b)),
+                ("portable", dot_body::<f32, false>(&a, &b)),
             ] {
                 assert!(
                     (got as f64 - want).abs() <= 1e-5 * (1.0 + n as f64).sqrt(),
@@ -157,6 +364,62 @@ mod tests {
         dot_many(&rows, &q, &mut out);
         for (r, &o) in out.iter().enumerate() {
             assert_eq!(o, dot(&rows[r * d..(r + 1) * d], &q), "row {r}");
+        }
+    }
+
+    #[test]
+    fn integer_products_are_exact_on_every_path() {
+        for d in [5, 64, 128, 200, 320] {
+            let codes: Vec<i8> = (0..d * 3)
+                .map(|i| ((i * 53 % 255) as i32 - 127) as i8)
+                .collect();
+            let q: Vec<u8> = (0..d).map(|i| (i * 97 % 256) as u8).collect();
+            let want: Vec<i32> = codes
+                .chunks(d)
+                .map(|r| r.iter().zip(&q).map(|(&c, &b)| c as i32 * b as i32).sum())
+                .collect();
+            let mut got = vec![0; 3];
+            dot_many_u8i8(&codes, &q, &mut got);
+            assert_eq!(got, want, "dispatched d={d}");
+            dot_many_u8i8_portable(&codes, &q, &mut got);
+            assert_eq!(got, want, "portable d={d}");
+        }
+    }
+
+    #[test]
+    fn int8_rows_equal_their_f32_widening() {
+        // 133 = 4·32 + 5: the 32-wide loop, no 16-wide step, a scalar tail; 150 adds one.
+        for d in [133, 150] {
+            let codes: Vec<i8> = (0..d * 4)
+                .map(|i| ((i * 37 % 255) as i32 - 127) as i8)
+                .collect();
+            let wide: Vec<f32> = codes.iter().map(|&c| f32::from(c)).collect();
+            let q = pseudo_random(d, 5);
+            let mut got = vec![f32::NAN; 4];
+            let mut want = vec![f32::NAN; 4];
+            dot_many(&wide, &q, &mut want);
+            let mut paths = vec![("dispatched", {
+                dot_many_i8(&codes, &q, &mut got);
+                got.clone()
+            })];
+            dot_many_body::<i8, false>(&codes, &q, &mut got);
+            paths.push(("portable", got.clone()));
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                unsafe { x86::dot_many_i8_avx2(&codes, &q, &mut got) };
+                paths.push(("avx2", got.clone()));
+            }
+            for (name, got) in paths {
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                        "{name}: {g} vs {w}"
+                    );
+                }
+            }
         }
     }
 }

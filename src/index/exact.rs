@@ -5,7 +5,9 @@ use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use super::batch::{BatchConfig, Batcher, Job};
+use super::config::ScanPrecision;
 use super::identity_map::IdentitySlots;
+use super::quant::Codes;
 use super::scan::{Query, Rows, scan};
 use super::vector::{check_batch, check_embedding};
 use super::{FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError};
@@ -22,8 +24,11 @@ type Pending = (Vec<f32>, usize);
 ///
 /// Query cost: `N` dot products of length `D` (SIMD, see [`super::dot_many`]) and a
 /// streaming top-`K` of distinct identities (`super::top`) — `O(N·D + N)`, no sort, no
-/// per-identity array. Concurrent queries are batched (`super::batch`): one blocked pass
-/// over the rows answers all of them (`super::scan`). Memory: `4·D + 20` bytes per face
+/// per-identity array. By default the products read int8 codes of the rows
+/// (`super::quant`) and only the few rows that could be in the answer are re-scored in
+/// f32, so answers are those of the f32 scan. Concurrent queries are batched
+/// (`super::batch`): one blocked pass over the rows answers all of them
+/// (`super::scan`). Memory: `4·D + 20` bytes per face (`5·D + 32` with the int8 codes)
 /// plus hash-map overhead.
 ///
 /// Among faces of one identity with equal scores, the lowest face id is reported; among
@@ -48,6 +53,8 @@ struct Flat {
     owners: Vec<u32>,
     row_of: HashMap<FaceId, usize>,
     identities: IdentitySlots,
+    /// The rows' int8 codes ([`ScanPrecision::Int8`]).
+    codes: Option<Codes>,
 }
 
 impl ExactIndex {
@@ -69,7 +76,10 @@ impl ExactIndex {
         }
         Ok(Self {
             dim,
-            flat: RwLock::new(Flat::default()),
+            flat: RwLock::new(Flat {
+                codes: (config.scan == ScanPrecision::Int8).then(Codes::default),
+                ..Flat::default()
+            }),
             batching: config.batch_max_queries > 1,
             batcher: Batcher::new(BatchConfig {
                 max: config.batch_max_queries,
@@ -86,6 +96,7 @@ impl ExactIndex {
             vectors: &flat.vectors,
             faces: &flat.faces,
             owners: &flat.owners,
+            codes: flat.codes.as_ref(),
         };
         let queries: Vec<Query<'_>> = jobs
             .iter()
@@ -152,12 +163,18 @@ impl Flat {
         match self.row_of.get(&face) {
             Some(&r) => {
                 self.vectors[r * dim..(r + 1) * dim].copy_from_slice(v);
+                if let Some(codes) = &mut self.codes {
+                    codes.set(dim, r, v);
+                }
                 self.identities.release(self.owners[r]);
                 self.owners[r] = slot;
             }
             None => {
                 self.row_of.insert(face, self.faces.len());
                 self.vectors.extend_from_slice(v);
+                if let Some(codes) = &mut self.codes {
+                    codes.push(v);
+                }
                 self.faces.push(face);
                 self.owners.push(slot);
             }
@@ -172,11 +189,17 @@ impl Flat {
         if r != last {
             self.vectors
                 .copy_within(last * dim..(last + 1) * dim, r * dim);
+            if let Some(codes) = &mut self.codes {
+                codes.move_row(dim, last, r);
+            }
             self.faces[r] = self.faces[last];
             self.owners[r] = self.owners[last];
             self.row_of.insert(self.faces[r], r);
         }
         self.vectors.truncate(last * dim);
+        if let Some(codes) = &mut self.codes {
+            codes.truncate(dim, last);
+        }
         self.faces.truncate(last);
         self.owners.truncate(last);
     }
@@ -207,6 +230,9 @@ impl FaceIndex for ExactIndex {
         // Copying rows is memory-bound: one thread is as fast as several.
         let mut flat = self.write();
         flat.vectors.reserve(items.len() * self.dim);
+        if let Some(codes) = &mut flat.codes {
+            codes.reserve(self.dim, items.len());
+        }
         for (face, identity, v) in items {
             flat.upsert(self.dim, *face, *identity, v);
         }

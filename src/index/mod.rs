@@ -8,8 +8,9 @@
 //! names the same identity twice.
 //!
 //! - [`ExactIndex`]: a vectorised scan over a contiguous `(N, D)` matrix with streaming
-//!   top-`K` selection; concurrent queries share one blocked pass. Exact; the reference
-//!   in tests; the fastest choice below [`IndexConfig::crossover`].
+//!   top-`K` selection; concurrent queries share one blocked pass, which reads int8
+//!   copies of the rows and re-scores its candidates in f32. Exact; the reference in
+//!   tests; the fastest choice below [`IndexConfig::crossover`].
 //! - [`HnswIndex`]: an `hnsw_rs` graph; deletion by filtering plus background rebuilds.
 //! - [`GalleryIndex`]: what a gallery uses — exact below [`IndexConfig::crossover`]
 //!   faces, HNSW above, switching in the background as the gallery grows.
@@ -25,14 +26,15 @@ mod exact;
 mod gallery;
 mod hnsw;
 mod identity_map;
+mod quant;
 mod scan;
 mod select;
 mod top;
 mod vector;
 mod worker;
 
-pub use config::IndexConfig;
-pub use dot::{dot, dot_many};
+pub use config::{IndexConfig, ScanPrecision};
+pub use dot::{dot, dot_many, dot_many_i8, dot_many_u8i8, integer_dot_is_fast};
 pub use error::IndexError;
 pub use exact::{ExactIndex, PARALLEL_SCAN_MIN_ROWS};
 pub use gallery::{GalleryIndex, IndexKind};

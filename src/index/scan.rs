@@ -5,11 +5,21 @@
 //! query before the next block is read, so the gallery crosses the memory bus once per
 //! batch instead of once per query. At 100 000 × 128 the matrix is 51 MB — far larger
 //! than any cache here — and a lone query spends most of its time waiting for it.
+//!
+//! With the rows' int8 codes ([`super::quant`]) the pass reads the codes instead, a
+//! quarter of the bytes, and keeps every row whose score interval could reach the answer;
+//! those few rows are then scored exactly from the f32 rows. Why that is exact: the scan
+//! keeps the top `K` identities by their intervals' *lower* ends, whose worst is a floor
+//! `L`; there are `K` distinct identities scoring at least `L`, so every identity of the
+//! exact answer has a best row scoring at least `L`, and a row whose interval's upper end
+//! is below `L` cannot be one. The floor only rises during the pass, so a row kept
+//! against an earlier floor is checked again against the final one.
 
 use rayon::prelude::*;
 
 use super::FaceId;
-use super::dot::dot_many;
+use super::dot::{dot, dot_many, integer_dot_is_fast};
+use super::quant::{Codes, Probe};
 use super::top::{Entry, TopIdentities};
 
 /// Rows scored against every query while they sit in L1/L2 (64 KiB at D = 128).
@@ -26,6 +36,9 @@ pub(crate) struct Rows<'a> {
     pub faces: &'a [FaceId],
     /// `(N)` identity slot of each row.
     pub owners: &'a [u32],
+    /// The rows' int8 codes, when the index keeps them: then the pass reads these and
+    /// re-scores its candidates from `vectors`.
+    pub codes: Option<&'a Codes>,
 }
 
 impl Rows<'_> {
@@ -43,6 +56,9 @@ pub(crate) struct Query<'a> {
 /// Each query's top-`k` distinct identities over every row, best first; on rayon chunks
 /// of [`CHUNK_ROWS`] when `parallel`, merged exactly (see [`TopIdentities::merge`]).
 pub(crate) fn scan(rows: &Rows<'_>, queries: &[Query<'_>], parallel: bool) -> Vec<Vec<Entry>> {
+    if let Some(codes) = rows.codes {
+        return scan_codes(rows, codes, queries, parallel, integer_dot_is_fast());
+    }
     let n = rows.len();
     let tops = if parallel && n > CHUNK_ROWS {
         (0..n.div_ceil(CHUNK_ROWS))
@@ -96,4 +112,180 @@ fn scan_range(
         first = last;
     }
     tops
+}
+
+/// One query's share of a pass over the codes: the top identities by lower bound, and
+/// every row whose upper bound reached the floor when it was read.
+struct Candidates {
+    lower: TopIdentities,
+    /// `(row, upper bound)`.
+    rows: Vec<(u32, f32)>,
+}
+
+/// [`scan`] over the int8 codes, then the exact re-score (see the module docs);
+/// `integer`: the products on the integer kernel ([`Probe`]).
+fn scan_codes(
+    rows: &Rows<'_>,
+    codes: &Codes,
+    queries: &[Query<'_>],
+    parallel: bool,
+    integer: bool,
+) -> Vec<Vec<Entry>> {
+    let n = rows.len();
+    let probes: Vec<Probe<'_>> = queries
+        .iter()
+        .map(|q| Probe::with_kernel(q.vector, integer))
+        .collect();
+    let range = |start, end| scan_codes_range(rows, codes, queries, &probes, start, end);
+    let parts = if parallel && n > CHUNK_ROWS {
+        (0..n.div_ceil(CHUNK_ROWS))
+            .into_par_iter()
+            .map(|c| range(c * CHUNK_ROWS, ((c + 1) * CHUNK_ROWS).min(n)))
+            .reduce_with(|mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.lower.merge(&y.lower);
+                    x.rows.extend(y.rows);
+                }
+                a
+            })
+            .unwrap_or_else(|| range(0, 0))
+    } else {
+        range(0, n)
+    };
+    parts
+        .into_iter()
+        .zip(queries)
+        .map(|(part, q)| {
+            let floor = part.lower.floor();
+            let mut top = TopIdentities::new(q.k);
+            for &(r, upper) in &part.rows {
+                if upper >= floor {
+                    let r = r as usize;
+                    top.offer(Entry {
+                        score: dot(&rows.vectors[r * rows.dim..(r + 1) * rows.dim], q.vector),
+                        face: rows.faces[r],
+                        slot: rows.owners[r],
+                    });
+                }
+            }
+            top.into_sorted()
+        })
+        .collect()
+}
+
+fn scan_codes_range(
+    rows: &Rows<'_>,
+    codes: &Codes,
+    queries: &[Query<'_>],
+    probes: &[Probe<'_>],
+    start: usize,
+    end: usize,
+) -> Vec<Candidates> {
+    let mut parts: Vec<Candidates> = queries
+        .iter()
+        .map(|q| Candidates {
+            lower: TopIdentities::new(q.k),
+            rows: Vec::new(),
+        })
+        .collect();
+    let mut products = [0.0f32; BLOCK_ROWS]; // (block)
+    let mut halves = [0.0f32; BLOCK_ROWS]; // (block)
+    let mut raw = [0i32; BLOCK_ROWS]; // (block)
+    let mut first = start;
+    while first < end {
+        let last = (first + BLOCK_ROWS).min(end);
+        let products = &mut products[..last - first];
+        let raw = &mut raw[..last - first];
+        let halves = &mut halves[..last - first];
+        for (probe, part) in probes.iter().zip(parts.iter_mut()) {
+            probe.products(codes, first, products, raw);
+            probe.intervals(codes, first, products, halves);
+            let mut floor = part.lower.floor();
+            for (i, (&approx, &half)) in products.iter().zip(halves.iter()).enumerate() {
+                let r = first + i;
+                if approx + half >= floor {
+                    part.rows.push((r as u32, approx + half));
+                    if approx - half >= floor {
+                        part.lower.offer(Entry {
+                            score: approx - half,
+                            face: rows.faces[r],
+                            slot: rows.owners[r],
+                        });
+                        floor = part.lower.floor();
+                    }
+                }
+            }
+        }
+        first = last;
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit_rows(n: usize, d: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        let mut v: Vec<f32> = (0..n * d)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect();
+        for row in v.chunks_mut(d) {
+            let norm = dot(row, row).sqrt();
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+        v
+    }
+
+    /// Both kernels of the int8 pass (whichever the CPU prefers, the server uses one)
+    /// against the f32 scan, serial and in parallel chunks, with near-duplicate rows.
+    #[test]
+    fn both_kernels_of_the_int8_pass_equal_the_f32_scan() {
+        let (n, d) = (9_000, 48);
+        let mut vectors = unit_rows(n, d, 3);
+        // Rows 100..300 nearly repeat rows 0..200 (scores closer than the rounding).
+        for r in 100..300 {
+            let (src, dst) = vectors.split_at_mut(r * d);
+            for (x, y) in dst[..d].iter_mut().zip(&src[(r - 100) * d..(r - 99) * d]) {
+                *x = y * 0.999_9 + *x * 1e-3;
+            }
+            let norm = dot(&dst[..d], &dst[..d]).sqrt();
+            dst[..d].iter_mut().for_each(|x| *x /= norm);
+        }
+        let faces: Vec<FaceId> = (0..n as FaceId).collect();
+        let owners: Vec<u32> = (0..n as u32).map(|r| r % 2_500).collect();
+        let mut codes = Codes::default();
+        vectors.chunks(d).for_each(|v| codes.push(v));
+        let plain = Rows {
+            dim: d,
+            vectors: &vectors,
+            faces: &faces,
+            owners: &owners,
+            codes: None,
+        };
+        let queries_v = unit_rows(12, d, 9);
+        let mut queries: Vec<Query<'_>> = queries_v
+            .chunks(d)
+            .enumerate()
+            .map(|(i, v)| Query {
+                vector: v,
+                k: 1 + i % 7,
+            })
+            .collect();
+        // Queries equal to stored rows: their own row ties the near-duplicates closely.
+        queries.extend((0..4).map(|r| Query {
+            vector: &vectors[r * d..(r + 1) * d],
+            k: 5,
+        }));
+        for parallel in [false, true] {
+            let want = scan(&plain, &queries, parallel);
+            for integer in [false, true] {
+                let got = scan_codes(&plain, &codes, &queries, parallel, integer);
+                assert_eq!(got, want, "parallel {parallel} integer {integer}");
+            }
+        }
+    }
 }
