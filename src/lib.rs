@@ -4,8 +4,10 @@
 //! preprocessing), [`detect`] (finding and cropping faces in photographs), [`model`]
 //! (architectures, model files, inference), [`train`] and [`eval`] (learning and judging
 //! embeddings), [`index`] (nearest-neighbour search), [`store`] (SQL persistence) and
-//! [`server`] (the HTTP API).
+//! [`server`] (the HTTP API). Beside them, `batch` gathers concurrent callers into one
+//! batch (the index's scans and the model's forward passes).
 
+pub(crate) mod batch;
 pub mod data;
 pub mod detect;
 pub mod eval;

@@ -287,6 +287,42 @@ fn embeddings_are_unit_length_and_do_not_depend_on_the_batch() {
     assert!(spread > 1e-3, "two different faces got the same embedding");
 }
 
+/// Threads embedding at the same time share forward passes: each still gets its own
+/// images' embeddings, in its own order, equal to what it gets alone.
+#[test]
+fn threads_embedding_at_once_each_get_their_own_embeddings() {
+    let embedder = Embedder::new(small_model(5));
+    let faces = fixture_faces();
+    let alone: Vec<Vec<f32>> = faces
+        .iter()
+        .map(|f| embedder.embed(std::slice::from_ref(f)).expect("embed")[0].clone())
+        .collect();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (embedder, faces, alone) = (&embedder, &faces, &alone);
+            s.spawn(move || {
+                for round in 0..20 {
+                    // Each thread asks for a different subset, in a different order.
+                    let picks: Vec<usize> = (0..1 + (t + round) % 3)
+                        .map(|i| (t * 7 + round * 3 + i * 5) % faces.len())
+                        .collect();
+                    let images: Vec<_> = picks.iter().map(|&i| faces[i].clone()).collect();
+                    let got = embedder.embed(&images).expect("embed");
+                    assert_eq!(got.len(), picks.len());
+                    for (g, &i) in got.iter().zip(&picks) {
+                        let diff = g
+                            .iter()
+                            .zip(&alone[i])
+                            .map(|(x, y)| (x - y).abs())
+                            .fold(0.0f32, f32::max);
+                        assert!(diff < 1e-5, "thread {t} round {round} image {i}: {diff}");
+                    }
+                }
+            });
+        }
+    });
+}
+
 type Owned = Vec<(String, Vec<usize>, Vec<u8>)>;
 
 /// A model file's tensors as owned (name, shape, bytes) and its header metadata.

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
-use super::batch::{BatchConfig, Batcher, Job};
 use super::config::ScanPrecision;
 use super::identity_map::IdentitySlots;
 use super::quant::Codes;
 use super::scan::{Query, Rows, scan};
 use super::vector::{check_batch, check_embedding};
 use super::{FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError};
+use crate::batch::{BatchConfig, Batcher, Job};
 
 /// Below this many rows a scan runs on its own thread: splitting costs more than it
 /// saves, and the server already runs many requests at once. Measured by

@@ -18,7 +18,6 @@
 //! None of them persist anything: the SQL store is the source of truth and an index is
 //! rebuilt from it at start-up (`insert_batch`).
 
-mod batch;
 mod config;
 mod dot;
 mod error;

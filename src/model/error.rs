@@ -17,4 +17,7 @@ pub enum ModelError {
     Image { index: usize, message: String },
     #[error(transparent)]
     Engine(#[from] NnError),
+    /// A forward pass shared with other callers failed (its error, as text).
+    #[error("inference: {0}")]
+    Inference(String),
 }

@@ -1,11 +1,12 @@
-//! Queries that arrive together share one scan.
+//! Queries that arrive together share one scan: the exact index's pass over a gallery
+//! (`crate::index`), the model's forward pass (`crate::model::Embedder`).
 //!
 //! One scan runs at a time. A query that finds no scan running starts one at once, with
 //! every query already waiting (so an idle index adds no latency); queries that arrive
 //! while a scan runs wait for it to end, and the first of them to wake scans for all of
 //! them. Under load the batch therefore grows to the number of queries in flight,
-//! which is what the blocked scan ([`super::scan`]) needs to pay the gallery's memory
-//! traffic once per batch.
+//! which is what the index's blocked scan needs to pay the gallery's memory traffic once
+//! per batch, and what the network needs to run its layers on several images at once.
 //!
 //! A scan that starts right after another (the index is busy) first waits for the batch
 //! to fill, so arrivals spread over a scan's length are not split into many small
