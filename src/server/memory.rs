@@ -15,6 +15,26 @@
 
 use std::time::Duration;
 
+/// Heap arenas glibc may create (`M_ARENA_MAX`; its default is eight per core). Every
+/// thread that allocates under contention gets an arena of its own, keeps it, and leaves
+/// fragments in it that a trim cannot return; the server's blocking pool starts and
+/// stops many threads. With two arenas `scripts/soak.sh` held RSS at 82–89 MiB under
+/// load instead of 111–116 MiB, at the same request rate (BENCHMARKS.md, "Hostile
+/// clients").
+pub const ARENAS: i32 = 2;
+
+/// Limits glibc to [`ARENAS`] heap arenas unless `MALLOC_ARENA_MAX` says otherwise
+/// (a no-op elsewhere). Call it before starting threads.
+pub fn limit_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt takes no pointers; it only sets an allocator parameter.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+        }
+    }
+}
+
 /// How often free memory is handed back.
 pub const TRIM_EVERY: Duration = Duration::from_secs(10);
 
