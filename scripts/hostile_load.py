@@ -55,6 +55,19 @@ def open_files(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def fd_targets(pid):
+    """What each open descriptor of `pid` points at (sockets by kind only), counted."""
+    targets = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            t = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        t = t.split(":")[0] if t.startswith(("socket:", "anon_inode:", "pipe:")) else t
+        targets[t] = targets.get(t, 0) + 1
+    return targets
+
+
 class Sampler(threading.Thread):
     """Samples RSS every 50 ms; `peak` is the largest seen."""
 
@@ -340,6 +353,7 @@ def soak(args):
     counts.clear()
     time.sleep(args.settle)
     rss0, files0 = rss_kib(args.pid), open_files(args.pid)
+    targets0 = fd_targets(args.pid)
     print(f"cold start: RSS {cold / 1024:.0f} MiB; after a {args.warmup} s warm-up of the "
           f"same mix ({undone} enrollments undone, {args.settle} s settle): "
           f"RSS {rss0 / 1024:.0f} MiB, open files {files0}")
@@ -363,6 +377,10 @@ def soak(args):
           f"deleted, {args.settle} s settle): {change:+.0f}% "
           f"({'within' if abs(change) <= 20 else 'NOT within'} 20%)")
     print(f"open files: {files0} before, {files1} after")
+    targets1 = fd_targets(args.pid)
+    for t in sorted(set(targets0) | set(targets1)):
+        if targets0.get(t, 0) != targets1.get(t, 0):
+            print(f"  {t}: {targets0.get(t, 0)} before, {targets1.get(t, 0)} after")
     return 1 if errors5xx or failed else 0
 
 
