@@ -15,6 +15,11 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 /// How long a SQLite writer waits for another writer's lock before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
+/// Connections idle this long are closed, so a pool that grew under a burst shrinks back
+/// (and its file descriptors with it) within a minute rather than sqlx's default ten;
+/// opening one again costs milliseconds.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Store {
     /// Connect to `url` (`sqlite://path` — the file is created if missing — or
     /// `postgres://…`), then apply pending migrations.
@@ -27,7 +32,8 @@ impl Store {
         let (backend, url) = normalise_url(url)?;
         let options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30));
+            .acquire_timeout(Duration::from_secs(30))
+            .idle_timeout(IDLE_TIMEOUT);
         let options = match backend {
             Backend::Sqlite => options
                 .after_connect(|conn, _meta| Box::pin(async move { sqlite_pragmas(conn).await })),
