@@ -122,7 +122,14 @@ impl Embedder {
 
     /// [`Self::embed_preprocessed`] in one forward pass with every other caller's
     /// images waiting when it starts; each caller gets its own embeddings back.
+    ///
+    /// A caller on a rayon worker thread (a parallel loop embedding part by part, as the
+    /// bulk import does) runs its own pass instead: a worker blocked waiting for another
+    /// thread's pass could not take part in it, and every pass would run on one core.
     fn embed_shared(&self, inputs: Vec<Array2<f32>>) -> Result<Vec<Vec<f32>>, ModelError> {
+        if rayon::current_thread_index().is_some() {
+            return self.embed_preprocessed(&inputs);
+        }
         let run = |jobs: &[Job<Pending>]| -> Vec<Answer> {
             let views: Vec<_> = jobs
                 .iter()
