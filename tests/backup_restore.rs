@@ -236,13 +236,11 @@ fn with_database(url: &str, name: &str) -> String {
     format!("{}/{name}", &base[..slash])
 }
 
+needs_postgres! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pg_dump_restored_with_pg_restore_answers_the_same() {
-    let Ok(base) = std::env::var(POSTGRES_ENV) else {
-        eprintln!("note: {POSTGRES_ENV} is unset; skipping the PostgreSQL dump and restore");
-        return;
-    };
-    let db = TestDb::postgres().await.expect("PostgreSQL test database");
+    let base = std::env::var(POSTGRES_ENV).expect("PostgreSQL test database");
+    let db = TestDb::postgres().await;
     let schema = db
         .url
         .rsplit("search_path%3D")
@@ -296,4 +294,5 @@ async fn a_pg_dump_restored_with_pg_restore_answers_the_same() {
         .await
         .expect("drop database");
     assert_eq!(after, before, "identify answers after pg_restore");
+}
 }

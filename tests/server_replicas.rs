@@ -192,11 +192,10 @@ async fn await_ready(replica: &Replica, name: &str, status: u16) {
     panic!("{name}: /readyz never answered {status} within {DEADLINE:?}");
 }
 
+needs_postgres! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_see_each_others_changes_and_catch_up_after_losing_the_database() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
+    let db = TestDb::postgres().await;
     let placeholder: SocketAddr = "127.0.0.1:1".parse().expect("address");
     let (upstream, _) = through(&db.url, placeholder);
     let proxy = Proxy::start(upstream).await;
@@ -256,6 +255,7 @@ async fn replicas_see_each_others_changes_and_catch_up_after_losing_the_database
             "{name}"
         );
     }
+}
 }
 
 #[test]

@@ -39,11 +39,10 @@ async fn commit(mut conn: PgConnection) {
     conn.close().await.ok();
 }
 
+needs_postgres! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_that_commits_after_a_later_one_is_still_read() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
+    let db = TestDb::postgres().await;
     let store = Store::connect(&db.url, 2).await.expect("connect");
     let mut cursor = store.change_xmin().await.expect("xmin");
 
@@ -63,4 +62,5 @@ async fn a_row_that_commits_after_a_later_one_is_still_read() {
     let read = ids_since(&store, cursor).await;
     assert!(read.contains(&first), "the late row is read: {read:?}");
     store.close().await;
+}
 }

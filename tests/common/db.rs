@@ -25,13 +25,17 @@ impl TestDb {
         }
     }
 
-    /// A new empty schema in the test PostgreSQL database, or `None` (with a note on
-    /// stderr) when `FACEPRINT_TEST_DATABASE_URL` is unset.
-    pub async fn postgres() -> Option<TestDb> {
-        let Ok(base) = std::env::var(POSTGRES_ENV) else {
-            eprintln!("note: {POSTGRES_ENV} is unset; skipping the PostgreSQL variant");
-            return None;
-        };
+    /// A new empty schema in the test PostgreSQL database named by
+    /// `FACEPRINT_TEST_DATABASE_URL`. Tests that call this carry [`needs_postgres!`]'s
+    /// attribute, so they run only in a build made with the variable set; a run without it
+    /// fails here, loudly, rather than passing without PostgreSQL.
+    pub async fn postgres() -> TestDb {
+        let base = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
+            panic!(
+                "{POSTGRES_ENV} was set when the tests were built but is unset now: \
+                 set it again (or unset it and rebuild, and the PostgreSQL tests are ignored)"
+            )
+        });
         let schema = unique_name();
         let mut conn = sqlx::PgConnection::connect(&base)
             .await
@@ -43,7 +47,7 @@ impl TestDb {
         conn.close().await.ok();
         let separator = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-        Some(TestDb { url, _dir: None })
+        TestDb { url, _dir: None }
     }
 }
 
@@ -58,8 +62,22 @@ fn unique_name() -> String {
     format!("t_{}_{}_{}", std::process::id(), nanos, n)
 }
 
+/// Put before a test that needs PostgreSQL: the test is ignored, with the reason, unless
+/// the tests were built with `FACEPRINT_TEST_DATABASE_URL` set (`build.rs` then sets
+/// `cfg(faceprint_postgres)`; `.ci/run` does this).
+#[macro_export]
+macro_rules! needs_postgres {
+    ($item:item) => {
+        #[cfg_attr(
+            not(faceprint_postgres),
+            ignore = "needs PostgreSQL: build and run with FACEPRINT_TEST_DATABASE_URL set (as .ci/run does)"
+        )]
+        $item
+    };
+}
+
 /// Define `mod $name { sqlite, postgres }`: the async test `$body(TestDb)` run once per
-/// backend, the PostgreSQL run skipped (with a note) when no database is configured.
+/// backend; the PostgreSQL run is ignored, with the reason, when no database is configured.
 #[macro_export]
 macro_rules! on_both_backends {
     ($name:ident, $body:path) => {
@@ -69,10 +87,10 @@ macro_rules! on_both_backends {
                 $body($crate::common::db::TestDb::sqlite()).await
             }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(db) = $crate::common::db::TestDb::postgres().await {
-                    $body(db).await
+            $crate::needs_postgres! {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    $body($crate::common::db::TestDb::postgres().await).await
                 }
             }
         }
