@@ -4,7 +4,8 @@
 //! `scripts/torch_reference.py`; regenerate them from the repository root with
 //!
 //! ```sh
-//! /work/pyenv/bin/python scripts/torch_reference.py   # or any Python with torch, safetensors
+//! python3 -m venv .venv && .venv/bin/pip install torch safetensors numpy
+//! .venv/bin/python scripts/torch_reference.py
 //! ```
 //!
 //! The references are computed in float64 from float32 (or float16-exact) inputs, and

@@ -279,14 +279,6 @@ impl Run {
         };
         ckpt.save(&self.cfg.run_dir.join(CHECKPOINT_FILE))
     }
-
-    /// Replaces the network's tensors by the best epoch's (no-op before any epoch).
-    pub fn load_best(&mut self) -> Result<()> {
-        if !self.best.is_empty() {
-            restore(&mut self.net, &self.best, "best network")?;
-        }
-        Ok(())
-    }
 }
 
 /// The gradients' global norm ‖(g₁, …, g_n)‖₂ (for the log when not clipping).
