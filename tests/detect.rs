@@ -206,6 +206,42 @@ fn the_astronaut_photograph_gives_her_face() {
     assert_plausible_landmarks(&faces[0], "astronaut");
 }
 
+/// A tight crop lit from the side and below: P-Net and R-Net never propose it, even
+/// inside the second look's border; the tight-crop look (O-Net on the whole image and
+/// its mirror) finds it, and only when `tight_crops` is on.
+#[test]
+fn a_tight_crop_the_cascade_misses_is_found_by_the_tight_crop_look_only() {
+    let name = "yale_yaleB06_tight.pgm";
+    let image = fixture(name);
+    let off = FaceDetector::new(DetectConfig {
+        tight_crops: false,
+        ..DetectConfig::default()
+    })
+    .expect("detector");
+    assert_eq!(off.detect(&image), Vec::new(), "the cascade alone");
+    let faces = detector().detect(&image);
+    assert_eq!(faces.len(), 1, "{faces:?}");
+    let whole = (0, 0, image.width(), image.height());
+    assert!(is_face_of(&faces[0], name, whole), "{:?}", faces[0]);
+    assert!(
+        faces[0].score >= 0.5 && faces[0].score <= 1.0,
+        "{:?}",
+        faces[0]
+    );
+    assert_plausible_landmarks(&faces[0], name);
+}
+
+/// The tight-crop look takes crop-shaped images only: a strip more than twice as long
+/// as it is wide is never taken whole, even the tight crop above stretched to 3:1
+/// (which O-Net, fed the strip squeezed back to a square, would take for a face).
+#[test]
+fn a_strip_is_not_taken_as_a_tight_crop() {
+    let face = fixture("yale_yaleB06_tight.pgm");
+    let (w, h) = face.dimensions();
+    let strip = imageops::resize(&face, 3 * w, h, imageops::FilterType::Triangle);
+    assert_eq!(detector().detect(&strip), Vec::new());
+}
+
 #[test]
 fn images_too_small_for_the_detector_give_no_face_and_no_panic() {
     let detector = detector();

@@ -139,7 +139,9 @@ impl FaceDetector {
     /// A tight face crop (the face filling the frame, as in face databases) gives the
     /// cascade no context and is often missed: when nothing is found, the search is
     /// repeated once on the image inside a border of its own mean grey, a quarter of
-    /// its size on each side, and what is found there is mapped back.
+    /// its size on each side, and what is found there is mapped back. When that finds
+    /// nothing either and `tight_crops` is on, the whole image is put to O-Net as one
+    /// face ([`Self::whole_crop`], with its mirror).
     pub fn detect(&self, image: &GrayImage) -> Vec<FaceBox> {
         self.detect_until(image, &|| false)
     }
@@ -159,17 +161,11 @@ impl FaceDetector {
             let framed = framed(image, pad_x, pad_y);
             found = self.detections_until(&framed, stop);
             for d in &mut found {
-                let (dx, dy) = (pad_x as f32, pad_y as f32);
-                d.bbox = [
-                    d.bbox[0] - dx,
-                    d.bbox[1] - dy,
-                    d.bbox[2] - dx,
-                    d.bbox[3] - dy,
-                ];
-                for p in &mut d.landmarks {
-                    *p = [p[0] - dx, p[1] - dy];
-                }
+                unshift(d, pad_x as f32, pad_y as f32);
             }
+        }
+        if found.is_empty() && self.config.tight_crops && !stop() {
+            found.extend(self.tight_crop(image));
         }
         let mut faces: Vec<FaceBox> = found
             .iter()
@@ -178,6 +174,86 @@ impl FaceDetector {
             .collect();
         sort_largest_first(&mut faces);
         faces
+    }
+}
+
+/// The lowest mean face probability of the tight-crop look (an image and its mirror):
+/// a face is more likely than not. Measured in BENCHMARKS.md ("Faces found").
+const TIGHT_CROP_PROBABILITY: f32 = 0.5;
+
+/// The tight-crop look is for images shaped like face crops: sides within this ratio.
+const TIGHT_CROP_ASPECT: u32 = 2;
+
+impl FaceDetector {
+    /// The image taken as one tight face crop: O-Net alone on the whole of it (inside
+    /// the equalised border of the second look, two rounds of its box regression), in
+    /// image pixels. `None` for an image under 12 pixels on a side.
+    pub fn whole_crop(&self, image: &GrayImage) -> Option<Detection> {
+        let (w, h) = image.dimensions();
+        if w.min(h) < 12 {
+            return None;
+        }
+        let (pad_x, pad_y) = (w.div_ceil(4), h.div_ceil(4));
+        let framed = framed(image, pad_x, pad_y);
+        let (dx, dy) = (pad_x as f32, pad_y as f32);
+        // The image's own pixels, in the reference's 1-based box convention.
+        let region = [dx + 1.0, dy + 1.0, dx + w as f32, dy + h as f32];
+        let mut d = mtcnn::onet_at(&self.nets, &Plane::from_gray(&framed), region, 2)?;
+        unshift(&mut d, dx, dy);
+        Some(d)
+    }
+
+    /// The five landmarks of an image the client says is one face crop (`detect=false`):
+    /// O-Net's on the whole of it ([`Self::whole_crop`]), kept when they are shaped like
+    /// a face seen from the front (each left point left of its right one, the eyes above
+    /// the nose above the mouth, the eyes at least a fifth of the width apart) and lie
+    /// within a tenth of the image's size of its edges; `None` otherwise, and the crop is
+    /// then taken as it is.
+    pub fn crop_landmarks(&self, image: &GrayImage) -> Option<[Point; 5]> {
+        let (w, h) = image.dimensions();
+        let found = self.whole_crop(image)?;
+        let [le, re, nose, lm, rm] = found.landmarks;
+        let (w, h) = (w as f32, h as f32);
+        let inside = found
+            .landmarks
+            .iter()
+            .all(|&[x, y]| (-0.1 * w..=1.1 * w).contains(&x) && (-0.1 * h..=1.1 * h).contains(&y));
+        let shaped = le[0] < re[0]
+            && lm[0] < rm[0]
+            && le[1].max(re[1]) < nose[1]
+            && nose[1] < lm[1].min(rm[1])
+            && re[0] - le[0] >= 0.2 * w;
+        (inside && shaped).then(|| found.landmarks.map(|[x, y]| Point { x, y }))
+    }
+
+    /// The third look, for a tight face crop the cascade missed (lit from an unusual
+    /// side, or cut at the forehead and chin so that P-Net and R-Net never propose it):
+    /// [`Self::whole_crop`] on the image and on its mirror. The face is kept when the
+    /// mean of the two probabilities reaches [`TIGHT_CROP_PROBABILITY`]; a face seen in
+    /// one orientation only is more often a pattern than a face. Box and landmarks come
+    /// from the image itself, the score is the mean.
+    fn tight_crop(&self, image: &GrayImage) -> Option<Detection> {
+        let (w, h) = image.dimensions();
+        if w.max(h) > TIGHT_CROP_ASPECT * w.min(h) {
+            return None;
+        }
+        let seen = self.whole_crop(image)?;
+        let mirrored = self.whole_crop(&image::imageops::flip_horizontal(image))?;
+        let score = (seen.score + mirrored.score) / 2.0;
+        (score >= TIGHT_CROP_PROBABILITY).then_some(Detection { score, ..seen })
+    }
+}
+
+/// `d` moved by `(−dx, −dy)`: from a framed image back to the image inside it.
+fn unshift(d: &mut Detection, dx: f32, dy: f32) {
+    d.bbox = [
+        d.bbox[0] - dx,
+        d.bbox[1] - dy,
+        d.bbox[2] - dx,
+        d.bbox[3] - dy,
+    ];
+    for p in &mut d.landmarks {
+        *p = [p[0] - dx, p[1] - dy];
     }
 }
 

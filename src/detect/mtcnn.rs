@@ -232,6 +232,42 @@ fn crops(plane: &Plane, boxes: &[[f32; 4]], size: usize) -> (Tensor, Vec<usize>)
     (batch.into_dyn(), regions.into_iter().map(|r| r.0).collect())
 }
 
+/// O-Net alone on `bbox` (made square), `rounds` times, each round on the box the one
+/// before regressed to: the last round's face probability, box and landmarks. This is
+/// the cascade's last stage without the search before it, for an image the caller
+/// already believes to be one face (a tight face crop, which gives P-Net and R-Net too
+/// little context to propose it); `None` when the box misses the image.
+pub fn onet_at(nets: &Nets, plane: &Plane, bbox: [f32; 4], rounds: usize) -> Option<Detection> {
+    let mut b = square(bbox);
+    let mut found = None;
+    for _ in 0..rounds.max(1) {
+        let (batch, kept) = crops(plane, &[b], 48);
+        if kept.is_empty() {
+            return found;
+        }
+        let out = nets.onet.infer(&batch).ok()?;
+        let row = out.outer_iter().next()?;
+        let (w, h) = (b[2] - b[0] + 1.0, b[3] - b[1] + 1.0);
+        let mut points = [[0.0f32; 2]; 5];
+        for (k, point) in points.iter_mut().enumerate() {
+            *point = [w * row[6 + k] + b[0] - 1.0, h * row[11 + k] + b[1] - 1.0];
+        }
+        let c = Candidate {
+            bbox: b,
+            score: face_probability(row[0], row[1]),
+            reg: [row[2], row[3], row[4], row[5]],
+        };
+        let regressed = regress(&c, true);
+        found = Some(Detection {
+            bbox: regressed,
+            score: c.score,
+            landmarks: points,
+        });
+        b = square(regressed);
+    }
+    found
+}
+
 /// Every face in `plane`, as the reference cascade finds them (unsorted).
 pub fn detect(nets: &Nets, plane: &Plane, config: &CascadeConfig) -> Vec<Detection> {
     detect_until(nets, plane, config, &|| false)
