@@ -81,6 +81,14 @@ fn is_default_frame(frame: &crate::detect::Frame) -> bool {
 }
 
 impl ModelMeta {
+    /// Whether the network learned faces aligned on their landmarks (trained with
+    /// `train-embed --detect`, or converted with its own frame, as dlib's network): then
+    /// a face crop sent as it is (`detect=false`) is aligned the same way before it is
+    /// embedded. A model trained on crops as they came sees them as they come.
+    pub fn learned_aligned_faces(&self) -> bool {
+        self.detector.is_some() || !is_default_frame(&self.frame)
+    }
+
     /// The format version this metadata needs: 2 with a tail or a descriptor branch,
     /// else 1.
     pub fn needed_format(&self) -> u32 {

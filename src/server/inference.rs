@@ -1,7 +1,8 @@
 //! Decoding, detecting and embedding uploaded images, off the async runtime.
 //!
-//! Each image is read one of three ways ([`Reading`]): whole, as an aligned face crop
-//! (`detect=false`, the behaviour before detection existed); by detection, every face
+//! Each image is read one of three ways ([`Reading`]): whole, as one face crop
+//! (`detect=false`: not searched, aligned on its landmarks when the model learned
+//! aligned faces, see [`read_whole`]); by detection, every face
 //! found (largest first, up to `max_faces`); or around a box the client gives. Faces
 //! smaller than the detector's `min_embed_size` are reported without an embedding. All
 //! crops of a request are embedded as one batch.
@@ -19,7 +20,7 @@ use crate::detect::{FaceBox, crop_face_in};
 /// How to find the face(s) of one image.
 #[derive(Clone, Copy, Debug)]
 pub enum Reading {
-    /// The image is an aligned face crop: one face, no box.
+    /// The image is one face crop: no search, no box.
     Whole,
     /// Detect faces; keep the `max_faces` largest.
     Detect { max_faces: usize },
@@ -145,7 +146,7 @@ fn analyse_blocking(
                     });
                 }
                 faces.push((None, Some(crops.len())));
-                crops.push(decoded);
+                crops.push(read_whole(decoded, state));
             }
             Reading::Detect { max_faces } => {
                 // Consumes the decoded image: a 16-bit or alpha original is freed before
@@ -195,6 +196,32 @@ fn analyse_blocking(
         });
     }
     Ok(analysed)
+}
+
+/// A face crop sent as it is (`detect=false`), as the model should see it: aligned on
+/// the landmarks the detector finds in it when the model learned aligned faces (and the
+/// landmarks are plausible), else unchanged. Training aligned every face, so a crop
+/// framed differently (ORL's 92×112, say, for dlib's 150×150 chip) would otherwise reach
+/// the network stretched and off its template.
+fn read_whole(image: DynamicImage, state: &AppState) -> DynamicImage {
+    if !state.embedder.meta().learned_aligned_faces() {
+        return image;
+    }
+    aligned_whole(image, &state.detector)
+}
+
+/// `image` aligned to `detector`'s frame on the landmarks of
+/// [`FaceDetector::crop_landmarks`](crate::detect::FaceDetector::crop_landmarks), or
+/// unchanged when it has none.
+pub fn aligned_whole(image: DynamicImage, detector: &crate::detect::FaceDetector) -> DynamicImage {
+    let grey = image.to_luma8();
+    let aligned = detector.crop_landmarks(&grey).and_then(|points| {
+        crate::detect::align::align_in(&grey, &points.map(|p| [p.x, p.y]), detector.frame())
+    });
+    match aligned {
+        Some(crop) => DynamicImage::ImageLuma8(crop),
+        None => image,
+    }
 }
 
 /// A face before embedding: its box, and its crop's index in the batch (if embedded).

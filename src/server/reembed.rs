@@ -7,8 +7,9 @@ use image::DynamicImage;
 
 use super::config::Settings;
 use super::decode::decode_image;
-use super::startup::StartupError;
-use crate::detect::{Frame, align::align_in};
+use super::inference;
+use super::startup::{StartupError, detector_for};
+use crate::detect::{FaceDetector, Frame, align::align_in};
 use crate::model::Embedder;
 use crate::store::Store;
 
@@ -48,15 +49,21 @@ pub struct ReembedReport {
 /// and warped from that template to the new one (from dlib's 150×150 chip to the tighter
 /// 96×112 frame loses nothing; the other way, the margin the chip needs is filled by
 /// repeating the border). Anything else (a `detect=false` image of another size) is
-/// embedded as it is, as when it was enrolled.
-fn reframe(image: DynamicImage, frame: Frame) -> DynamicImage {
+/// read as the server reads a `detect=false` crop for the new model
+/// (`inference::read_whole`): aligned on its landmarks when `aligner` is given (the
+/// new model learned aligned faces), else as it is.
+fn reframe(image: DynamicImage, frame: Frame, aligner: Option<&FaceDetector>) -> DynamicImage {
     let size = (image.width(), image.height());
-    let old = Frame::ALL
-        .into_iter()
-        .find(|f| *f != frame && f.size() == size);
+    if size == frame.size() {
+        return image;
+    }
+    let old = Frame::ALL.into_iter().find(|f| f.size() == size);
     match old.and_then(|old| align_in(&image.to_luma8(), old.template(), frame)) {
         Some(aligned) => DynamicImage::ImageLuma8(aligned),
-        None => image,
+        None => match aligner {
+            Some(detector) => inference::aligned_whole(image, detector),
+            None => image,
+        },
     }
 }
 
@@ -88,6 +95,11 @@ pub async fn reembed(
         return Err(ReembedError::MissingImages(missing));
     }
     let frame = embedder.meta().frame;
+    let aligner = if embedder.meta().learned_aligned_faces() {
+        Some(std::sync::Arc::new(detector_for(settings, &embedder)?))
+    } else {
+        None
+    };
     let embedder = std::sync::Arc::new(embedder);
     let limits = settings.limits.clone();
     let mut done = 0;
@@ -98,12 +110,13 @@ pub async fn reembed(
         after = last.face_id;
         let worker = std::sync::Arc::clone(&embedder);
         let limits = limits.clone();
+        let aligner = aligner.clone();
         let updates = tokio::task::spawn_blocking(move || {
             let images = page
                 .iter()
                 .map(|s| {
                     decode_image(&s.image, 0, &limits)
-                        .map(|image| reframe(image, frame))
+                        .map(|image| reframe(image, frame, aligner.as_deref()))
                         .map_err(|e| ReembedError::Undecodable {
                             face: s.face_id,
                             reason: e.to_string(),
@@ -142,13 +155,50 @@ mod tests {
     fn a_crop_of_the_other_frame_is_realigned_and_other_sizes_are_left_alone() {
         let chip = GrayImage::from_fn(150, 150, |x, y| Luma([((x + 2 * y) % 256) as u8]));
         let chip = DynamicImage::ImageLuma8(chip);
-        let arcface = reframe(chip.clone(), Frame::Arcface);
+        let arcface = reframe(chip.clone(), Frame::Arcface, None);
         assert_eq!((arcface.width(), arcface.height()), Frame::Arcface.size());
         // Already the new model's frame, or no frame's size: unchanged.
-        assert_eq!(reframe(chip.clone(), Frame::Dlib), chip);
+        assert_eq!(reframe(chip.clone(), Frame::Dlib, None), chip);
         let other = DynamicImage::ImageLuma8(GrayImage::new(92, 112));
-        assert_eq!(reframe(other.clone(), Frame::Dlib), other);
-        let back = reframe(arcface, Frame::Dlib);
+        assert_eq!(reframe(other.clone(), Frame::Dlib, None), other);
+        let back = reframe(arcface, Frame::Dlib, None);
         assert_eq!((back.width(), back.height()), (150, 150));
+    }
+
+    #[test]
+    fn a_face_crop_sent_whole_is_aligned_for_a_model_of_aligned_faces() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/detect/orl_s6_1.pgm"
+        );
+        let crop = image::open(path).expect("fixture");
+        let detector = FaceDetector::new(crate::detect::DetectConfig::default())
+            .expect("detector")
+            .with_frame(Frame::Dlib);
+        let aligned = reframe(crop.clone(), Frame::Dlib, Some(&detector));
+        assert_eq!((aligned.width(), aligned.height()), Frame::Dlib.size());
+        // Its face now sits on the frame's template: the landmarks found in the aligned
+        // crop lie closer to the template's than those of the crop merely resized to
+        // the frame, and within 10 pixels of them (in 150).
+        let off = |image: &DynamicImage| -> f32 {
+            let found = detector
+                .crop_landmarks(&image.to_luma8())
+                .expect("landmarks");
+            let t = Frame::Dlib.template();
+            let sum: f32 = found
+                .iter()
+                .zip(t)
+                .map(|(p, t)| ((p.x - t[0]).powi(2) + (p.y - t[1]).powi(2)).sqrt())
+                .sum();
+            sum / 5.0
+        };
+        let resized = crop.resize_exact(150, 150, image::imageops::FilterType::Triangle);
+        let (aligned_off, resized_off) = (off(&aligned), off(&resized));
+        assert!(
+            aligned_off < 10.0 && aligned_off < resized_off,
+            "mean distance to the template: aligned {aligned_off:.1} px, resized {resized_off:.1} px"
+        );
+        // Without an aligner (a model of unaligned crops), the crop stays as it came.
+        assert!(reframe(crop.clone(), Frame::Dlib, None) == crop);
     }
 }

@@ -15,7 +15,7 @@ use crate::detect::FaceDetector;
 use crate::model::Embedder;
 use crate::server::config::LimitSettings;
 use crate::server::decode::{decode_image, sha256_hex};
-use crate::server::inference::png;
+use crate::server::inference::{aligned_whole, png};
 use crate::store::{NewEnrollment, NewFace};
 
 /// Crops per forward pass (see `prepare`).
@@ -170,8 +170,14 @@ fn read_face(ctx: &Context, path: &PathBuf, known: Option<&HashSet<String>>) -> 
             image.height()
         ));
     }
+    // Read as `/enroll` reads a `detect=false` crop; the original is stored, as there.
+    let crop = if ctx.embedder.meta().learned_aligned_faces() {
+        aligned_whole(image, &ctx.detector)
+    } else {
+        image
+    };
     Read::Face {
-        crop: image,
+        crop,
         sha256,
         stored: ctx.store_images.then_some(bytes),
     }
