@@ -196,7 +196,8 @@ fn far_in_range<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64
 #[serde(default, deny_unknown_fields)]
 pub struct DetectSettings {
     /// Whether requests detect faces when they do not say (`detect`); `false` takes
-    /// every image as an aligned face crop.
+    /// every image as one face crop (aligned on its landmarks when the model learned
+    /// aligned faces).
     pub enabled: bool,
     /// Faces reported and embedded per image when the request does not say (`max_faces`).
     pub default_max_faces: usize,

@@ -79,7 +79,7 @@ pub fn document() -> Value {
         "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "score": {"type": "number"}}});
     let landmarks = json!({"type": "array", "minItems": 5, "maxItems": 5, "description": "left eye, right eye, nose, left and right mouth corners (as seen in the image), image pixels", "items": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}}}});
     let box_or_null = json!({"oneOf": [face_box, {"type": "null"}], "description": "the face's box; null with detect=false"});
-    let detect_f = json!({"type": "boolean", "description": "find faces first (default: server setting detect.enabled, true); false takes the image as an aligned face crop"});
+    let detect_f = json!({"type": "boolean", "description": "find faces first (default: server setting detect.enabled, true); false takes the image as one face crop, aligned on its landmarks when the model learned aligned faces"});
     let max_faces_f = json!({"type": "integer", "minimum": 1, "description": "faces reported and embedded per image, largest first (default detect.default_max_faces)"});
     let given_box = json!({"type": "object", "required": ["x", "y", "width", "height"], "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "score": {"type": "number"}}});
     let identify_face = json!({"type": "object", "properties": {"box": box_or_null, "embedded": {"type": "boolean"}, "match": {"oneOf": [candidate, {"type": "null"}]}, "candidates": {"type": "array", "items": candidate}}});
