@@ -323,6 +323,34 @@ fn orl_crops_frame_a_face_as_the_template_does() {
 }
 
 #[test]
+fn a_crop_is_aligned_on_the_landmarks_detection_gives_it() {
+    // `detect=false` and detection must see a face crop alike: its landmarks are those of
+    // the face detection finds filling it (ORL's crops), the tight crops' those of the
+    // tight-crop look.
+    let detector = detector();
+    for name in [
+        "orl_s6_1.pgm",
+        "orl_s7_1.pgm",
+        "orl_s10_1.pgm",
+        "orl_s11_1.pgm",
+        "yale_yaleB06_tight.pgm",
+    ] {
+        let image = fixture(name);
+        let detected = detector.detect(&image)[0].landmarks;
+        assert!(detected.is_some(), "{name}: no landmarks");
+        assert_eq!(detector.crop_landmarks(&image), detected, "{name}");
+    }
+    // A small face in a large picture is not the picture's face: O-Net's look at the
+    // whole picture decides, and finds no face-shaped landmarks in a face-free border.
+    let face = fixture("orl_s6_1.pgm");
+    let mut canvas = GrayImage::from_pixel(400, 400, image::Luma([128]));
+    imageops::replace(&mut canvas, &face, 154, 144);
+    let found = detector.detect(&canvas);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_ne!(detector.crop_landmarks(&canvas), found[0].landmarks);
+}
+
+#[test]
 fn a_box_without_landmarks_is_cropped_from_typical_ones_repeating_the_border() {
     let image = GrayImage::from_fn(60, 60, |x, y| image::Luma([(x + 2 * y) as u8]));
     let face = FaceBox {

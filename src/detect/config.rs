@@ -31,7 +31,8 @@ pub struct DetectConfig {
     pub min_embed_size: u32,
     /// When the search finds no face, take an image shaped like a face crop (sides
     /// within 2:1) as one tight crop and keep it if the last stage, O-Net, on the image
-    /// and its mirror says it is a face (mean probability ≥ 0.5). On for face
+    /// and its mirror says it is a face (mean probability ≥ 0.5), or says so after the
+    /// image is equalised by tiles (a face half in shadow). On for face
     /// databases' crops and clients that crop faces themselves; off where a picture
     /// without a detected face should stay without one.
     pub tight_crops: bool,

@@ -4,6 +4,7 @@ use image::GrayImage;
 use serde::{Deserialize, Serialize};
 
 use super::align::Frame;
+use super::contrast::{clahe, equalised};
 use super::mtcnn::{self, CascadeConfig, Detection};
 use super::nets::Nets;
 use super::resample::Plane;
@@ -167,13 +168,7 @@ impl FaceDetector {
         if found.is_empty() && self.config.tight_crops && !stop() {
             found.extend(self.tight_crop(image));
         }
-        let mut faces: Vec<FaceBox> = found
-            .iter()
-            .filter_map(|d| to_face_box(d, w, h))
-            .filter(|b| b.width.min(b.height) >= MIN_CLIPPED)
-            .collect();
-        sort_largest_first(&mut faces);
-        faces
+        face_boxes(&found, w, h)
     }
 }
 
@@ -183,6 +178,11 @@ const TIGHT_CROP_PROBABILITY: f32 = 0.5;
 
 /// The tight-crop look is for images shaped like face crops: sides within this ratio.
 const TIGHT_CROP_ASPECT: u32 = 2;
+
+/// The tight-crop look's local equalisation: 4×4 tiles, histograms clipped at twice
+/// their mean (chosen on half of the identities, BENCHMARKS.md "Faces found").
+const CLAHE_TILES: u32 = 4;
+const CLAHE_CLIP: f32 = 2.0;
 
 impl FaceDetector {
     /// The image taken as one tight face crop: O-Net alone on the whole of it (inside
@@ -203,14 +203,32 @@ impl FaceDetector {
         Some(d)
     }
 
-    /// The five landmarks of an image the client says is one face crop (`detect=false`):
-    /// O-Net's on the whole of it ([`Self::whole_crop`]), kept when they are shaped like
-    /// a face seen from the front (each left point left of its right one, the eyes above
-    /// the nose above the mouth, the eyes at least a fifth of the width apart) and lie
-    /// within a tenth of the image's size of its edges; `None` otherwise, and the crop is
-    /// then taken as it is.
+    /// The five landmarks of an image the client says is one face crop (`detect=false`).
+    /// First those the cascade (the first look of [`Self::detect`]) gives the largest
+    /// face whose box holds the image's centre and covers at least a fifth of it (a face
+    /// that fills a crop, not one of a group photo), so that a crop is aligned alike
+    /// whether it is sent with detection or without: the same landmarks, the same
+    /// aligned picture. A tight crop the cascade misses gets the tight-crop look's
+    /// landmarks, as with detection; the second look is skipped (it would cost a second
+    /// search on every such crop). When the cascade finds no such face: O-Net's on the whole of it ([`Self::whole_crop`]), kept when they are
+    /// shaped like a face seen from the front (each left point left of its right one, the
+    /// eyes above the nose above the mouth, the eyes at least a fifth of the width apart)
+    /// and lie within a tenth of the image's size of its edges; `None` otherwise, and the
+    /// crop is then taken as it is.
     pub fn crop_landmarks(&self, image: &GrayImage) -> Option<[Point; 5]> {
         let (w, h) = image.dimensions();
+        let (cx, cy) = (w / 2, h / 2);
+        let detected = face_boxes(&self.detections(image), w, h)
+            .into_iter()
+            .filter(|b| {
+                (b.x..b.x + b.width).contains(&cx)
+                    && (b.y..b.y + b.height).contains(&cy)
+                    && 5 * b.area() >= u64::from(w) * u64::from(h)
+            })
+            .find_map(|b| b.landmarks);
+        if detected.is_some() {
+            return detected;
+        }
         let found = self.whole_crop(image)?;
         let [le, re, nose, lm, rm] = found.landmarks;
         let (w, h) = (w as f32, h as f32);
@@ -231,12 +249,22 @@ impl FaceDetector {
     /// [`Self::whole_crop`] on the image and on its mirror. The face is kept when the
     /// mean of the two probabilities reaches [`TIGHT_CROP_PROBABILITY`]; a face seen in
     /// one orientation only is more often a pattern than a face. Box and landmarks come
-    /// from the image itself, the score is the mean.
+    /// from the image itself, the score is the mean. When that fails, the same on the
+    /// image equalised by tiles ([`clahe`]): a face half in shadow, whose dark half a
+    /// global equalisation leaves dark.
     fn tight_crop(&self, image: &GrayImage) -> Option<Detection> {
         let (w, h) = image.dimensions();
         if w.max(h) > TIGHT_CROP_ASPECT * w.min(h) {
             return None;
         }
+        self.both_ways(image)
+            .or_else(|| self.both_ways(&clahe(image, CLAHE_TILES, CLAHE_CLIP)))
+    }
+
+    /// [`Self::whole_crop`] on `image` and on its mirror, kept when the mean of the two
+    /// probabilities reaches [`TIGHT_CROP_PROBABILITY`]; box and landmarks are the
+    /// image's, the score the mean.
+    fn both_ways(&self, image: &GrayImage) -> Option<Detection> {
         let seen = self.whole_crop(image)?;
         let mirrored = self.whole_crop(&image::imageops::flip_horizontal(image))?;
         let score = (seen.score + mirrored.score) / 2.0;
@@ -269,28 +297,16 @@ fn framed(image: &GrayImage, pad_x: u32, pad_y: u32) -> GrayImage {
     out
 }
 
-/// Histogram equalisation: each grey level mapped to its rank among the pixels, so a
-/// dark or flat image uses the whole range.
-fn equalised(image: &GrayImage) -> GrayImage {
-    let mut hist = [0u64; 256];
-    for &v in image.as_raw() {
-        hist[usize::from(v)] += 1;
-    }
-    let total = image.as_raw().len() as u64;
-    let mut cdf = [0u64; 256];
-    let mut acc = 0;
-    for (c, h) in cdf.iter_mut().zip(hist) {
-        acc += h;
-        *c = acc;
-    }
-    let lowest = cdf.iter().copied().find(|&c| c > 0).unwrap_or(0);
-    let span = (total - lowest).max(1);
-    let mut out = image.clone();
-    for v in out.iter_mut() {
-        // (cdf − lowest) / span ∈ [0, 1]: the cast cannot truncate.
-        *v = ((cdf[usize::from(*v)] - lowest) * 255 / span) as u8;
-    }
-    out
+/// `found` in a `w × h` image as boxes clipped to it, largest first; faces cut by the
+/// border to under [`MIN_CLIPPED`] pixels are left out.
+fn face_boxes(found: &[Detection], w: u32, h: u32) -> Vec<FaceBox> {
+    let mut faces: Vec<FaceBox> = found
+        .iter()
+        .filter_map(|d| to_face_box(d, w, h))
+        .filter(|b| b.width.min(b.height) >= MIN_CLIPPED)
+        .collect();
+    sort_largest_first(&mut faces);
+    faces
 }
 
 /// Largest box first; equal areas by score, then position, so the order is total.

@@ -10,6 +10,7 @@
 
 pub mod align;
 mod config;
+mod contrast;
 mod crop;
 mod detector;
 pub mod mtcnn;

@@ -246,26 +246,31 @@ pub fn onet_at(nets: &Nets, plane: &Plane, bbox: [f32; 4], rounds: usize) -> Opt
             return found;
         }
         let out = nets.onet.infer(&batch).ok()?;
-        let row = out.outer_iter().next()?;
-        let (w, h) = (b[2] - b[0] + 1.0, b[3] - b[1] + 1.0);
-        let mut points = [[0.0f32; 2]; 5];
-        for (k, point) in points.iter_mut().enumerate() {
-            *point = [w * row[6 + k] + b[0] - 1.0, h * row[11 + k] + b[1] - 1.0];
-        }
-        let c = Candidate {
-            bbox: b,
-            score: face_probability(row[0], row[1]),
-            reg: [row[2], row[3], row[4], row[5]],
-        };
-        let regressed = regress(&c, true);
-        found = Some(Detection {
-            bbox: regressed,
-            score: c.score,
-            landmarks: points,
-        });
-        b = square(regressed);
+        let d = onet_detection(out.outer_iter().next()?, b);
+        b = square(d.bbox);
+        found = Some(d);
     }
     found
+}
+
+/// What O-Net's output `row` says of the square box `b` it was given: the face
+/// probability, the regressed box and the five landmarks, in image pixels.
+fn onet_detection(row: ndarray::ArrayViewD<'_, f32>, b: [f32; 4]) -> Detection {
+    let (w, h) = (b[2] - b[0] + 1.0, b[3] - b[1] + 1.0);
+    let mut landmarks = [[0.0f32; 2]; 5];
+    for (k, point) in landmarks.iter_mut().enumerate() {
+        *point = [w * row[6 + k] + b[0] - 1.0, h * row[11 + k] + b[1] - 1.0];
+    }
+    let c = Candidate {
+        bbox: b,
+        score: face_probability(row[0], row[1]),
+        reg: [row[2], row[3], row[4], row[5]],
+    };
+    Detection {
+        bbox: regress(&c, true),
+        score: c.score,
+        landmarks,
+    }
 }
 
 /// Every face in `plane`, as the reference cascade finds them (unsorted).
@@ -343,37 +348,23 @@ pub fn detect_until(
     let Ok(out) = nets.onet.infer(&batch) else {
         return Vec::new();
     };
-    let mut cands = Vec::new();
-    let mut marks = Vec::new();
-    for (row, &i) in out.outer_iter().zip(&kept) {
-        let p = face_probability(row[0], row[1]);
-        if p <= config.thresholds[2] {
-            continue;
-        }
-        let b = boxes[i];
-        let (w, h) = (b[2] - b[0] + 1.0, b[3] - b[1] + 1.0);
-        let mut points = [[0.0f32; 2]; 5];
-        for (k, point) in points.iter_mut().enumerate() {
-            *point = [w * row[6 + k] + b[0] - 1.0, h * row[11 + k] + b[1] - 1.0];
-        }
-        let c = Candidate {
-            bbox: b,
-            score: p,
-            reg: [row[2], row[3], row[4], row[5]],
-        };
-        cands.push(Candidate {
-            bbox: regress(&c, true),
-            ..c
-        });
-        marks.push(points);
-    }
+    let found: Vec<Detection> = out
+        .outer_iter()
+        .zip(&kept)
+        .map(|(row, &i)| onet_detection(row, boxes[i]))
+        .filter(|d| d.score > config.thresholds[2])
+        .collect();
+    let cands: Vec<Candidate> = found
+        .iter()
+        .map(|d| Candidate {
+            bbox: d.bbox,
+            score: d.score,
+            reg: [0.0; 4],
+        })
+        .collect();
     nms(&cands, 0.7, Overlap::MinPlusOne)
         .into_iter()
-        .map(|i| Detection {
-            bbox: cands[i].bbox,
-            score: cands[i].score,
-            landmarks: marks[i],
-        })
+        .map(|i| found[i])
         .collect()
 }
 
