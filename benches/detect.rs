@@ -5,7 +5,8 @@
 //! Run: `cargo bench --bench detect`. `FACEPRINT_BENCH_SECONDS` sets the time per
 //! figure (default 5). Prints milliseconds per image (median, min, max over the runs)
 //! and the faces found, at `min_face_size` 20, 40 (the default) and 80: the
-//! detector's cost falls with the square of the smallest face it looks for.
+//! detector's cost falls with the square of the smallest face it looks for. Last, the
+//! landmarks of a face crop sent with `detect=false`, beside O-Net alone on it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -86,26 +87,53 @@ fn main() {
             );
         }
     }
+    crop_landmarks(budget);
 }
 
 /// Prints the time per detection of `image`.
 fn time(detector: &FaceDetector, image: &GrayImage, budget: Duration, what: &str) {
-    {
-        let faces = detector.detect(image).len();
-        let mut times = Vec::new();
-        let start = Instant::now();
-        while start.elapsed() < budget || times.len() < 5 {
-            let t = Instant::now();
-            std::hint::black_box(detector.detect(std::hint::black_box(image)));
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        times.sort_by(f64::total_cmp);
-        println!(
-            "detect {what}: {:.1} ms median ({:.1}–{:.1}, {} runs), {faces} faces found",
-            times[times.len() / 2],
-            times[0],
-            times[times.len() - 1],
-            times.len()
-        );
+    let faces = detector.detect(image).len();
+    let summary = median_ms(budget, || {
+        std::hint::black_box(detector.detect(std::hint::black_box(image)));
+    });
+    println!("detect {what}: {summary}, {faces} faces found");
+}
+
+/// The landmarks of a face crop sent with `detect=false`
+/// ([`FaceDetector::crop_landmarks`]: detection first) beside O-Net alone on the whole
+/// crop ([`FaceDetector::whole_crop`], what they were before detection came first).
+fn crop_landmarks(budget: Duration) {
+    let detector = match FaceDetector::new(DetectConfig::default()) {
+        Ok(d) => d,
+        Err(e) => panic!("detector: {e}"),
+    };
+    for name in ["orl_s6_1.pgm", "yale_yaleB06_tight.pgm"] {
+        let crop = fixture(name);
+        let landmarks = median_ms(budget, || {
+            std::hint::black_box(detector.crop_landmarks(std::hint::black_box(&crop)));
+        });
+        let onet = median_ms(budget, || {
+            std::hint::black_box(detector.whole_crop(std::hint::black_box(&crop)));
+        });
+        println!("crop landmarks {name}: {landmarks}; O-Net on the whole crop: {onet}");
     }
+}
+
+/// "m ms median (min–max, n runs)" of `run`, repeated for `budget` and at least 5 times.
+fn median_ms(budget: Duration, mut run: impl FnMut()) -> String {
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < budget || times.len() < 5 {
+        let t = Instant::now();
+        run();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    format!(
+        "{:.2} ms median ({:.2}–{:.2}, {} runs)",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1],
+        times.len()
+    )
 }

@@ -364,6 +364,39 @@ async fn embed_and_verify_answer_for_the_largest_face_and_list_every_face() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_face_crop_embeds_alike_with_detection_and_without() {
+    // The shipped model learned aligned faces: a crop sent as one face (`detect=false`)
+    // is aligned on the landmarks detection finds in it, so both answers are one picture.
+    let app = TestApp::spawn(TestDb::sqlite()).await;
+    for (who, n) in [("s1", 1), ("s2", 2), ("s3", 1)] {
+        let crop = face(who, n);
+        let (status, detected) = json_of(app.embed(&crop).await).await;
+        assert_eq!(status, 200, "{detected}");
+        assert!(detected["box"].is_object(), "{detected}");
+        let response = app
+            .post_json("/embed", &json!({ "image": b64(&crop), "detect": false }))
+            .await;
+        let (status, whole) = json_of(response).await;
+        assert_eq!(status, 200, "{whole}");
+        assert_eq!(whole["box"], Value::Null, "{whole}");
+        let vector = |v: &Value| -> Vec<f64> {
+            v["embedding"]
+                .as_array()
+                .expect("embedding")
+                .iter()
+                .map(|x| x.as_f64().expect("number"))
+                .collect()
+        };
+        let cosine: f64 = vector(&detected)
+            .iter()
+            .zip(vector(&whole))
+            .map(|(a, b)| a * b)
+            .sum();
+        assert!(cosine > 0.9999, "{who}/{n}: cosine {cosine}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_astronaut_photograph_is_one_face() {
     let app = TestApp::spawn(TestDb::sqlite()).await;
     let request = json!({"image": b64(&jpeg_bytes("astronaut.jpg"))});
