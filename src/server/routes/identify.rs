@@ -12,7 +12,7 @@ use crate::index::FaceIndex;
 use crate::server::decision::{self, Decision, parse_far};
 use crate::server::error::ApiError;
 use crate::server::galleries::GalleryState;
-use crate::server::inference::{Reading, analyse};
+use crate::server::inference::{Face, Reading, analyse};
 use crate::server::names::GalleryName;
 use crate::server::payload::{Payload, lenient};
 use crate::server::state::AppState;
@@ -141,23 +141,18 @@ pub async fn identify(
     let threshold = decision.threshold;
     let mut analysed = analyse(&state, vec![request.image], vec![request.reading], false).await?;
     let faces = std::mem::take(&mut analysed[0].faces);
-    let queries: Vec<Vec<f32>> = faces.iter().filter_map(|f| f.embedding.clone()).collect();
-    let mut results = search_all(request.gallery, queries, request.top_k)
-        .await?
-        .into_iter();
+    let searched = search_faces(request.gallery, faces, request.top_k).await?;
     let tail = state.embedder.meta().tail.as_ref();
-    let faces: Vec<FaceAnswer> = faces
+    let faces: Vec<FaceAnswer> = searched
         .into_iter()
-        .map(|face| {
-            let mut candidates = match face.embedding {
-                Some(_) => results.next().unwrap_or_default(),
-                None => Vec::new(),
-            };
+        .map(|Searched { bbox, candidates }| {
+            let embedded = candidates.is_some();
+            let mut candidates = candidates.unwrap_or_default();
             rate(&mut candidates, &decision, tail);
             FaceAnswer {
-                bbox: face.bbox,
-                landmarks: face.bbox.and_then(|b| b.landmarks),
-                embedded: face.embedding.is_some(),
+                bbox,
+                landmarks: bbox.and_then(|b| b.landmarks),
+                embedded,
                 best: decide(&candidates, threshold),
                 candidates,
             }
@@ -192,37 +187,62 @@ fn decide(candidates: &[Candidate], threshold: f32) -> Option<Candidate> {
         .cloned()
 }
 
-/// Top-k distinct identities for each query, on the blocking pool.
-async fn search_all(
+/// A face of the query with its own search result.
+struct Searched {
+    bbox: Option<FaceBox>,
+    /// Top-k distinct identities, most similar first; `None` for a face too small to embed.
+    candidates: Option<Vec<Candidate>>,
+}
+
+/// Every face with the top-k distinct identities for its embedding, on the blocking pool.
+async fn search_faces(
     gallery: Option<Arc<GalleryState>>,
-    queries: Vec<Vec<f32>>,
+    faces: Vec<Face>,
     top_k: usize,
-) -> Result<Vec<Vec<Candidate>>, ApiError> {
+) -> Result<Vec<Searched>, ApiError> {
     let Some(gallery) = gallery else {
-        return Ok(vec![Vec::new(); queries.len()]);
+        return Ok(faces
+            .into_iter()
+            .map(|face| Searched {
+                bbox: face.bbox,
+                candidates: face.embedding.map(|_| Vec::new()),
+            })
+            .collect());
     };
     tokio::task::spawn_blocking(move || {
-        queries
-            .iter()
-            .map(|query| {
-                let hits = gallery
-                    .index
-                    .search(query, top_k)
-                    .map_err(ApiError::internal)?;
-                Ok(hits
-                    .into_iter()
-                    .filter_map(|hit| {
-                        // An identity deleted between search and lookup is simply skipped.
-                        gallery.name_of(hit.identity).map(|name| Candidate {
-                            identity: name.to_string(),
-                            similarity: hit.similarity,
-                            face_id: hit.face,
-                            false_accept_rate: None,
-                        })
-                    })
-                    .collect())
+        faces
+            .into_iter()
+            .map(|face| {
+                let candidates = face
+                    .embedding
+                    .map(|query| search(&gallery, &query, top_k))
+                    .transpose()?;
+                Ok(Searched {
+                    bbox: face.bbox,
+                    candidates,
+                })
             })
             .collect()
     })
     .await?
+}
+
+/// Top-k distinct identities for one embedding.
+fn search(gallery: &GalleryState, query: &[f32], top_k: usize) -> Result<Vec<Candidate>, ApiError> {
+    let hits = gallery
+        .index
+        .search(query, top_k)
+        .map_err(ApiError::internal)?;
+    Ok(hits
+        .into_iter()
+        .filter_map(|hit| {
+            // An identity deleted between search and lookup is simply skipped.
+            gallery.name_of(hit.identity).map(|name| Candidate {
+                identity: name.to_string(),
+                similarity: hit.similarity,
+                face_id: hit.face,
+                false_accept_rate: None,
+            })
+        })
+        .collect())
 }
