@@ -29,7 +29,7 @@ use tokio::time::{MissedTickBehavior, interval, interval_at};
 use super::galleries::GalleryState;
 use super::state::AppState;
 use crate::index::FaceIndex;
-use crate::store::{Change, ChangeKind, StoreError};
+use crate::store::{Change, ChangeRow, StoreError};
 
 /// The channel the change-log trigger notifies (see the migration).
 const CHANNEL: &str = "faceprint_changes";
@@ -182,10 +182,10 @@ impl Follower {
 
     /// Bring the indexes to the state the rows report (in row order; inserts batched
     /// until the next removal).
-    async fn apply(&self, changes: Vec<Change>) -> Result<(), FollowError> {
+    async fn apply(&self, rows: Vec<ChangeRow>) -> Result<(), FollowError> {
         let mut inserts: Vec<(Arc<GalleryState>, Item)> = Vec::new();
-        for change in changes {
-            let (Some(kind), Some(gallery)) = (change.kind, &change.gallery) else {
+        for row in rows {
+            let Some(gallery) = row.change.gallery() else {
                 continue;
             };
             let target = match self.state.galleries.get_or_create(gallery) {
@@ -195,39 +195,53 @@ impl Follower {
                     continue;
                 }
             };
-            tracing::debug!(id = change.id, ?kind, gallery = %gallery.name, "applying change");
-            match kind {
-                ChangeKind::FaceAdded => {
-                    let (Some(face), Some(identity)) = (change.face_id, change.identity_id) else {
-                        continue;
-                    };
-                    match change.embedding {
-                        Some(embedding) => {
-                            if let Some(name) = &change.identity_name {
-                                target.set_name(identity, name);
-                            }
-                            inserts.push((target, (face, identity, embedding)));
-                        }
-                        None => {
-                            flush(&mut inserts).await?;
-                            target.index.remove_face(face);
-                        }
+            let kind = row.change.kind();
+            tracing::debug!(id = row.id, ?kind, gallery = %gallery.name, "applying change");
+            match row.change {
+                Change::FaceAdded {
+                    identity_id,
+                    face_id,
+                    identity_name,
+                    embedding: Some(embedding),
+                    ..
+                } => {
+                    if let Some(name) = &identity_name {
+                        target.set_name(identity_id, name);
                     }
+                    inserts.push((target, (face_id, identity_id, embedding)));
                 }
-                ChangeKind::FaceRemoved => {
-                    if let (Some(face), None) = (change.face_id, &change.embedding) {
-                        flush(&mut inserts).await?;
-                        target.index.remove_face(face);
-                    }
+                // Deleted since (or now): the face must not stay in the index.
+                Change::FaceAdded {
+                    face_id,
+                    embedding: None,
+                    ..
                 }
-                ChangeKind::IdentityRemoved => {
-                    if let (Some(identity), None) = (change.identity_id, &change.identity_name) {
-                        flush(&mut inserts).await?;
-                        target.index.remove_identity(identity);
-                        target.forget_name(identity);
-                    }
+                | Change::FaceRemoved {
+                    face_id,
+                    face_exists: false,
+                    ..
+                } => {
+                    flush(&mut inserts).await?;
+                    target.index.remove_face(face_id);
                 }
-                ChangeKind::GalleryChanged => target.set_policy(gallery),
+                Change::IdentityRemoved {
+                    identity_id,
+                    identity_exists: false,
+                    ..
+                } => {
+                    flush(&mut inserts).await?;
+                    target.index.remove_identity(identity_id);
+                    target.forget_name(identity_id);
+                }
+                Change::GalleryChanged { gallery } => target.set_policy(&gallery),
+                Change::FaceRemoved {
+                    face_exists: true, ..
+                }
+                | Change::IdentityRemoved {
+                    identity_exists: true,
+                    ..
+                }
+                | Change::Unknown => {}
             }
         }
         flush(&mut inserts).await

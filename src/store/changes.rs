@@ -49,23 +49,69 @@ impl ChangeKind {
     }
 }
 
-/// One change-log row with the current state of what it names.
+/// One change-log row: what it says happened, with the current state of what it names.
 #[derive(Clone, Debug)]
-pub struct Change {
+pub struct ChangeRow {
     pub id: i64,
     pub txid: i64,
-    /// `None` for a kind this version does not know (written by a newer server).
-    pub kind: Option<ChangeKind>,
-    pub identity_id: Option<i64>,
-    pub face_id: Option<i64>,
     /// The process that wrote the row (see [`Store::origin`]).
     pub origin: String,
-    /// The gallery as it is now.
-    pub gallery: Option<Gallery>,
-    /// The identity's external id, if the identity still exists.
-    pub identity_name: Option<String>,
-    /// The face's embedding, if the face still exists.
-    pub embedding: Option<Vec<f32>>,
+    pub change: Change,
+}
+
+/// What a change-log row says happened, each kind with what applying it needs: the
+/// gallery as it is now, the ids the row names, and whether what they name still exists.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// A face was enrolled; `embedding` is `None` if the face has been deleted since.
+    FaceAdded {
+        gallery: Gallery,
+        identity_id: i64,
+        face_id: i64,
+        /// The identity's external id, if the identity still exists.
+        identity_name: Option<String>,
+        embedding: Option<Vec<f32>>,
+    },
+    FaceRemoved {
+        gallery: Gallery,
+        face_id: i64,
+        face_exists: bool,
+    },
+    IdentityRemoved {
+        gallery: Gallery,
+        identity_id: i64,
+        identity_exists: bool,
+    },
+    GalleryChanged {
+        gallery: Gallery,
+    },
+    /// Nothing this version can apply: a kind written by a newer server, a gallery that
+    /// no longer exists, or a row without the ids its kind names (none is written so).
+    Unknown,
+}
+
+impl Change {
+    /// The gallery the change happened in; `None` for [`Change::Unknown`].
+    pub fn gallery(&self) -> Option<&Gallery> {
+        match self {
+            Change::FaceAdded { gallery, .. }
+            | Change::FaceRemoved { gallery, .. }
+            | Change::IdentityRemoved { gallery, .. }
+            | Change::GalleryChanged { gallery } => Some(gallery),
+            Change::Unknown => None,
+        }
+    }
+
+    /// The kind of the row; `None` for [`Change::Unknown`].
+    pub fn kind(&self) -> Option<ChangeKind> {
+        match self {
+            Change::FaceAdded { .. } => Some(ChangeKind::FaceAdded),
+            Change::FaceRemoved { .. } => Some(ChangeKind::FaceRemoved),
+            Change::IdentityRemoved { .. } => Some(ChangeKind::IdentityRemoved),
+            Change::GalleryChanged { .. } => Some(ChangeKind::GalleryChanged),
+            Change::Unknown => None,
+        }
+    }
 }
 
 impl Store {
@@ -124,7 +170,7 @@ impl Store {
         &self,
         ids: &[i64],
         origin: &str,
-    ) -> Result<Vec<Change>, StoreError> {
+    ) -> Result<Vec<ChangeRow>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -188,8 +234,7 @@ impl Store {
     }
 }
 
-fn change_from_row(row: &AnyRow) -> Result<Change, StoreError> {
-    let id: i64 = row.try_get("id")?;
+fn change_from_row(row: &AnyRow) -> Result<ChangeRow, StoreError> {
     let gallery = match row.try_get::<Option<String>, _>("gallery_name")? {
         None => None,
         Some(name) => Some(Gallery {
@@ -200,6 +245,7 @@ fn change_from_row(row: &AnyRow) -> Result<Change, StoreError> {
             created_at: row.try_get("gallery_created_at")?,
         }),
     };
+    // Decoded whatever the kind, so that a corrupt stored embedding is always reported.
     let embedding = match row.try_get::<Option<Vec<u8>>, _>("embedding")? {
         None => None,
         Some(bytes) => Some(
@@ -209,15 +255,39 @@ fn change_from_row(row: &AnyRow) -> Result<Change, StoreError> {
             })?,
         ),
     };
-    Ok(Change {
-        id,
+    let kind = ChangeKind::parse(&row.try_get::<String, _>("kind")?);
+    let identity_id: Option<i64> = row.try_get("identity_id")?;
+    let face_id: Option<i64> = row.try_get("face_id")?;
+    let identity_name: Option<String> = row.try_get("external_id")?;
+    let change = match (kind, gallery, identity_id, face_id) {
+        (Some(ChangeKind::FaceAdded), Some(gallery), Some(identity_id), Some(face_id)) => {
+            Change::FaceAdded {
+                gallery,
+                identity_id,
+                face_id,
+                identity_name,
+                embedding,
+            }
+        }
+        (Some(ChangeKind::FaceRemoved), Some(gallery), _, Some(face_id)) => Change::FaceRemoved {
+            gallery,
+            face_id,
+            face_exists: embedding.is_some(),
+        },
+        (Some(ChangeKind::IdentityRemoved), Some(gallery), Some(identity_id), _) => {
+            Change::IdentityRemoved {
+                gallery,
+                identity_id,
+                identity_exists: identity_name.is_some(),
+            }
+        }
+        (Some(ChangeKind::GalleryChanged), Some(gallery), ..) => Change::GalleryChanged { gallery },
+        _ => Change::Unknown,
+    };
+    Ok(ChangeRow {
+        id: row.try_get("id")?,
         txid: row.try_get("txid")?,
-        kind: ChangeKind::parse(&row.try_get::<String, _>("kind")?),
-        identity_id: row.try_get("identity_id")?,
-        face_id: row.try_get("face_id")?,
         origin: row.try_get("origin")?,
-        gallery,
-        identity_name: row.try_get("external_id")?,
-        embedding,
+        change,
     })
 }

@@ -16,7 +16,7 @@ mod identities;
 mod records;
 
 pub use backup::{RestoreError, sqlite_path};
-pub use changes::{Change, ChangeKind};
+pub use changes::{Change, ChangeKind, ChangeRow};
 pub use embedding_bytes::{decode_embedding, encode_embedding};
 pub use error::StoreError;
 pub use records::{

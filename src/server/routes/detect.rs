@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::{expect_images, reading};
+use super::{checked_max_faces, expect_images};
 use crate::detect::{FaceBox, Point};
 use crate::server::error::ApiError;
 use crate::server::inference::run_budgeted;
@@ -40,20 +40,29 @@ pub struct DetectResponse {
     pub height: u32,
 }
 
+/// A `/detect` request, checked before any work.
+struct DetectRequest {
+    image: Vec<u8>,
+    max_faces: usize,
+}
+
+impl DetectRequest {
+    fn parse(state: &AppState, payload: Payload) -> Result<DetectRequest, ApiError> {
+        let fields: DetectFields = payload.fields_as()?;
+        let [image] = expect_images(payload.images, "(field `image`)")?;
+        // Checked the way the other routes check it.
+        let max_faces = checked_max_faces(state, fields.max_faces)?;
+        Ok(DetectRequest { image, max_faces })
+    }
+}
+
 pub async fn detect(
     State(state): State<AppState>,
     payload: Payload,
 ) -> Result<Json<DetectResponse>, ApiError> {
-    let fields: DetectFields = payload.fields_as()?;
-    expect_images(&payload.images, 1, "(field `image`)")?;
-    // Validates `max_faces` the way the other routes do.
-    reading(&state, Some(true), fields.max_faces)?;
-    let max_faces = fields
-        .max_faces
-        .unwrap_or(state.settings.detect.default_max_faces);
+    let DetectRequest { image, max_faces } = DetectRequest::parse(&state, payload)?;
     let detector = std::sync::Arc::clone(&state.detector);
     let limits = state.settings.limits.clone();
-    let image = payload.images.into_iter().next().unwrap_or_default();
     let pixels = header_pixels(&image, limits.max_image_side);
     let (faces, width, height) = run_budgeted(&state, pixels, move |cancel| {
         let decoded = crate::server::decode::decode_image(&image, 0, &limits)?;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{expect_images, reading, resolve_threshold};
 use crate::detect::FaceBox;
 use crate::server::error::ApiError;
-use crate::server::inference::{AnalysedImage, analyse, cosine};
+use crate::server::inference::{AnalysedImage, Reading, analyse, cosine};
 use crate::server::names::{ExternalId, GalleryName};
 use crate::server::payload::{Payload, lenient};
 use crate::server::state::AppState;
@@ -41,15 +41,28 @@ pub struct EmbedResponse {
     pub model: String,
 }
 
+/// An `/embed` request, checked before any work.
+struct EmbedRequest {
+    image: Vec<u8>,
+    reading: Reading,
+}
+
+impl EmbedRequest {
+    fn parse(state: &AppState, payload: Payload) -> Result<EmbedRequest, ApiError> {
+        let fields: EmbedFields = payload.fields_as()?;
+        let [image] = expect_images(payload.images, "(field `image`)")?;
+        let reading = reading(state, fields.detect, fields.max_faces)?;
+        Ok(EmbedRequest { image, reading })
+    }
+}
+
 /// No face to embed is a 422 `no_face`: there is no embedding to answer with.
 pub async fn embed(
     State(state): State<AppState>,
     payload: Payload,
 ) -> Result<Json<EmbedResponse>, ApiError> {
-    let fields: EmbedFields = payload.fields_as()?;
-    expect_images(&payload.images, 1, "(field `image`)")?;
-    let how = reading(&state, fields.detect, fields.max_faces)?;
-    let analysed = analyse(&state, payload.images, vec![how], false).await?;
+    let request = EmbedRequest::parse(&state, payload)?;
+    let analysed = analyse(&state, vec![request.image], vec![request.reading], false).await?;
     let (face, embedding) = analysed[0].require_face(0)?;
     let (bbox, embedding) = (face.bbox, embedding.to_vec());
     let faces = analysed
@@ -110,61 +123,92 @@ pub struct VerifyResponse {
     pub model: String,
 }
 
+/// A `/verify` request, checked before any work: the probe image and its reference.
+struct VerifyRequest {
+    probe: Vec<u8>,
+    reference: Reference,
+    reading: Reading,
+    threshold: f32,
+}
+
+/// What the probe's faces are compared with.
+enum Reference {
+    /// The largest face of a second image.
+    Image(Vec<u8>),
+    /// An enrolled identity: the embeddings of its faces (its best face counts).
+    Identity(Vec<Vec<f32>>),
+}
+
+impl VerifyRequest {
+    /// Looks the identity up, if one is named: an unknown one is a 404 like a bad field.
+    async fn parse(state: &AppState, payload: Payload) -> Result<VerifyRequest, ApiError> {
+        let fields: VerifyFields = payload.fields_as()?;
+        let reading = reading(state, fields.detect, fields.max_faces)?;
+        let Some(raw) = fields.identity else {
+            let [probe, reference] = expect_images(payload.images, "without `identity`")?;
+            return Ok(VerifyRequest {
+                probe,
+                reference: Reference::Image(reference),
+                reading,
+                threshold: resolve_threshold(state, fields.threshold, None)?,
+            });
+        };
+        let [probe] = expect_images(payload.images, "with `identity`")?;
+        let identity = ExternalId::parse(&raw)?;
+        let gallery_name = GalleryName::parse(fields.gallery.as_deref())?;
+        let gallery = state
+            .galleries
+            .get(gallery_name.as_str())
+            .ok_or_else(|| ApiError::GalleryNotFound(gallery_name.as_str().to_owned()))?;
+        let not_found = || ApiError::IdentityNotFound {
+            gallery: gallery_name.as_str().to_owned(),
+            identity: identity.as_str().to_owned(),
+        };
+        let detail = state
+            .store
+            .identity(gallery.id, identity.as_str())
+            .await?
+            .ok_or_else(not_found)?;
+        let faces = state.store.identity_embeddings(detail.id).await?;
+        if faces.is_empty() {
+            return Err(not_found());
+        }
+        Ok(VerifyRequest {
+            probe,
+            reference: Reference::Identity(faces.into_iter().map(|f| f.embedding).collect()),
+            reading,
+            threshold: resolve_threshold(state, fields.threshold, Some(&gallery))?,
+        })
+    }
+}
+
 /// Two images (`images: [a, b]`), or one image and an `identity` (its best face counts).
 /// An image without a face to embed is a 422 `no_face` naming it.
 pub async fn verify(
     State(state): State<AppState>,
     payload: Payload,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    let fields: VerifyFields = payload.fields_as()?;
-    let how = reading(&state, fields.detect, fields.max_faces)?;
-    // Scores the probe's faces: `score(embedding)` is the similarity to the reference.
-    let (probe, reference_box, references, threshold) = match fields.identity {
-        None => {
-            expect_images(&payload.images, 2, "without `identity`")?;
-            let threshold = resolve_threshold(&state, fields.threshold, None)?;
-            let mut analysed = analyse(&state, payload.images, vec![how, how], false).await?;
-            let reference = analysed
-                .pop()
-                .ok_or_else(|| ApiError::internal("no image"))?;
-            let probe = analysed
-                .pop()
-                .ok_or_else(|| ApiError::internal("no image"))?;
+    let VerifyRequest {
+        probe,
+        reference,
+        reading: how,
+        threshold,
+    } = VerifyRequest::parse(&state, payload).await?;
+    let (probe, reference_box, references) = match reference {
+        Reference::Image(reference) => {
+            let images = vec![probe, reference];
+            let [probe, reference] = analysed::<2>(&state, images, how).await?;
             probe.require_face(0)?;
             let (face, embedding) = reference.require_face(1)?;
-            (probe, face.bbox, vec![embedding.to_vec()], threshold)
+            (probe, face.bbox, vec![embedding.to_vec()])
         }
-        Some(raw) => {
-            expect_images(&payload.images, 1, "with `identity`")?;
-            let identity = ExternalId::parse(&raw)?;
-            let gallery_name = GalleryName::parse(fields.gallery.as_deref())?;
-            let gallery = state
-                .galleries
-                .get(gallery_name.as_str())
-                .ok_or_else(|| ApiError::GalleryNotFound(gallery_name.as_str().to_owned()))?;
-            let not_found = || ApiError::IdentityNotFound {
-                gallery: gallery_name.as_str().to_owned(),
-                identity: identity.as_str().to_owned(),
-            };
-            let detail = state
-                .store
-                .identity(gallery.id, identity.as_str())
-                .await?
-                .ok_or_else(not_found)?;
-            let faces = state.store.identity_embeddings(detail.id).await?;
-            if faces.is_empty() {
-                return Err(not_found());
-            }
-            let threshold = resolve_threshold(&state, fields.threshold, Some(&gallery))?;
-            let mut analysed = analyse(&state, payload.images, vec![how], false).await?;
-            let probe = analysed
-                .pop()
-                .ok_or_else(|| ApiError::internal("no image"))?;
+        Reference::Identity(references) => {
+            let [probe] = analysed::<1>(&state, vec![probe], how).await?;
             probe.require_face(0)?;
-            let references = faces.into_iter().map(|f| f.embedding).collect();
-            (probe, None, references, threshold)
+            (probe, None, references)
         }
     };
+    // The probe's faces' similarity to the reference.
     let score = |e: &[f32]| {
         references
             .iter()
@@ -172,6 +216,16 @@ pub async fn verify(
             .fold(f32::NEG_INFINITY, f32::max)
     };
     verdicts(probe, reference_box, score, threshold, &state)
+}
+
+/// The `N` images analysed, each read `how`.
+async fn analysed<const N: usize>(
+    state: &AppState,
+    images: Vec<Vec<u8>>,
+    how: Reading,
+) -> Result<[AnalysedImage; N], ApiError> {
+    let analysed = analyse(state, images, vec![how; N], false).await?;
+    <[AnalysedImage; N]>::try_from(analysed).map_err(|_| ApiError::internal("no image"))
 }
 
 /// The response: the largest embedded face of `probe` at the top, every face in `faces`.

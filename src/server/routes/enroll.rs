@@ -55,22 +55,55 @@ pub struct EnrollResponse {
     pub model: String,
 }
 
+/// A `/enroll` request, checked before any work.
+struct EnrollRequest {
+    identity: ExternalId,
+    gallery: GalleryName,
+    /// The identity's metadata as JSON text.
+    metadata: Option<String>,
+    images: Vec<Vec<u8>>,
+    /// How to read each image, one per image.
+    readings: Vec<Reading>,
+}
+
+impl EnrollRequest {
+    fn parse(state: &AppState, payload: Payload) -> Result<EnrollRequest, ApiError> {
+        let fields: EnrollFields = payload.fields_as()?;
+        let identity = ExternalId::parse(&fields.identity)?;
+        let gallery = GalleryName::parse(fields.gallery.as_deref())?;
+        let max = state.settings.limits.max_images_per_request;
+        let images = payload.images;
+        if images.is_empty() || images.len() > max {
+            return Err(ApiError::InvalidField {
+                field: "images",
+                reason: format!("expected 1 to {max} images, got {}", images.len()),
+            });
+        }
+        let readings = readings(state, &fields, images.len())?;
+        Ok(EnrollRequest {
+            identity,
+            gallery,
+            metadata: fields
+                .metadata
+                .map(|m| serde_json::Value::Object(m).to_string()),
+            images,
+            readings,
+        })
+    }
+}
+
 pub async fn enroll(
     State(state): State<AppState>,
     payload: Payload,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
-    let fields: EnrollFields = payload.fields_as()?;
-    let identity = ExternalId::parse(&fields.identity)?;
-    let gallery = GalleryName::parse(fields.gallery.as_deref())?;
-    let max = state.settings.limits.max_images_per_request;
-    if payload.images.is_empty() || payload.images.len() > max {
-        return Err(ApiError::InvalidField {
-            field: "images",
-            reason: format!("expected 1 to {max} images, got {}", payload.images.len()),
-        });
-    }
-    let readings = readings(&state, &fields, payload.images.len())?;
-    let analysed = analyse(&state, payload.images, readings, true).await?;
+    let EnrollRequest {
+        identity,
+        gallery,
+        metadata,
+        images,
+        readings,
+    } = EnrollRequest::parse(&state, payload)?;
+    let analysed = analyse(&state, images, readings, true).await?;
     let store_images = state.settings.database.store_images;
     let mut faces = Vec::with_capacity(analysed.len());
     let mut boxes = Vec::with_capacity(analysed.len());
@@ -98,9 +131,7 @@ pub async fn enroll(
     let enrollment = NewEnrollment {
         gallery: gallery.as_str().to_owned(),
         external_id: identity.as_str().to_owned(),
-        metadata: fields
-            .metadata
-            .map(|m| serde_json::Value::Object(m).to_string()),
+        metadata,
         model_version: state.embedder.version().to_owned(),
         faces,
     };

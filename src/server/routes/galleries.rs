@@ -71,13 +71,18 @@ pub async fn list(State(state): State<AppState>) -> Json<GalleryList> {
     Json(GalleryList { galleries })
 }
 
+/// The gallery named in the path.
+fn gallery_in_path(path: Result<Path<String>, PathRejection>) -> Result<GalleryName, ApiError> {
+    let Path(raw) = path.map_err(|e| ApiError::MalformedBody(e.body_text()))?;
+    GalleryName::parse(Some(&raw))
+}
+
 /// `GET /galleries/{name}`: its size, settings and current threshold.
 pub async fn get(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<GalleryItem>, ApiError> {
-    let Path(raw) = path.map_err(|e| ApiError::MalformedBody(e.body_text()))?;
-    let name = GalleryName::parse(Some(&raw))?;
+    let name = gallery_in_path(path)?;
     match state.galleries.get(name.as_str()) {
         Some(gallery) => Ok(Json(GalleryItem::of(&state, &gallery))),
         // The default gallery exists implicitly, empty until the first enrollment.
@@ -97,6 +102,35 @@ pub async fn get(
     }
 }
 
+/// A `PUT /galleries/{name}` request, checked before any work.
+struct PutGalleryRequest {
+    name: GalleryName,
+    /// The gallery's own threshold and target FAR (`None`: the server's default).
+    threshold: Option<f32>,
+    far: Option<f64>,
+}
+
+impl PutGalleryRequest {
+    fn parse(
+        path: Result<Path<String>, PathRejection>,
+        payload: Payload,
+    ) -> Result<PutGalleryRequest, ApiError> {
+        let name = gallery_in_path(path)?;
+        let fields: PutGalleryFields = payload.fields_as()?;
+        if !payload.images.is_empty() {
+            return Err(ApiError::InvalidField {
+                field: "image",
+                reason: "a gallery takes no images".into(),
+            });
+        }
+        Ok(PutGalleryRequest {
+            name,
+            threshold: fields.threshold.map(check_threshold).transpose()?,
+            far: parse_far(fields.far.as_ref())?,
+        })
+    }
+}
+
 /// `PUT /galleries/{name}` with `{"threshold": 0.7}` or `{"far": 0.001}` (omitted or
 /// `null`: the server's default).
 pub async fn put(
@@ -104,17 +138,11 @@ pub async fn put(
     path: Result<Path<String>, PathRejection>,
     payload: Payload,
 ) -> Result<Json<GalleryItem>, ApiError> {
-    let Path(raw) = path.map_err(|e| ApiError::MalformedBody(e.body_text()))?;
-    let name = GalleryName::parse(Some(&raw))?;
-    let fields: PutGalleryFields = payload.fields_as()?;
-    if !payload.images.is_empty() {
-        return Err(ApiError::InvalidField {
-            field: "image",
-            reason: "a gallery takes no images".into(),
-        });
-    }
-    let threshold = fields.threshold.map(check_threshold).transpose()?;
-    let far = parse_far(fields.far.as_ref())?;
+    let PutGalleryRequest {
+        name,
+        threshold,
+        far,
+    } = PutGalleryRequest::parse(path, payload)?;
     let _writes = state.writes.lock().await;
     let record = state
         .store

@@ -12,7 +12,7 @@ use crate::index::FaceIndex;
 use crate::server::decision::{self, Decision, parse_far};
 use crate::server::error::ApiError;
 use crate::server::galleries::GalleryState;
-use crate::server::inference::analyse;
+use crate::server::inference::{Face, Reading, analyse};
 use crate::server::names::GalleryName;
 use crate::server::payload::{Payload, lenient};
 use crate::server::state::AppState;
@@ -84,50 +84,75 @@ pub struct IdentifyResponse {
     pub model: String,
 }
 
+/// A `/identify` request, checked before any work.
+struct IdentifyRequest {
+    image: Vec<u8>,
+    gallery_name: GalleryName,
+    /// `None` for the default gallery before its first enrollment (empty, implicitly).
+    gallery: Option<Arc<GalleryState>>,
+    top_k: usize,
+    reading: Reading,
+    /// The request's own threshold and target FAR, both in range.
+    threshold: Option<f32>,
+    far: Option<f64>,
+}
+
+impl IdentifyRequest {
+    fn parse(state: &AppState, payload: Payload) -> Result<IdentifyRequest, ApiError> {
+        let fields: IdentifyFields = payload.fields_as()?;
+        let [image] = expect_images(payload.images, "(field `image`)")?;
+        let gallery_name = GalleryName::parse(fields.gallery.as_deref())?;
+        let max_k = state.settings.identify.max_top_k;
+        let top_k = fields
+            .top_k
+            .unwrap_or(state.settings.identify.default_top_k);
+        if top_k == 0 || top_k > max_k {
+            return Err(ApiError::InvalidField {
+                field: "top_k",
+                reason: format!("expected 1 to {max_k}, got {top_k}"),
+            });
+        }
+        let reading = reading(state, fields.detect, fields.max_faces)?;
+        let gallery = state.galleries.get(gallery_name.as_str());
+        if gallery.is_none() && !gallery_name.is_default() {
+            return Err(ApiError::GalleryNotFound(gallery_name.as_str().to_owned()));
+        }
+        let threshold = fields.threshold.map(check_threshold).transpose()?;
+        let far = parse_far(fields.far.as_ref())?;
+        Ok(IdentifyRequest {
+            image,
+            gallery_name,
+            gallery,
+            top_k,
+            reading,
+            threshold,
+            far,
+        })
+    }
+}
+
 pub async fn identify(
     State(state): State<AppState>,
     payload: Payload,
 ) -> Result<Json<IdentifyResponse>, ApiError> {
-    let fields: IdentifyFields = payload.fields_as()?;
-    expect_images(&payload.images, 1, "(field `image`)")?;
-    let gallery_name = GalleryName::parse(fields.gallery.as_deref())?;
-    let max_k = state.settings.identify.max_top_k;
-    let top_k = fields
-        .top_k
-        .unwrap_or(state.settings.identify.default_top_k);
-    if top_k == 0 || top_k > max_k {
-        return Err(ApiError::InvalidField {
-            field: "top_k",
-            reason: format!("expected 1 to {max_k}, got {top_k}"),
-        });
-    }
-    let how = reading(&state, fields.detect, fields.max_faces)?;
-    // The default gallery exists implicitly (empty until the first enrollment).
-    let gallery = state.galleries.get(gallery_name.as_str());
-    if gallery.is_none() && !gallery_name.is_default() {
-        return Err(ApiError::GalleryNotFound(gallery_name.as_str().to_owned()));
-    }
-    let requested = fields.threshold.map(check_threshold).transpose()?;
-    let far = parse_far(fields.far.as_ref())?;
-    let decision = decision::decide(&state, requested, far, gallery.as_deref(), None);
+    let request = IdentifyRequest::parse(&state, payload)?;
+    let gallery = request.gallery.as_deref();
+    let decision = decision::decide(&state, request.threshold, request.far, gallery, None);
     let threshold = decision.threshold;
-    let mut analysed = analyse(&state, payload.images, vec![how], false).await?;
+    let mut analysed = analyse(&state, vec![request.image], vec![request.reading], false).await?;
     let faces = std::mem::take(&mut analysed[0].faces);
-    let queries: Vec<Vec<f32>> = faces.iter().filter_map(|f| f.embedding.clone()).collect();
-    let mut results = search_all(gallery, queries, top_k).await?.into_iter();
+    let searched = search_faces(request.gallery, faces, request.top_k).await?;
     let tail = state.embedder.meta().tail.as_ref();
-    let faces: Vec<FaceAnswer> = faces
+    let faces: Vec<FaceAnswer> = searched
         .into_iter()
-        .map(|face| {
-            let mut candidates = match face.embedding {
-                Some(_) => results.next().unwrap_or_default(),
-                None => Vec::new(),
-            };
+        .map(|Searched { bbox, candidates }| {
+            let embedded = candidates.is_some();
+            let mut candidates = candidates.unwrap_or_default();
             rate(&mut candidates, &decision, tail);
             FaceAnswer {
-                bbox: face.bbox,
-                landmarks: face.bbox.and_then(|b| b.landmarks),
-                embedded: face.embedding.is_some(),
+                bbox,
+                landmarks: bbox.and_then(|b| b.landmarks),
+                embedded,
                 best: decide(&candidates, threshold),
                 candidates,
             }
@@ -141,7 +166,7 @@ pub async fn identify(
         threshold,
         far: decision.far,
         gallery_size: decision.gallery_size,
-        gallery: gallery_name.as_str().to_owned(),
+        gallery: request.gallery_name.as_str().to_owned(),
         model: state.embedder.version().to_owned(),
         faces,
     }))
@@ -162,37 +187,62 @@ fn decide(candidates: &[Candidate], threshold: f32) -> Option<Candidate> {
         .cloned()
 }
 
-/// Top-k distinct identities for each query, on the blocking pool.
-async fn search_all(
+/// A face of the query with its own search result.
+struct Searched {
+    bbox: Option<FaceBox>,
+    /// Top-k distinct identities, most similar first; `None` for a face too small to embed.
+    candidates: Option<Vec<Candidate>>,
+}
+
+/// Every face with the top-k distinct identities for its embedding, on the blocking pool.
+async fn search_faces(
     gallery: Option<Arc<GalleryState>>,
-    queries: Vec<Vec<f32>>,
+    faces: Vec<Face>,
     top_k: usize,
-) -> Result<Vec<Vec<Candidate>>, ApiError> {
+) -> Result<Vec<Searched>, ApiError> {
     let Some(gallery) = gallery else {
-        return Ok(vec![Vec::new(); queries.len()]);
+        return Ok(faces
+            .into_iter()
+            .map(|face| Searched {
+                bbox: face.bbox,
+                candidates: face.embedding.map(|_| Vec::new()),
+            })
+            .collect());
     };
     tokio::task::spawn_blocking(move || {
-        queries
-            .iter()
-            .map(|query| {
-                let hits = gallery
-                    .index
-                    .search(query, top_k)
-                    .map_err(ApiError::internal)?;
-                Ok(hits
-                    .into_iter()
-                    .filter_map(|hit| {
-                        // An identity deleted between search and lookup is simply skipped.
-                        gallery.name_of(hit.identity).map(|name| Candidate {
-                            identity: name.to_string(),
-                            similarity: hit.similarity,
-                            face_id: hit.face,
-                            false_accept_rate: None,
-                        })
-                    })
-                    .collect())
+        faces
+            .into_iter()
+            .map(|face| {
+                let candidates = face
+                    .embedding
+                    .map(|query| search(&gallery, &query, top_k))
+                    .transpose()?;
+                Ok(Searched {
+                    bbox: face.bbox,
+                    candidates,
+                })
             })
             .collect()
     })
     .await?
+}
+
+/// Top-k distinct identities for one embedding.
+fn search(gallery: &GalleryState, query: &[f32], top_k: usize) -> Result<Vec<Candidate>, ApiError> {
+    let hits = gallery
+        .index
+        .search(query, top_k)
+        .map_err(ApiError::internal)?;
+    Ok(hits
+        .into_iter()
+        .filter_map(|hit| {
+            // An identity deleted between search and lookup is simply skipped.
+            gallery.name_of(hit.identity).map(|name| Candidate {
+                identity: name.to_string(),
+                similarity: hit.similarity,
+                face_id: hit.face,
+                false_accept_rate: None,
+            })
+        })
+        .collect())
 }

@@ -88,16 +88,54 @@ fn find_gallery(state: &AppState, raw: Option<&str>) -> Result<Arc<GalleryState>
         .ok_or_else(|| ApiError::GalleryNotFound(name.as_str().to_owned()))
 }
 
-/// The identity named in the path and its gallery from `?gallery=`.
-fn locate(
+/// An identity route's target: the identity named in the path, in the gallery that
+/// `?gallery=` names, and `face`, the face id that follows it on face routes.
+struct Target<F> {
+    identity: ExternalId,
+    gallery: Arc<GalleryState>,
+    face: F,
+}
+
+type IdentityRequest = Target<()>;
+type FaceRequest = Target<i64>;
+
+impl IdentityRequest {
+    fn parse(
+        state: &AppState,
+        path: Result<Path<String>, PathRejection>,
+        query: Result<Query<GalleryQuery>, QueryRejection>,
+    ) -> Result<IdentityRequest, ApiError> {
+        let Path(raw) = path.map_err(bad_path)?;
+        locate(state, &raw, (), query)
+    }
+}
+
+impl FaceRequest {
+    fn parse(
+        state: &AppState,
+        path: Result<Path<(String, i64)>, PathRejection>,
+        query: Result<Query<GalleryQuery>, QueryRejection>,
+    ) -> Result<FaceRequest, ApiError> {
+        let Path((raw, face)) = path.map_err(bad_path)?;
+        locate(state, &raw, face, query)
+    }
+}
+
+/// The identity `raw` in the gallery from `?gallery=`.
+fn locate<F>(
     state: &AppState,
     raw: &str,
+    face: F,
     query: Result<Query<GalleryQuery>, QueryRejection>,
-) -> Result<(ExternalId, Arc<GalleryState>), ApiError> {
+) -> Result<Target<F>, ApiError> {
     let Query(query) = query.map_err(bad_query)?;
     let identity = ExternalId::parse(raw)?;
     let gallery = find_gallery(state, query.gallery.as_deref())?;
-    Ok((identity, gallery))
+    Ok(Target {
+        identity,
+        gallery,
+        face,
+    })
 }
 
 fn identity_not_found(gallery: &GalleryState, identity: &ExternalId) -> ApiError {
@@ -107,22 +145,47 @@ fn identity_not_found(gallery: &GalleryState, identity: &ExternalId) -> ApiError
     }
 }
 
+/// A `GET /identities` request: a page of a gallery's identities.
+struct ListRequest {
+    gallery: Arc<GalleryState>,
+    after: Option<String>,
+    limit: i64,
+}
+
+impl ListRequest {
+    fn parse(
+        state: &AppState,
+        query: Result<Query<ListQuery>, QueryRejection>,
+    ) -> Result<ListRequest, ApiError> {
+        let Query(query) = query.map_err(bad_query)?;
+        let gallery = find_gallery(state, query.gallery.as_deref())?;
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::InvalidField {
+                field: "limit",
+                reason: format!("expected 1 to {MAX_PAGE}, got {limit}"),
+            });
+        }
+        Ok(ListRequest {
+            gallery,
+            after: query.after,
+            limit,
+        })
+    }
+}
+
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<IdentityList>, ApiError> {
-    let Query(query) = query.map_err(bad_query)?;
-    let gallery = find_gallery(&state, query.gallery.as_deref())?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidField {
-            field: "limit",
-            reason: format!("expected 1 to {MAX_PAGE}, got {limit}"),
-        });
-    }
+    let ListRequest {
+        gallery,
+        after,
+        limit,
+    } = ListRequest::parse(&state, query)?;
     let page = state
         .store
-        .identities(gallery.id, query.after.as_deref(), limit)
+        .identities(gallery.id, after.as_deref(), limit)
         .await?;
     let next = (page.len() as i64 == limit)
         .then(|| page.last().map(|i| i.external_id.clone()))
@@ -146,8 +209,9 @@ pub async fn get(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<GalleryQuery>, QueryRejection>,
 ) -> Result<Json<IdentityResponse>, ApiError> {
-    let Path(raw) = path.map_err(bad_path)?;
-    let (identity, gallery) = locate(&state, &raw, query)?;
+    let IdentityRequest {
+        identity, gallery, ..
+    } = IdentityRequest::parse(&state, path, query)?;
     let detail = state
         .store
         .identity(gallery.id, identity.as_str())
@@ -177,8 +241,9 @@ pub async fn delete(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<GalleryQuery>, QueryRejection>,
 ) -> Result<Json<Deleted>, ApiError> {
-    let Path(raw) = path.map_err(bad_path)?;
-    let (identity, gallery) = locate(&state, &raw, query)?;
+    let IdentityRequest {
+        identity, gallery, ..
+    } = IdentityRequest::parse(&state, path, query)?;
     let task_state = state.clone();
     let task_gallery = Arc::clone(&gallery);
     let task_identity = identity.clone();
@@ -209,8 +274,11 @@ pub async fn delete_face(
     path: Result<Path<(String, i64)>, PathRejection>,
     query: Result<Query<GalleryQuery>, QueryRejection>,
 ) -> Result<Json<Deleted>, ApiError> {
-    let Path((raw, face)) = path.map_err(bad_path)?;
-    let (identity, gallery) = locate(&state, &raw, query)?;
+    let FaceRequest {
+        identity,
+        gallery,
+        face,
+    } = FaceRequest::parse(&state, path, query)?;
     let task_state = state.clone();
     let task_gallery = Arc::clone(&gallery);
     let task_identity = identity.clone();
@@ -250,8 +318,11 @@ pub async fn face_image(
     path: Result<Path<(String, i64)>, PathRejection>,
     query: Result<Query<GalleryQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path((raw, face)) = path.map_err(bad_path)?;
-    let (identity, gallery) = locate(&state, &raw, query)?;
+    let FaceRequest {
+        identity,
+        gallery,
+        face,
+    } = FaceRequest::parse(&state, path, query)?;
     let stored = state
         .store
         .face_image(gallery.id, identity.as_str(), face)

@@ -47,16 +47,16 @@ pub struct GalleryQuery {
     pub gallery: Option<String>,
 }
 
-/// Exactly `expected` images, or a 400 saying how many came.
-pub fn expect_images(images: &[Vec<u8>], expected: usize, hint: &str) -> Result<(), ApiError> {
-    if images.len() == expected {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidField {
-            field: "image",
-            reason: format!("expected {expected} image(s) {hint}, got {}", images.len()),
-        })
-    }
+/// Exactly `N` images, or a 400 saying how many came.
+pub fn expect_images<const N: usize>(
+    images: Vec<Vec<u8>>,
+    hint: &str,
+) -> Result<[Vec<u8>; N], ApiError> {
+    let got = images.len();
+    <[Vec<u8>; N]>::try_from(images).map_err(|_| ApiError::InvalidField {
+        field: "image",
+        reason: format!("expected {N} image(s) {hint}, got {got}"),
+    })
 }
 
 /// How a query reads its image: by detection unless `detect` (or the configured default)
@@ -66,6 +66,16 @@ pub fn reading(
     detect: Option<bool>,
     max_faces: Option<usize>,
 ) -> Result<Reading, ApiError> {
+    let max_faces = checked_max_faces(state, max_faces)?;
+    Ok(if detect.unwrap_or(state.settings.detect.enabled) {
+        Reading::Detect { max_faces }
+    } else {
+        Reading::Whole
+    })
+}
+
+/// `max_faces` (or the configured default), between 1 and the configured limit.
+pub fn checked_max_faces(state: &AppState, max_faces: Option<usize>) -> Result<usize, ApiError> {
     let settings = &state.settings.detect;
     let limit = settings.max_faces_limit;
     let max_faces = max_faces.unwrap_or(settings.default_max_faces);
@@ -75,9 +85,5 @@ pub fn reading(
             reason: format!("expected 1 to {limit}, got {max_faces}"),
         });
     }
-    Ok(if detect.unwrap_or(settings.enabled) {
-        Reading::Detect { max_faces }
-    } else {
-        Reading::Whole
-    })
+    Ok(max_faces)
 }
