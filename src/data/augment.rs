@@ -23,15 +23,20 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Augmentation parameters; see the module documentation.
+/// Augmentation parameters; see the module documentation. In a TOML or JSON table, a
+/// field left out takes its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Augmentation {
+    /// Random horizontal flips.
     pub flip: bool,
+    /// Largest shift in pixels, each direction.
     pub max_shift: usize,
-    /// Probability of a cast shadow, in [0, 1].
-    #[serde(default)]
+    /// Probability of a cast shadow (side lighting), in [0, 1].
     pub shadow: f32,
+    /// Largest brightness offset (pixels in [0, 1]).
     pub brightness: f32,
+    /// Largest relative contrast change.
     pub contrast: f32,
 }
 

@@ -34,23 +34,35 @@ pub enum HiddenActivation {
 
 /// An embedding network. Input images are `(N, 1, h, w)`; the output is `(N,
 /// embedding_dim)` with unit rows (the last layer is L2 normalisation).
+///
+/// Fields left out of a TOML or JSON table take their defaults (a training
+/// configuration's `[arch]` usually names only `type` and what it changes). A missing
+/// `input` is the reference CNN's 56×48: the trainer always replaces it with its
+/// preprocessing's output size, and model files always record it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ArchSpec {
     /// Flatten → per hidden width: linear → [batch norm] → activation → [dropout if > 0]
-    /// → linear to `embedding_dim` → L2 normalisation.
+    /// → linear to `embedding_dim` → L2 normalisation. The defaults are [`ArchSpec::mlp`]'s.
     Mlp {
+        #[serde(default = "default_input")]
         input: [usize; 2],
+        #[serde(default = "default_hidden")]
         hidden: Vec<usize>,
+        #[serde(default = "default_activation")]
         activation: HiddenActivation,
+        #[serde(default = "default_batch_norm")]
         batch_norm: bool,
+        #[serde(default)]
         dropout: f32,
+        #[serde(default = "default_embedding_dim")]
         embedding_dim: usize,
     },
     /// Per width: conv 3×3 (stride 1, padding 1) → batch norm → ReLU → max pool 2; then
     /// flatten → linear `fc` → batch norm → ReLU → dropout → linear `embedding_dim` →
     /// L2 normalisation. The defaults are the reference CNN (input 56×48).
     Cnn {
+        #[serde(default = "default_input")]
         input: [usize; 2],
         #[serde(default = "default_widths")]
         widths: Vec<usize>,
@@ -69,6 +81,19 @@ pub enum ArchSpec {
     DlibResnet(DlibResnetSpec),
 }
 
+/// The input `[h, w]` of a specification that leaves it out: the reference CNN's.
+pub(crate) fn default_input() -> [usize; 2] {
+    [56, 48]
+}
+fn default_hidden() -> Vec<usize> {
+    vec![512]
+}
+fn default_activation() -> HiddenActivation {
+    HiddenActivation::Relu
+}
+fn default_batch_norm() -> bool {
+    true
+}
 fn default_widths() -> Vec<usize> {
     vec![32, 64, 128]
 }
@@ -90,12 +115,37 @@ impl ArchSpec {
     /// The reference CNN: input 56×48, widths 32-64-128, fc 256, embedding 128.
     pub fn reference_cnn() -> Self {
         ArchSpec::Cnn {
-            input: [56, 48],
+            input: default_input(),
             widths: default_widths(),
             fc: default_fc(),
             embedding_dim: default_embedding_dim(),
             dropout: default_dropout(),
         }
+    }
+
+    /// An MLP with every default on an `[h, w]` input: one hidden layer of 512 ReLU units
+    /// with batch normalisation, no dropout, a 128-dimensional embedding.
+    pub fn mlp(input: [usize; 2]) -> Self {
+        ArchSpec::Mlp {
+            input,
+            hidden: default_hidden(),
+            activation: default_activation(),
+            batch_norm: default_batch_norm(),
+            dropout: 0.0,
+            embedding_dim: default_embedding_dim(),
+        }
+    }
+
+    /// This specification with its input size set (the trainer sets it to the
+    /// preprocessing's output shape).
+    pub fn with_input(&self, shape: [usize; 2]) -> Self {
+        let mut spec = self.clone();
+        match &mut spec {
+            ArchSpec::Mlp { input, .. } | ArchSpec::Cnn { input, .. } => *input = shape,
+            ArchSpec::Resnet(r) => r.input = shape,
+            ArchSpec::DlibResnet(d) => d.input = shape,
+        }
+        spec
     }
 
     /// Input image size `[h, w]`.

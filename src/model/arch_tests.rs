@@ -140,3 +140,54 @@ fn specs_round_trip_through_json_and_invalid_ones_are_refused() {
         );
     }
 }
+
+#[test]
+fn fields_left_out_take_the_defaults_of_their_architecture() {
+    let parse = |json: &str| serde_json::from_str::<ArchSpec>(json).unwrap();
+    assert_eq!(parse(r#"{"type": "mlp"}"#), ArchSpec::mlp([56, 48]));
+    assert_eq!(
+        parse(r#"{"type": "mlp"}"#),
+        ArchSpec::Mlp {
+            input: [56, 48],
+            hidden: vec![512],
+            activation: HiddenActivation::Relu,
+            batch_norm: true,
+            dropout: 0.0,
+            embedding_dim: 128,
+        }
+    );
+    assert_eq!(parse(r#"{"type": "cnn"}"#), ArchSpec::reference_cnn());
+    assert_eq!(
+        parse(r#"{"type": "resnet"}"#),
+        ArchSpec::Resnet(ResnetSpec::with_input([56, 48]))
+    );
+    assert_eq!(
+        parse(r#"{"type": "dlib_resnet", "embedding_dim": 128}"#).input(),
+        [56, 48]
+    );
+    let mlp = parse(r#"{"type": "mlp", "hidden": [64], "activation": "tanh"}"#);
+    let ArchSpec::Mlp {
+        hidden, activation, ..
+    } = &mlp
+    else {
+        panic!("{mlp:?}")
+    };
+    assert_eq!(
+        (hidden.as_slice(), *activation),
+        (&[64][..], HiddenActivation::Tanh)
+    );
+}
+
+#[test]
+fn with_input_changes_the_input_and_nothing_else() {
+    for spec in [
+        ArchSpec::mlp([56, 48]),
+        ArchSpec::reference_cnn(),
+        ArchSpec::Resnet(ResnetSpec::with_input([56, 48])),
+        ArchSpec::DlibResnet(DlibResnetSpec::default()),
+    ] {
+        let moved = spec.with_input([28, 24]);
+        assert_eq!(moved.input(), [28, 24]);
+        assert_eq!(moved.with_input(spec.input()), spec);
+    }
+}

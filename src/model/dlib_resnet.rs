@@ -46,6 +46,9 @@ pub const STEM: usize = 32;
 /// The network's size: dlib's is a 150×150 input and a 128-dimensional embedding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DlibResnetSpec {
+    /// 56×48 when left out, like every architecture's (see
+    /// [`ArchSpec`](super::arch::ArchSpec)); dlib's weights need 150×150.
+    #[serde(default = "super::arch::default_input")]
     pub input: [usize; 2],
     pub embedding_dim: usize,
 }

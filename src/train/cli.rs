@@ -1,13 +1,13 @@
 //! Command-line flags of `train-embed`. Every flag overrides the same option of the
-//! `--config` file (or the default when there is no file); see [`TrainConfig`].
+//! `--config` file (or the default when there is no file; see
+//! [`TrainConfig`](super::config::TrainConfig)); `train::overrides` applies them.
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
-use super::config::TrainConfig;
-use super::error::{Result, TrainError};
-use super::overrides::set;
+use super::config::Selection;
 use crate::data::NormalisationKind;
 
 /// Learn a face-embedding network from a folder of face images (one sub-folder per
@@ -49,7 +49,7 @@ pub struct TrainArgs {
     pub val_fraction: Option<f32>,
     /// Which epoch's network is saved: `best` on validation or the `last` [default: best].
     #[arg(long, value_enum)]
-    pub selection: Option<super::config::Selection>,
+    pub selection: Option<Selection>,
     /// Embed each face and its mirror image and average them [default: true].
     #[arg(long)]
     pub flip_average: Option<bool>,
@@ -126,7 +126,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub stem: Option<usize>,
     /// ResNet stages as WIDTHxBLOCKS, comma-separated [default: 32x2,64x2,128x2].
-    #[arg(long, value_delimiter = ',', value_parser = super::arch_options::parse_stage)]
+    #[arg(long, value_delimiter = ',', value_parser = parse_stage)]
     pub stages: Option<Vec<(usize, usize)>>,
     /// Embedding dimension [default: 128].
     #[arg(long)]
@@ -249,77 +249,33 @@ pub enum ScheduleArg {
     Plateau,
 }
 
-impl TrainArgs {
-    /// The configuration: the `--config` file (or the defaults), then every flag given.
-    pub fn to_config(&self) -> Result<TrainConfig> {
-        let mut cfg = match &self.config {
-            Some(path) => TrainConfig::from_toml_file(path)?,
-            None => TrainConfig::default(),
-        };
-        self.apply(&mut cfg)?;
-        Ok(cfg)
+/// `--selection best|last`: the command line's side of [`Selection`], which the
+/// configuration keeps free of clap.
+impl ValueEnum for Selection {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Selection::Best, Selection::Last]
     }
 
-    /// Overrides the options of `cfg` that were given as flags.
-    pub fn apply(&self, cfg: &mut TrainConfig) -> Result<()> {
-        set(&mut cfg.data, self.data.clone());
-        set(&mut cfg.output, self.output.clone());
-        set(&mut cfg.run_dir, self.run_dir.clone());
-        set(&mut cfg.epochs, self.epochs);
-        set(&mut cfg.seed, self.seed);
-        if self.threads.is_some() {
-            cfg.threads = self.threads;
-        }
-        set(&mut cfg.val_fraction, self.val_fraction);
-        set(&mut cfg.selection, self.selection);
-        set(&mut cfg.flip_average, self.flip_average);
-        set(&mut cfg.detect, self.detect);
-        set(&mut cfg.batch.p, self.p);
-        set(&mut cfg.batch.k, self.k);
-        set(&mut cfg.preprocessing.height, self.height);
-        set(&mut cfg.preprocessing.width, self.width);
-        set(&mut cfg.preprocessing.normalisation, self.normalisation);
-        if let Some(params) = &self.tan_triggs {
-            set_tan_triggs(&mut cfg.preprocessing.tan_triggs, params)?;
-        }
-        set(&mut cfg.augmentation.enabled, self.augment);
-        set(&mut cfg.augmentation.flip, self.flip);
-        set(&mut cfg.augmentation.max_shift, self.max_shift);
-        set(&mut cfg.augmentation.shadow, self.shadow);
-        set(&mut cfg.augmentation.brightness, self.brightness);
-        set(&mut cfg.augmentation.contrast, self.contrast);
-        super::arch_options::apply(self, cfg)?;
-        super::overrides::apply_loss(self, cfg)?;
-        super::overrides::apply_optimizer(self, cfg)?;
-        super::overrides::apply_schedule(self, cfg);
-        if self.clip_grad_norm.is_some() {
-            cfg.clip_grad_norm = self.clip_grad_norm;
-        }
-        Ok(())
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Selection::Best => PossibleValue::new("best").help(
+                "The epoch with the best validation metrics (see `ValMetrics::selection_key`); \
+                 equal metrics go to the later epoch",
+            ),
+            Selection::Last => PossibleValue::new("last").help(
+                "The last epoch, whatever validation says: the honest choice when the \
+                 validation identities are too few to rank epochs (validation is still run \
+                 and logged, and thresholds are still calibrated on it)",
+            ),
+        })
     }
 }
 
-/// Applies `name=value,...` to Tan–Triggs parameters; unknown names and unparsable
-/// values are errors (ranges are checked with the rest of the configuration).
-fn set_tan_triggs(params: &mut crate::data::TanTriggs, list: &str) -> Result<()> {
-    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let bad = || {
-            TrainError::Config(format!(
-                "--tan-triggs: expected name=value with name one of gamma, sigma0, sigma1, \
-                 alpha, tau; got '{item}'"
-            ))
-        };
-        let (name, value) = item.split_once('=').ok_or_else(bad)?;
-        let value: f32 = value.trim().parse().map_err(|_| bad())?;
-        let field = match name.trim() {
-            "gamma" => &mut params.gamma,
-            "sigma0" => &mut params.sigma0,
-            "sigma1" => &mut params.sigma1,
-            "alpha" => &mut params.alpha,
-            "tau" => &mut params.tau,
-            _ => return Err(bad()),
-        };
-        *field = value;
-    }
-    Ok(())
+/// A `--stages` item: `WIDTHxBLOCKS`, e.g. `64x2`.
+pub fn parse_stage(s: &str) -> std::result::Result<(usize, usize), String> {
+    let bad = || format!("expected WIDTHxBLOCKS such as 64x2, got '{s}'");
+    let (width, blocks) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+    let width = width.trim().parse().map_err(|_| bad())?;
+    let blocks = blocks.trim().parse().map_err(|_| bad())?;
+    Ok((width, blocks))
 }

@@ -1,5 +1,6 @@
-//! The training configuration: every option of `train-embed`, readable from a TOML file
-//! (`--config`) and overridden by command-line flags (`train::cli`).
+//! The training configuration: every option of `train-embed`, as plain data readable
+//! from a TOML file (`--config`); command-line flags (`train::cli`) are applied to it by
+//! `train::overrides`.
 //!
 //! ```toml
 //! data = "faces/train"
@@ -11,10 +12,14 @@
 //! [preprocessing]
 //! height = 56
 //! width = 48
-//! normalisation = "per_image"
+//! normalisation = "per-image"
+//!
+//! [augmentation]
+//! enabled = true
+//! max_shift = 2
 //!
 //! [arch]
-//! kind = "cnn"
+//! type = "cnn"
 //!
 //! [loss]
 //! kind = "triplet"
@@ -37,7 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Result, TrainError};
 use super::head::HeadConfig;
-use crate::data::{Augmentation, NormalisationKind, PreprocessingSpec, TanTriggs};
+use crate::data::{Augmentation, NormalisationKind, PreprocessingSpec};
 use crate::detect::DetectConfig;
 use crate::model::arch::ArchSpec;
 use crate::nn::loss::{ContrastiveConfig, TripletConfig};
@@ -85,11 +90,16 @@ pub struct TrainConfig {
     /// whose defaults these are. Change them only together.
     pub detector: DetectConfig,
     pub batch: BatchConfig,
-    pub preprocessing: PreprocessConfig,
+    /// The preprocessing to fit on the training identities (its statistics are fitted by
+    /// the trainer and stored in the model file): `height`, `width`, `normalisation`
+    /// (`none`, `per-image`, `dataset`, `pca`, `zca` or `tan-triggs`), `pca_components`,
+    /// `whitening_eps` and `tan_triggs` (`[preprocessing.tan_triggs]`: gamma, sigma0,
+    /// sigma1, alpha, tau; the paper's where left out).
+    pub preprocessing: PreprocessingSpec,
     pub augmentation: AugmentConfig,
-    /// The embedding network (`type = "mlp"`, `"cnn"` or `"resnet"`); its `input` is always the
+    /// The embedding network (`type = "mlp"`, `"cnn"`, `"resnet"` or `"dlib_resnet"`;
+    /// fields left out take [`ArchSpec`]'s defaults). Its `input` is always the
     /// preprocessing's output shape, whatever the file says.
-    #[serde(deserialize_with = "super::arch_options::deserialize_arch")]
     pub arch: ArchSpec,
     pub loss: LossConfig,
     pub optimizer: OptimizerConfig,
@@ -161,7 +171,7 @@ impl LbpConfig {
 }
 
 /// Which epoch's network a run saves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Selection {
     /// The epoch with the best validation metrics (see `ValMetrics::selection_key`);
@@ -188,80 +198,25 @@ impl Default for BatchConfig {
     }
 }
 
-/// The preprocessing to fit on the training identities (its statistics are fitted by
-/// the trainer and stored in the model file). See [`PreprocessingSpec`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PreprocessConfig {
-    pub height: usize,
-    pub width: usize,
-    /// `none`, `per-image`, `dataset`, `pca`, `zca` or `tan-triggs`.
-    pub normalisation: NormalisationKind,
-    /// PCA whitening: directions kept.
-    pub pca_components: usize,
-    /// PCA/ZCA whitening regulariser ε.
-    pub whitening_eps: f32,
-    /// `tan-triggs` parameters (`[preprocessing.tan_triggs]`: gamma, sigma0, sigma1,
-    /// alpha, tau); the paper's where left out.
-    pub tan_triggs: TanTriggs,
-}
-
-impl Default for PreprocessConfig {
-    fn default() -> Self {
-        let spec = PreprocessingSpec::default();
-        PreprocessConfig {
-            height: spec.height,
-            width: spec.width,
-            normalisation: spec.kind,
-            pca_components: spec.pca_components,
-            whitening_eps: spec.whitening_eps,
-            tan_triggs: spec.tan_triggs,
-        }
-    }
-}
-
-impl PreprocessConfig {
-    pub fn spec(&self) -> PreprocessingSpec {
-        PreprocessingSpec {
-            height: self.height,
-            width: self.width,
-            kind: self.normalisation,
-            pca_components: self.pca_components,
-            whitening_eps: self.whitening_eps,
-            tan_triggs: self.tan_triggs,
-        }
-    }
-}
-
-/// Training augmentation (seeded), applied before the photometric normalisation; see
-/// [`Augmentation`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// Training augmentation (seeded), applied before the photometric normalisation: the
+/// [`Augmentation`]'s fields (`flip`, `max_shift`, `shadow`, `brightness`, `contrast`)
+/// and a switch, in one `[augmentation]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AugmentConfig {
     /// Off: every epoch sees the images as they are.
     pub enabled: bool,
-    /// Random horizontal flips.
-    pub flip: bool,
-    /// Largest shift in pixels, each direction.
-    pub max_shift: usize,
-    /// Probability of a random cast shadow (side lighting) on a training image.
-    pub shadow: f32,
-    /// Largest brightness offset (pixels in [0, 1]).
-    pub brightness: f32,
-    /// Largest relative contrast change.
-    pub contrast: f32,
+    /// In the same table as `enabled`; an unknown key is still an error (it names the
+    /// key, though not the ones allowed).
+    #[serde(flatten)]
+    pub settings: Augmentation,
 }
 
 impl Default for AugmentConfig {
     fn default() -> Self {
-        let a = Augmentation::default();
         AugmentConfig {
             enabled: true,
-            flip: a.flip,
-            max_shift: a.max_shift,
-            shadow: a.shadow,
-            brightness: a.brightness,
-            contrast: a.contrast,
+            settings: Augmentation::default(),
         }
     }
 }
@@ -269,13 +224,16 @@ impl Default for AugmentConfig {
 impl AugmentConfig {
     /// The augmentation to run, or `None` when disabled.
     pub fn augmentation(&self) -> Option<Augmentation> {
-        self.enabled.then_some(Augmentation {
-            flip: self.flip,
-            max_shift: self.max_shift,
-            shadow: self.shadow,
-            brightness: self.brightness,
-            contrast: self.contrast,
-        })
+        self.enabled.then(|| self.settings.clone())
+    }
+}
+
+/// Reads as the augmentation it switches (`cfg.augmentation.shadow`).
+impl std::ops::Deref for AugmentConfig {
+    type Target = Augmentation;
+
+    fn deref(&self) -> &Augmentation {
+        &self.settings
     }
 }
 
@@ -309,6 +267,17 @@ impl Default for LossConfig {
     }
 }
 
+impl LossConfig {
+    /// The loss's name: its `kind` in a file, its `--loss` value on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LossConfig::Triplet(_) => "triplet",
+            LossConfig::Contrastive(_) => "contrastive",
+            LossConfig::Softmax(_) => "softmax",
+        }
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
@@ -326,9 +295,9 @@ impl Default for TrainConfig {
             singletons: false,
             detector: DetectConfig::default(),
             batch: BatchConfig::default(),
-            preprocessing: PreprocessConfig::default(),
+            preprocessing: PreprocessingSpec::default(),
             augmentation: AugmentConfig::default(),
-            arch: super::arch_options::default_arch(),
+            arch: ArchSpec::reference_cnn(),
             loss: LossConfig::default(),
             optimizer: OptimizerConfig::default(),
             schedule: ScheduleConfig {
@@ -400,19 +369,19 @@ impl TrainConfig {
                 ));
             }
         }
-        let PreprocessConfig { height, width, .. } = self.preprocessing;
+        let PreprocessingSpec { height, width, .. } = self.preprocessing;
         if height < 4 || width < 4 {
             return bad(format!(
                 "image size must be at least 4×4, got {height}×{width}"
             ));
         }
-        let shadow = self.augmentation.shadow;
+        let shadow = self.augmentation.settings.shadow;
         if !(0.0..=1.0).contains(&shadow) {
             return bad(format!(
                 "augmentation shadow is a probability in [0, 1], got {shadow}"
             ));
         }
-        if self.preprocessing.normalisation == NormalisationKind::TanTriggs {
+        if self.preprocessing.kind == NormalisationKind::TanTriggs {
             self.preprocessing
                 .tan_triggs
                 .validated()
@@ -441,8 +410,8 @@ impl TrainConfig {
         if let LossConfig::Softmax(softmax) = &self.loss {
             softmax.head.validate().map_err(TrainError::Config)?;
         }
-        let [h, w] = [height, width];
-        super::arch_options::with_input(&self.arch, [h, w])
+        self.arch
+            .with_input([height, width])
             .validate()
             .map_err(|e| TrainError::Config(e.to_string()))?;
         crate::nn::schedule::Schedule::new(self.schedule.clone())
@@ -453,3 +422,7 @@ impl TrainConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

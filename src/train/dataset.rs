@@ -94,7 +94,7 @@ impl RunData {
                 cfg.data.display()
             )));
         }
-        let spec = cfg.preprocessing.spec();
+        let spec = &cfg.preprocessing;
         let sizing = Preprocessing {
             height: spec.height,
             width: spec.width,

@@ -5,7 +5,6 @@ use serde::Serialize;
 
 use super::checkpoint::restore;
 use super::error::{Result, TrainError};
-use super::overrides::loss_name;
 use super::record::{EpochRecord, ValMetrics};
 use super::run::Run;
 use super::validate::{self, VAL_ENROLL, VAL_ROUNDS, embed_all};
@@ -113,7 +112,7 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
     let mut loss = serde_json::to_value(&run.cfg.loss).unwrap_or_default();
     if let serde_json::Value::Object(m) = &mut loss {
         m.entry("kind")
-            .or_insert_with(|| loss_name(&run.cfg.loss).into());
+            .or_insert_with(|| run.cfg.loss.name().into());
     }
     let meta = ModelMeta {
         format: FORMAT_VERSION,

@@ -1,11 +1,11 @@
 //! The training loop: batches, checkpoints, logs and plots (`train-embed`), and the
 //! evaluation tool's driver (`eval-embed`).
 //!
-//! A run: [`TrainConfig`] (TOML + flags, [`cli::TrainArgs`]) → [`run::Run::start`] or
-//! [`run::Run::resume`] → [`run::Run::train`] (one checkpoint, log line and plot per
-//! epoch) → [`finish::write_model`] (best network, calibrated thresholds, model file).
+//! A run: [`TrainConfig`] (TOML, then the flags of [`cli::TrainArgs`] applied by
+//! [`overrides`]) → [`run::Run::start`] or [`run::Run::resume`] → [`run::Run::train`]
+//! (one checkpoint, log line and plot per epoch) → [`finish::write_model`] (best
+//! network, calibrated thresholds, model file).
 
-pub mod arch_options;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

@@ -1,16 +1,232 @@
-//! How command-line flags override the loss, optimiser and schedule of a
-//! configuration (the `--config` file or the defaults).
+//! How command-line flags ([`TrainArgs`]) override a configuration (the `--config` file
+//! or the defaults): every flag given replaces the same option; a flag that switches the
+//! architecture, loss or optimiser to another kind starts from that kind's defaults; a
+//! flag that does not apply to the configured kind is an error.
 
-use super::cli::{DistanceArg, HeadArg, LossArg, MiningArg, OptimizerArg, ScheduleArg, TrainArgs};
+use super::cli::{
+    ActivationArg, ArchArg, DistanceArg, HeadArg, LossArg, MiningArg, OptimizerArg, ScheduleArg,
+    TrainArgs,
+};
 use super::config::{LossConfig, TrainConfig};
 use super::error::{Result, TrainError};
 use super::head::HeadConfig;
+use crate::model::arch::{ArchSpec, HiddenActivation, ResnetSpec};
 use crate::nn::loss::{ContrastiveConfig, Distance, Mining, TripletConfig};
 use crate::nn::optim::{AdagradConfig, AdamConfig, OptimizerConfig, SgdConfig, WeightDecay};
 use crate::nn::schedule::{Decay, PlateauMode};
 
+impl TrainArgs {
+    /// The configuration: the `--config` file (or the defaults), then every flag given.
+    pub fn to_config(&self) -> Result<TrainConfig> {
+        let mut cfg = match &self.config {
+            Some(path) => TrainConfig::from_toml_file(path)?,
+            None => TrainConfig::default(),
+        };
+        self.apply(&mut cfg)?;
+        Ok(cfg)
+    }
+
+    /// Overrides the options of `cfg` that were given as flags.
+    pub fn apply(&self, cfg: &mut TrainConfig) -> Result<()> {
+        set(&mut cfg.data, self.data.clone());
+        set(&mut cfg.output, self.output.clone());
+        set(&mut cfg.run_dir, self.run_dir.clone());
+        set(&mut cfg.epochs, self.epochs);
+        set(&mut cfg.seed, self.seed);
+        set_some(&mut cfg.threads, self.threads);
+        set(&mut cfg.val_fraction, self.val_fraction);
+        set(&mut cfg.selection, self.selection);
+        set(&mut cfg.flip_average, self.flip_average);
+        set(&mut cfg.detect, self.detect);
+        set(&mut cfg.batch.p, self.p);
+        set(&mut cfg.batch.k, self.k);
+        set(&mut cfg.preprocessing.height, self.height);
+        set(&mut cfg.preprocessing.width, self.width);
+        set(&mut cfg.preprocessing.kind, self.normalisation);
+        if let Some(params) = &self.tan_triggs {
+            set_tan_triggs(&mut cfg.preprocessing.tan_triggs, params)?;
+        }
+        set(&mut cfg.augmentation.enabled, self.augment);
+        set(&mut cfg.augmentation.settings.flip, self.flip);
+        set(&mut cfg.augmentation.settings.max_shift, self.max_shift);
+        set(&mut cfg.augmentation.settings.shadow, self.shadow);
+        set(&mut cfg.augmentation.settings.brightness, self.brightness);
+        set(&mut cfg.augmentation.settings.contrast, self.contrast);
+        apply_arch(self, cfg)?;
+        apply_loss(self, cfg)?;
+        apply_optimizer(self, cfg)?;
+        apply_schedule(self, cfg);
+        set_some(&mut cfg.clip_grad_norm, self.clip_grad_norm);
+        Ok(())
+    }
+}
+
+/// Applies `name=value,...` to Tan–Triggs parameters; unknown names and unparsable
+/// values are errors (ranges are checked with the rest of the configuration).
+fn set_tan_triggs(params: &mut crate::data::TanTriggs, list: &str) -> Result<()> {
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = || {
+            TrainError::Config(format!(
+                "--tan-triggs: expected name=value with name one of gamma, sigma0, sigma1, \
+                 alpha, tau; got '{item}'"
+            ))
+        };
+        let (name, value) = item.split_once('=').ok_or_else(bad)?;
+        let value: f32 = value.trim().parse().map_err(|_| bad())?;
+        let field = match name.trim() {
+            "gamma" => &mut params.gamma,
+            "sigma0" => &mut params.sigma0,
+            "sigma1" => &mut params.sigma1,
+            "alpha" => &mut params.alpha,
+            "tau" => &mut params.tau,
+            _ => return Err(bad()),
+        };
+        *field = value;
+    }
+    Ok(())
+}
+
+/// Applies the `--arch`, `--hidden`, `--activation`, `--maxout-k`, `--batch-norm`,
+/// `--dropout`, `--widths`, `--fc`, `--stem`, `--stages` and `--embedding-dim` flags.
+fn apply_arch(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
+    let input = cfg.arch.input();
+    match (args.arch, &cfg.arch) {
+        (
+            Some(ArchArg::Mlp),
+            ArchSpec::Cnn { .. } | ArchSpec::Resnet(_) | ArchSpec::DlibResnet(_),
+        ) => cfg.arch = ArchSpec::mlp(input),
+        (
+            Some(ArchArg::Cnn),
+            ArchSpec::Mlp { .. } | ArchSpec::Resnet(_) | ArchSpec::DlibResnet(_),
+        ) => cfg.arch = ArchSpec::reference_cnn().with_input(input),
+        (
+            Some(ArchArg::Resnet),
+            ArchSpec::Mlp { .. } | ArchSpec::Cnn { .. } | ArchSpec::DlibResnet(_),
+        ) => cfg.arch = ArchSpec::Resnet(ResnetSpec::with_input(input)),
+        _ => {}
+    }
+    let mlp_only = args.hidden.is_some()
+        || args.activation.is_some()
+        || args.maxout_k.is_some()
+        || args.batch_norm.is_some();
+    let cnn_only = args.widths.is_some() || args.fc.is_some();
+    let resnet_only = args.stem.is_some() || args.stages.is_some();
+    if resnet_only && !matches!(cfg.arch, ArchSpec::Resnet(_)) {
+        return Err(TrainError::Config(
+            "--stem and --stages apply to --arch resnet only".into(),
+        ));
+    }
+    match &mut cfg.arch {
+        ArchSpec::Mlp {
+            hidden,
+            activation,
+            batch_norm,
+            dropout,
+            embedding_dim,
+            ..
+        } => {
+            if cnn_only {
+                return Err(TrainError::Config(
+                    "--widths and --fc apply to --arch cnn only".into(),
+                ));
+            }
+            if let Some(h) = &args.hidden {
+                hidden.clone_from(h);
+            }
+            if let Some(a) = args.activation {
+                *activation = match a {
+                    ActivationArg::Relu => HiddenActivation::Relu,
+                    ActivationArg::Prelu => HiddenActivation::Prelu,
+                    ActivationArg::Tanh => HiddenActivation::Tanh,
+                    ActivationArg::Maxout => HiddenActivation::Maxout {
+                        k: args.maxout_k.unwrap_or(2),
+                    },
+                };
+            }
+            match (args.maxout_k, &mut *activation) {
+                (Some(k), HiddenActivation::Maxout { k: current }) => *current = k,
+                (Some(_), _) => {
+                    return Err(TrainError::Config(
+                        "--maxout-k applies to --activation maxout only".into(),
+                    ));
+                }
+                (None, _) => {}
+            }
+            if let Some(b) = args.batch_norm {
+                *batch_norm = b;
+            }
+            if let Some(p) = args.dropout {
+                *dropout = p;
+            }
+            if let Some(k) = args.embedding_dim {
+                *embedding_dim = k;
+            }
+        }
+        ArchSpec::Cnn {
+            widths,
+            fc,
+            embedding_dim,
+            dropout,
+            ..
+        } => {
+            if mlp_only {
+                return Err(TrainError::Config(
+                    "--hidden, --activation, --maxout-k and --batch-norm apply to --arch mlp only"
+                        .into(),
+                ));
+            }
+            if let Some(w) = &args.widths {
+                widths.clone_from(w);
+            }
+            if let Some(f) = args.fc {
+                *fc = f;
+            }
+            if let Some(p) = args.dropout {
+                *dropout = p;
+            }
+            if let Some(k) = args.embedding_dim {
+                *embedding_dim = k;
+            }
+        }
+        ArchSpec::Resnet(r) => {
+            if mlp_only || cnn_only {
+                return Err(TrainError::Config(
+                    "--hidden, --activation, --maxout-k, --batch-norm, --widths and --fc do not \
+                     apply to --arch resnet"
+                        .into(),
+                ));
+            }
+            if let Some(stem) = args.stem {
+                r.stem = stem;
+            }
+            if let Some(stages) = &args.stages {
+                r.stages.clone_from(stages);
+            }
+            if let Some(p) = args.dropout {
+                r.dropout = p;
+            }
+            if let Some(k) = args.embedding_dim {
+                r.embedding_dim = k;
+            }
+        }
+        ArchSpec::DlibResnet(d) => {
+            if mlp_only || cnn_only || args.dropout.is_some() {
+                return Err(TrainError::Config(
+                    "of the architecture flags only --embedding-dim applies to a dlib_resnet \
+                     architecture"
+                        .into(),
+                ));
+            }
+            if let Some(k) = args.embedding_dim {
+                d.embedding_dim = k;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `--loss`, `--margin`, `--mining`, `--distance`, `--head`, `--head-scale`.
-pub fn apply_loss(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
+fn apply_loss(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
     if let Some(kind) = args.loss
         && kind_of(&cfg.loss) != kind
     {
@@ -26,7 +242,7 @@ pub fn apply_loss(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
     let unused = |flags: &str, loss: &LossConfig| {
         Err(TrainError::Config(format!(
             "{flags} do not apply to the {} loss",
-            loss_name(loss)
+            loss.name()
         )))
     };
     if head_flags && !matches!(cfg.loss, LossConfig::Softmax(_)) {
@@ -101,7 +317,7 @@ fn integral_margin(m: f32) -> Result<u32> {
 }
 
 /// `--optimizer`, `--momentum`, `--nesterov`, `--weight-decay`, `--max-norm`.
-pub fn apply_optimizer(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
+fn apply_optimizer(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
     if let Some(kind) = args.optimizer {
         cfg.optimizer = match (kind, &cfg.optimizer) {
             (OptimizerArg::Sgd, o @ OptimizerConfig::Sgd(_))
@@ -149,7 +365,7 @@ pub fn apply_optimizer(args: &TrainArgs, cfg: &mut TrainConfig) -> Result<()> {
 
 /// `--schedule` lengths are the run's epochs: cosine decays over all of them, step
 /// decays ×0.1 at 50% and 75%, plateau watches the validation metric (patience 3).
-pub fn apply_schedule(args: &TrainArgs, cfg: &mut TrainConfig) {
+fn apply_schedule(args: &TrainArgs, cfg: &mut TrainConfig) {
     set(&mut cfg.schedule.lr, args.lr);
     set(&mut cfg.schedule.warmup, args.warmup);
     let epochs = cfg.epochs.max(1);
@@ -176,14 +392,14 @@ pub fn apply_schedule(args: &TrainArgs, cfg: &mut TrainConfig) {
 }
 
 /// Overwrites `slot` when a flag gave a value.
-pub fn set<T>(slot: &mut T, value: Option<T>) {
+fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *slot = v;
     }
 }
 
 /// Overwrites an optional `slot` when a flag gave a value.
-pub fn set_some<T>(slot: &mut Option<T>, value: Option<T>) {
+fn set_some<T>(slot: &mut Option<T>, value: Option<T>) {
     if value.is_some() {
         *slot = value;
     }
@@ -197,11 +413,6 @@ fn kind_of(loss: &LossConfig) -> LossArg {
     }
 }
 
-/// The loss's name as on the command line.
-pub fn loss_name(loss: &LossConfig) -> &'static str {
-    match loss {
-        LossConfig::Triplet(_) => "triplet",
-        LossConfig::Contrastive(_) => "contrastive",
-        LossConfig::Softmax(_) => "softmax",
-    }
-}
+#[cfg(test)]
+#[path = "overrides_tests.rs"]
+mod tests;

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use super::arch_options::with_input;
 use super::checkpoint::{Checkpoint, restore, snapshot};
 use super::config::{Selection, TrainConfig};
 use super::dataset::RunData;
@@ -54,7 +53,7 @@ impl Run {
     pub fn start(cfg: TrainConfig) -> Result<Run> {
         cfg.validate()?;
         let data = RunData::load(&cfg)?;
-        let arch = with_input(&cfg.arch, data.input_shape());
+        let arch = cfg.arch.with_input(data.input_shape());
         arch.validate()
             .map_err(|e| TrainError::Config(format!("architecture: {e}")))?;
         let net = arch.build(derive(cfg.seed, Stream::Init, 0))?;

@@ -36,11 +36,14 @@ pub enum NormalisationKind {
     TanTriggs,
 }
 
-/// Everything needed to fit a [`Preprocessing`].
+/// Everything needed to fit a [`Preprocessing`]. In a TOML or JSON table (the trainer's
+/// `[preprocessing]`) the kind is `normalisation`, and a field left out takes its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PreprocessingSpec {
     pub height: usize,
     pub width: usize,
+    #[serde(rename = "normalisation")]
     pub kind: NormalisationKind,
     /// PCA whitening: directions kept (at most the numerical rank, ≤ N − 1). Default 128.
     pub pca_components: usize,
