@@ -177,13 +177,15 @@ mod tests {
             .with_frame(Frame::Dlib);
         let aligned = reframe(crop.clone(), Frame::Dlib, Some(&detector));
         assert_eq!((aligned.width(), aligned.height()), Frame::Dlib.size());
-        // Its face now sits on the frame's template: the landmarks found in the aligned
-        // crop lie closer to the template's than those of the crop merely resized to
-        // the frame, and within 10 pixels of them (in 150).
+        // Its face now sits on the frame's template: the landmarks O-Net finds in the
+        // whole aligned crop lie closer to the template's than those of the crop merely
+        // resized to the frame, and within 10 pixels of them (in 150).
         let off = |image: &DynamicImage| -> f32 {
             let found = detector
-                .crop_landmarks(&image.to_luma8())
-                .expect("landmarks");
+                .whole_crop(&image.to_luma8())
+                .expect("landmarks")
+                .landmarks
+                .map(|[x, y]| crate::detect::Point { x, y });
             let t = Frame::Dlib.template();
             let sum: f32 = found
                 .iter()
