@@ -208,13 +208,14 @@ impl FaceDetector {
     /// face whose box holds the image's centre and covers at least a fifth of it (a face
     /// that fills a crop, not one of a group photo), so that a crop is aligned alike
     /// whether it is sent with detection or without: the same landmarks, the same
-    /// aligned picture. A tight crop the cascade misses gets the tight-crop look's
-    /// landmarks, as with detection; the second look is skipped (it would cost a second
-    /// search on every such crop). When the cascade finds no such face: O-Net's on the whole of it ([`Self::whole_crop`]), kept when they are
-    /// shaped like a face seen from the front (each left point left of its right one, the
-    /// eyes above the nose above the mouth, the eyes at least a fifth of the width apart)
-    /// and lie within a tenth of the image's size of its edges; `None` otherwise, and the
-    /// crop is then taken as it is.
+    /// aligned picture. The second look and the tight-crop look are skipped (they would
+    /// cost more searches on every such crop), so a crop found only by those may be
+    /// aligned differently than with detection. When the cascade finds no such face:
+    /// O-Net's on the whole of it ([`Self::whole_crop`]), kept when they are shaped like
+    /// a face seen from the front (each left point left of its right one, the eyes above
+    /// the nose above the mouth, the eyes at least a fifth of the width apart) and lie
+    /// within a tenth of the image's size of its edges; `None` otherwise, and the crop is
+    /// then taken as it is.
     pub fn crop_landmarks(&self, image: &GrayImage) -> Option<[Point; 5]> {
         let (w, h) = image.dimensions();
         let (cx, cy) = (w / 2, h / 2);
