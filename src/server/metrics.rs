@@ -3,14 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-
-use super::state::AppState;
 
 /// Upper bounds of the latency buckets, seconds.
 const BUCKETS: [f64; 12] = [
@@ -153,7 +151,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 /// (`/identities/{id}`, not the concrete path; `unmatched` for every unknown path), so the
 /// number of series stays bounded whatever clients send.
 pub async fn record_metrics(
-    State(state): State<AppState>,
+    State(metrics): State<Arc<Metrics>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -164,7 +162,7 @@ pub async fn record_metrics(
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
-    state.metrics.record(
+    metrics.record(
         method,
         &route,
         response.status().as_u16(),

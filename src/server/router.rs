@@ -97,7 +97,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(from_fn(refuse_key_in_query))
                 .layer(from_fn(limit_request_head))
                 .layer(TraceLayer::new_for_http())
-                .layer(from_fn_with_state(state.clone(), record_metrics))
+                .layer(from_fn_with_state(state.metrics.clone(), record_metrics))
                 .layer(from_fn(json_method_not_allowed))
                 .layer(CatchPanicLayer::custom(
                     |_panic: Box<dyn std::any::Any + Send>| {
