@@ -236,43 +236,65 @@ impl Layer for Conv2d {
         let mut dx = vec![0.0f32; n * in_len];
 
         // One image per step. dE/dx: each image writes only its own slice. dE/dW, dE/db:
-        // each rayon task sums its images into its own partial; the partials are added at
-        // the end, so no two tasks ever write one buffer.
-        let partial = || Partial {
-            dw: vec![0.0f32; o * g.rows()],
-            db: vec![0.0f32; o],
-            cols: vec![0.0f32; col_len],
-        };
-        let sums = dx
-            .par_chunks_mut(in_len)
-            .zip(dy.par_chunks(out_len))
-            .zip(cache.input.par_chunks(in_len))
-            .fold(partial, |mut acc, ((dx_img, dy_img), x_img)| {
-                // dW (O, I·kh·kw) += dY_img (O, Ho·Wo) · colsᵀ
-                im2col(&g, x_img, &mut acc.cols);
-                Gemm::new(o, g.rows(), g.cols())
-                    .ops(Op::N, Op::T)
-                    .accumulate(true)
-                    .run(dy_img, &acc.cols, &mut acc.dw);
-                for (sum, row) in acc.db.iter_mut().zip(dy_img.chunks_exact(g.cols())) {
-                    *sum += row.iter().sum::<f32>();
-                }
-                if input_grad {
-                    // dcols = Wᵀ · dY_img, folded back into the image (reusing the buffer).
-                    Gemm::new(g.rows(), g.cols(), o).ops(Op::T, Op::N).run(
-                        &w,
-                        dy_img,
-                        &mut acc.cols,
-                    );
-                    col2im(&g, &acc.cols, dx_img);
+        // the batch is cut into groups of consecutive images (`image_groups`), each
+        // group sums its images into its own partial, and the partials are added in
+        // group order. The cut depends only on the batch size and the thread count, never
+        // on which thread ran what (rayon's `fold` would also split where work was
+        // stolen), so a training step rounds the same way every run.
+        let groups = image_groups(n, rayon::current_num_threads());
+        let mut dx_groups = Vec::with_capacity(groups.len());
+        let mut rest = dx.as_mut_slice();
+        for &(_, len) in &groups {
+            let (head, tail) = rest.split_at_mut(len * in_len);
+            dx_groups.push(head);
+            rest = tail;
+        }
+        let partials: Vec<Partial> = dx_groups
+            .into_par_iter()
+            .zip(groups.par_iter())
+            .map(|(dx_group, &(first, len))| {
+                let mut acc = Partial {
+                    dw: vec![0.0f32; o * g.rows()],
+                    db: vec![0.0f32; o],
+                    cols: vec![0.0f32; col_len],
+                };
+                let dy_group = &dy[first * out_len..(first + len) * out_len];
+                let x_group = &cache.input[first * in_len..(first + len) * in_len];
+                let images = dx_group
+                    .chunks_mut(in_len)
+                    .zip(dy_group.chunks(out_len))
+                    .zip(x_group.chunks(in_len));
+                for ((dx_img, dy_img), x_img) in images {
+                    // dW (O, I·kh·kw) += dY_img (O, Ho·Wo) · colsᵀ
+                    im2col(&g, x_img, &mut acc.cols);
+                    Gemm::new(o, g.rows(), g.cols())
+                        .ops(Op::N, Op::T)
+                        .accumulate(true)
+                        .run(dy_img, &acc.cols, &mut acc.dw);
+                    for (sum, row) in acc.db.iter_mut().zip(dy_img.chunks_exact(g.cols())) {
+                        *sum += row.iter().sum::<f32>();
+                    }
+                    if input_grad {
+                        // dcols = Wᵀ · dY_img, folded back into the image (reusing the buffer).
+                        Gemm::new(g.rows(), g.cols(), o).ops(Op::T, Op::N).run(
+                            &w,
+                            dy_img,
+                            &mut acc.cols,
+                        );
+                        col2im(&g, &acc.cols, dx_img);
+                    }
                 }
                 acc
             })
-            .reduce(partial, |mut a, b| {
-                a.dw.iter_mut().zip(&b.dw).for_each(|(x, y)| *x += y);
-                a.db.iter_mut().zip(&b.db).for_each(|(x, y)| *x += y);
-                a
-            });
+            .collect();
+        let mut partials = partials.into_iter();
+        let Some(mut sums) = partials.next() else {
+            return from_vec(&[n, g.c, g.h, g.w], dx);
+        };
+        for p in partials {
+            sums.dw.iter_mut().zip(&p.dw).for_each(|(x, y)| *x += y);
+            sums.db.iter_mut().zip(&p.db).for_each(|(x, y)| *x += y);
+        }
         self.weight
             .grad
             .iter_mut()
@@ -303,4 +325,52 @@ struct Partial {
     db: Vec<f32>,
     /// (I·kh·kw, Ho·Wo)
     cols: Vec<f32>,
+}
+
+/// The groups of consecutive images `(first, count)` that the weight gradient of a batch
+/// of `n` is summed in: the batch halved `⌈log₂ threads⌉ + 1` times (the left half the
+/// smaller when `n` is odd), which is how rayon's `fold` cut it before steals, so one
+/// thread keeps the rounding it always had.
+fn image_groups(n: usize, threads: usize) -> Vec<(usize, usize)> {
+    fn halve(first: usize, len: usize, depth: u32, out: &mut Vec<(usize, usize)>) {
+        if depth == 0 || len < 2 {
+            out.push((first, len));
+        } else {
+            let mid = len / 2;
+            halve(first, mid, depth - 1, out);
+            halve(first + mid, len - mid, depth - 1, out);
+        }
+    }
+    let depth = threads.max(1).next_power_of_two().trailing_zeros() + 1;
+    let mut out = Vec::new();
+    if n > 0 {
+        halve(0, n, depth, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_groups;
+
+    #[test]
+    fn image_groups_cover_the_batch_in_order_in_two_groups_per_thread_power() {
+        assert_eq!(image_groups(64, 1), vec![(0, 32), (32, 32)]);
+        assert_eq!(
+            image_groups(64, 2),
+            vec![(0, 16), (16, 16), (32, 16), (48, 16)]
+        );
+        assert_eq!(image_groups(5, 1), vec![(0, 2), (2, 3)]);
+        assert_eq!(image_groups(1, 4), vec![(0, 1)]);
+        assert!(image_groups(0, 2).is_empty());
+        for (n, threads) in [(63, 3), (7, 8), (100, 2)] {
+            let groups = image_groups(n, threads);
+            let mut next = 0;
+            for (first, len) in groups {
+                assert_eq!(first, next, "n {n}, threads {threads}");
+                next += len;
+            }
+            assert_eq!(next, n);
+        }
+    }
 }
