@@ -12,7 +12,7 @@
 //! #   the int8 scan (default) vs the f32 scan: one client and 16 clients
 //! ```
 //!
-//! Data (tests/index_support): identities × 4 faces, each face `normalise(centre + e)`,
+//! Data (tests/support/index.rs): identities × 4 faces, each face `normalise(centre + e)`,
 //! `‖e‖ ≈ 0.6`; queries are fresh faces of random enrolled identities. For each size it
 //! prints exact and HNSW build time, single-thread queries/s, recall@10 against exact
 //! search (identity-level, what the server uses, and face-level, comparable with
@@ -20,8 +20,8 @@
 //! `queries_N.f32` (row-major little-endian f32) and `truth_N.u32` (exact face-level
 //! top-10 per query) for `scripts/bench_hnswlib.py`.
 
-#[path = "../tests/index_support/mod.rs"]
-mod index_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -29,12 +29,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anndists::dist::DistL2;
+use faceprint::embedding::Embedding;
 use faceprint::index::{
     ExactIndex, FaceIndex, HnswIndex, IdentityHit, IndexConfig, ScanPrecision, UnitCosine, dot_many,
 };
 use hnsw_rs::hnsw::Hnsw;
-use index_support::{Gallery, gallery, probes};
 use rayon::prelude::*;
+use support::index::{Gallery, gallery, probes};
 
 const D: usize = 128;
 const K: usize = 10;
@@ -104,11 +105,11 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 const PASSES: usize = 3;
 
 /// Runs `search` over every query on this thread; returns results and queries/s.
-fn run_queries<T>(queries: &[Vec<f32>], mut search: impl FnMut(&[f32]) -> T) -> (Vec<T>, f64) {
+fn run_queries<T>(queries: &[Embedding], mut search: impl FnMut(&Embedding) -> T) -> (Vec<T>, f64) {
     let mut best = f64::INFINITY;
     let mut out = Vec::new();
     for _ in 0..PASSES {
-        let (o, t) = timed(|| queries.iter().map(|q| search(q)).collect::<Vec<_>>());
+        let (o, t) = timed(|| queries.iter().map(&mut search).collect::<Vec<_>>());
         best = best.min(t.as_secs_f64());
         out = o;
     }
@@ -139,7 +140,7 @@ fn matrix(g: &Gallery) -> Vec<f32> {
 }
 
 /// Exact face-level top-K rows per query (the ground truth written for hnswlib).
-fn face_truth(base: &[f32], queries: &[Vec<f32>]) -> Vec<Vec<u32>> {
+fn face_truth(base: &[f32], queries: &[Embedding]) -> Vec<Vec<u32>> {
     let n = base.len() / D;
     queries
         .par_iter()
@@ -163,7 +164,7 @@ fn write_f32(path: &Path, rows: impl Iterator<Item = f32>) -> std::io::Result<()
     w.flush()
 }
 
-fn write_data(dir: &Path, n: usize, base: &[f32], queries: &[Vec<f32>], truth: &[Vec<u32>]) {
+fn write_data(dir: &Path, n: usize, base: &[f32], queries: &[Embedding], truth: &[Vec<u32>]) {
     let result = (|| -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         write_f32(&dir.join(format!("base_{n}.f32")), base.iter().copied())?;
@@ -331,7 +332,7 @@ fn bench_scan(sizes: &[usize], queries: usize) {
 
 /// Every query once, spread over [`CLIENTS`] threads: answers in query order, q/s and
 /// p99 latency (ms).
-fn concurrent_queries(index: &ExactIndex, qs: &[Vec<f32>]) -> (Vec<Vec<IdentityHit>>, f64, f64) {
+fn concurrent_queries(index: &ExactIndex, qs: &[Embedding]) -> (Vec<Vec<IdentityHit>>, f64, f64) {
     let (per_thread, elapsed) = timed(|| {
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..CLIENTS)
@@ -367,7 +368,7 @@ fn concurrent_queries(index: &ExactIndex, qs: &[Vec<f32>]) -> (Vec<Vec<IdentityH
 }
 
 /// The scan alone at 100 000 × 128: one thread vs rayon chunks.
-fn bench_parallel_scan(queries: &[Vec<f32>], base: &[f32]) {
+fn bench_parallel_scan(queries: &[Embedding], base: &[f32]) {
     let n = base.len() / D;
     let mut out = vec![0.0f32; n];
     let ((), serial) = timed(|| queries.iter().for_each(|q| dot_many(base, q, &mut out)));
@@ -387,7 +388,7 @@ fn bench_parallel_scan(queries: &[Vec<f32>], base: &[f32]) {
 }
 
 /// hnsw_rs alone with its DistL2 vs our UnitCosine (same data, M = 16, ef_c = 200).
-fn bench_raw_distances(g: &Gallery, queries: &[Vec<f32>]) {
+fn bench_raw_distances(g: &Gallery, queries: &[Embedding]) {
     let items: Vec<(&[f32], usize)> = g
         .items
         .iter()

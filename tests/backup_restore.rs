@@ -2,16 +2,16 @@
 //! enrollments run, `restore` brings it back into a fresh file, and identify answers
 //! exactly as before; `pg_dump`/`pg_restore` do the same for PostgreSQL.
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::app::{TestApp, json_of};
-use common::db::{POSTGRES_ENV, TestDb};
-use common::fixtures::{b64, face, model_path};
 use serde_json::{Value, json};
 use sqlx::Connection;
+use support::app::{TestApp, json_of};
+use support::db::{POSTGRES_ENV, TestDb};
+use support::fixtures::{b64, face, model_path};
 
 /// Run `faceprint-server ARGS` against the database `url`.
 fn server_command(url: &str, args: &[&str]) -> Output {
@@ -283,7 +283,7 @@ async fn a_pg_dump_restored_with_pg_restore_answers_the_same() {
     assert!(loaded.status.success(), "pg_restore: {}", stderr(&loaded));
 
     let url = format!("{target}?options=-c%20search_path%3D{schema}");
-    let mut settings = common::app::test_settings(&TestDb::sqlite());
+    let mut settings = support::app::test_settings(&TestDb::sqlite());
     settings.database.url = faceprint::server::Secret::new(url);
     let mut copy = TestApp::spawn_with(TestDb::sqlite(), settings).await;
     let after = answers(&copy).await;

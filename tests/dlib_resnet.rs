@@ -8,11 +8,11 @@ use std::path::Path;
 
 use faceprint::detect::Frame;
 use faceprint::model::{Embedder, ModelFile};
-use image::DynamicImage;
+use image::GrayImage;
 
 const MODEL: &str = "models/default.safetensors";
 
-fn fixtures() -> Vec<(DynamicImage, Vec<f32>)> {
+fn fixtures() -> Vec<(GrayImage, Vec<f32>)> {
     let dir = Path::new("tests/fixtures/dlib");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("descriptors.json")).unwrap()).unwrap();
@@ -30,7 +30,7 @@ fn fixtures() -> Vec<(DynamicImage, Vec<f32>)> {
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.into_iter()
-        .map(|(name, d)| (image::open(dir.join(name)).unwrap(), d))
+        .map(|(name, d)| (image::open(dir.join(name)).unwrap().into_luma8(), d))
         .collect()
 }
 
@@ -46,7 +46,7 @@ fn the_converted_network_reproduces_dlibs_descriptors() {
     assert_eq!(embedder.dim(), 128);
     let cases = fixtures();
     assert_eq!(cases.len(), 6);
-    let images: Vec<DynamicImage> = cases.iter().map(|(i, _)| i.clone()).collect();
+    let images: Vec<GrayImage> = cases.iter().map(|(i, _)| i.clone()).collect();
     let ours = embedder.embed(&images).unwrap();
     for (i, ((_, dlib), ours)) in cases.iter().zip(&ours).enumerate() {
         let dlib = unit(dlib);

@@ -1,15 +1,14 @@
 //! `eval-embed` on the unseen fixture identities: report, ROC plot and export files
 //! with sane values, baselines beside the model, clear errors.
 
-#[path = "train_support.rs"]
 mod support;
 
 use std::process::Command;
 
+use faceprint::eval::command::{EvalArgs, eval_embed};
 use faceprint::train::cli::LossArg;
-use faceprint::train::eval_embed::{EvalArgs, eval_embed};
 use faceprint::train::train_embed;
-use support::{fixtures, tiny_args};
+use support::train::{fixtures, tiny_args};
 
 fn args(model: std::path::PathBuf, out: std::path::PathBuf) -> EvalArgs {
     EvalArgs {
@@ -106,7 +105,7 @@ fn eval_embed_writes_a_report_a_roc_plot_and_the_embeddings() {
         assert_eq!(r.tar_at_far.len(), 2);
         assert!(!r.roc.is_empty());
     }
-    eprintln!("{}", faceprint::train::eval_embed::table(&report));
+    eprintln!("{}", faceprint::eval::command::table(&report));
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();

@@ -1,12 +1,12 @@
 //! Several threads inserting, removing and searching one index at once.
 
-mod index_support;
+mod support;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use faceprint::index::{FaceIndex, GalleryIndex, HnswIndex, IndexConfig, IndexKind};
-use index_support::{Item, gallery, small_config};
+use support::index::{Item, gallery, small_config};
 
 const WRITERS: usize = 4;
 const READERS: usize = 2;
@@ -25,7 +25,7 @@ fn insert_remove_and_search_concurrently(index: Arc<dyn FaceIndex>, name: &str) 
         .collect();
     // Faces 0, 10, 20, … are removed again by their writer.
     let removed = |f: i64| f % 10 == 0;
-    let probes: Vec<Vec<f32>> = g.items.iter().step_by(37).map(|i| i.2.clone()).collect();
+    let probes: Vec<_> = g.items.iter().step_by(37).map(|i| i.2.clone()).collect();
     let all_faces: HashSet<i64> = g.items.iter().map(|i| i.0).collect();
 
     std::thread::scope(|s| {

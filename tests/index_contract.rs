@@ -1,10 +1,15 @@
 //! Behaviour every `FaceIndex` must have, run against each implementation: identity
 //! dedup, deletion, replacement, input errors.
 
-mod index_support;
+mod support;
 
+use faceprint::embedding::{Embedding, EmbeddingError};
 use faceprint::index::IndexError;
-use index_support::{Gallery, Named, gallery, implementations, probes};
+use support::index::{Gallery, Named, gallery, implementations, probes};
+
+fn unit(v: &[f32]) -> Embedding {
+    Embedding::new(v.to_vec()).expect("a unit vector")
+}
 
 /// Each implementation, filled with the same seeded gallery of `n` faces (σ = 0.6).
 fn filled(seed: u64, n: usize, d: usize, faces_per_identity: usize) -> (Gallery, Vec<Named>) {
@@ -103,6 +108,28 @@ fn inserting_a_stored_face_again_replaces_its_vector_and_identity() {
 
 #[test]
 fn bad_embeddings_are_rejected_with_the_values_and_store_nothing() {
+    // What is not finite or not unit length never becomes an `Embedding`, so no index
+    // can be handed one: refused where it would be made, naming the value.
+    type Refused = (&'static str, Vec<f32>, fn(&EmbeddingError) -> bool);
+    let refused: Vec<Refused> = vec![
+        ("NaN", vec![f32::NAN, 1.0, 0.0, 0.0], |e| {
+            matches!(e, EmbeddingError::NonFinite { position: 0, .. })
+        }),
+        ("infinite", vec![0.0, 0.0, 0.0, f32::NEG_INFINITY], |e| {
+            matches!(e, EmbeddingError::NonFinite { position: 3, .. })
+        }),
+        ("not normalised", vec![2.0, 0.0, 0.0, 0.0], |e| {
+            matches!(e, EmbeddingError::NotUnit { .. })
+        }),
+        ("zero", vec![0.0; 4], |e| {
+            matches!(e, EmbeddingError::NotUnit { .. })
+        }),
+    ];
+    for (what, v, expected) in refused {
+        let e = Embedding::new(v).unwrap_err();
+        assert!(expected(&e), "{what}: {e}");
+    }
+    // A unit vector of the wrong length is the index's to refuse.
     type Case = (&'static str, Vec<f32>, fn(&IndexError) -> bool);
     let cases: Vec<Case> = vec![
         ("too short", vec![1.0, 0.0, 0.0], |e| {
@@ -123,26 +150,15 @@ fn bad_embeddings_are_rejected_with_the_values_and_store_nothing() {
                 }
             )
         }),
-        ("NaN", vec![f32::NAN, 1.0, 0.0, 0.0], |e| {
-            matches!(e, IndexError::NonFinite { position: 0, .. })
-        }),
-        ("infinite", vec![0.0, 0.0, 0.0, f32::NEG_INFINITY], |e| {
-            matches!(e, IndexError::NonFinite { position: 3, .. })
-        }),
-        ("not normalised", vec![2.0, 0.0, 0.0, 0.0], |e| {
-            matches!(e, IndexError::NotUnit { .. })
-        }),
-        ("zero", vec![0.0; 4], |e| {
-            matches!(e, IndexError::NotUnit { .. })
-        }),
     ];
     for (name, index) in implementations(4) {
         for (what, v, expected) in &cases {
-            let insert = index.insert(1, 1, v).unwrap_err();
+            let v = unit(v);
+            let insert = index.insert(1, 1, &v).unwrap_err();
             assert!(expected(&insert), "{name} {what}: insert gave {insert}");
-            let search = index.search(v, 3).unwrap_err();
+            let search = index.search(&v, 3).unwrap_err();
             assert!(expected(&search), "{name} {what}: search gave {search}");
-            let batch = vec![(1, 1, vec![0.0, 1.0, 0.0, 0.0]), (2, 1, v.clone())];
+            let batch = vec![(1, 1, unit(&[0.0, 1.0, 0.0, 0.0])), (2, 1, v.clone())];
             match index.insert_batch(&batch).unwrap_err() {
                 IndexError::InBatch { position, source } => {
                     assert_eq!(position, 1, "{name} {what}");
@@ -152,10 +168,16 @@ fn bad_embeddings_are_rejected_with_the_values_and_store_nothing() {
             }
             assert_eq!(index.len(), 0, "{name} {what}: nothing stored");
         }
-        let msg = index.search(&[1.0; 3], 1).unwrap_err().to_string();
+        let msg = index
+            .search(&unit(&[1.0, 0.0, 0.0]), 1)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("expected 4, got 3"), "{name}: {msg}");
         assert!(
-            index.search(&[1.0, 0.0, 0.0, 0.0], 5).unwrap().is_empty(),
+            index
+                .search(&unit(&[1.0, 0.0, 0.0, 0.0]), 5)
+                .unwrap()
+                .is_empty(),
             "{name}"
         );
     }

@@ -1,14 +1,14 @@
 //! `ExactIndex` against a naive reference (per-identity max in a hash map, full sort),
 //! before and after removals. Behaviour shared by all indexes: `index_contract.rs`.
 
-mod index_support;
+mod support;
 
 use std::collections::HashMap;
 
 use faceprint::index::{
     ExactIndex, FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError,
 };
-use index_support::{Gallery, Item, gallery, probes};
+use support::index::{Gallery, Item, gallery, probes};
 
 /// Naive reference: score every face in f64, keep each identity's best, sort everything.
 fn naive(items: &[Item], q: &[f32], k: usize) -> Vec<(IdentityId, FaceId, f64)> {
@@ -145,7 +145,7 @@ fn a_zero_dimension_is_refused() {
 #[test]
 fn the_int8_scan_answers_exactly_what_the_f32_scan_answers() {
     use faceprint::index::ScanPrecision;
-    use index_support::{perturb, rng};
+    use support::index::{perturb, rng};
     let f32_only = IndexConfig {
         scan: ScanPrecision::F32,
         ..Default::default()

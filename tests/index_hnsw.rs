@@ -1,12 +1,12 @@
 //! `HnswIndex` against `ExactIndex`: recall at 10 000 faces, identity widening, and
 //! deletion before, during and after a background rebuild.
 
-mod index_support;
+mod support;
 
 use std::collections::HashSet;
 
 use faceprint::index::{ExactIndex, FaceIndex, HnswIndex, IndexConfig};
-use index_support::{gallery, perturb, probes, rng, small_config};
+use support::index::{gallery, perturb, probes, rng, small_config};
 
 /// Recall@10 of identity-level HNSW results against exact search, at the defaults.
 ///

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use faceprint::data::Preprocessing;
 use faceprint::data::preprocess::Normalisation;
+use faceprint::embedding::Embedding;
 use faceprint::model::arch::{ArchSpec, ResnetActivation, ResnetPooling, ResnetSpec};
 use faceprint::model::lbp::{LbpBranch, LbpScale, LbpSpec, describe};
 use faceprint::model::{
@@ -13,7 +14,7 @@ use faceprint::model::{
 };
 use faceprint::nn::sequential::Sequential;
 use faceprint::nn::{Mode, Tensor};
-use image::DynamicImage;
+use image::GrayImage;
 use safetensors::tensor::{Dtype, TensorView};
 
 /// A small CNN on 28×24 inputs, so the tests run in milliseconds.
@@ -64,7 +65,7 @@ fn model_of(arch: ArchSpec, net: Sequential, flip_average: bool) -> ModelFile {
     ModelFile::new(meta, net)
 }
 
-fn fixture_faces() -> Vec<DynamicImage> {
+fn fixture_faces() -> Vec<GrayImage> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faces");
     [
         "orl_s1/1.pgm",
@@ -84,7 +85,9 @@ fn fixture_faces() -> Vec<DynamicImage> {
             files.sort();
             path = files.remove(0);
         }
-        image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        image::open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .into_luma8()
     })
     .collect()
 }
@@ -115,7 +118,7 @@ fn a_saved_model_loads_back_with_the_same_version_and_embeddings() {
 
 /// A descriptor branch fitted on the fixture faces (each its own identity, twice: the
 /// face and its mirror image), small enough for a test.
-fn small_lbp(faces: &[DynamicImage]) -> LbpBranch {
+fn small_lbp(faces: &[GrayImage]) -> LbpBranch {
     let spec = LbpSpec {
         height: 28,
         width: 24,
@@ -130,10 +133,7 @@ fn small_lbp(faces: &[DynamicImage]) -> LbpBranch {
     let mut rows = Vec::new();
     let mut labels = Vec::new();
     for (i, face) in faces.iter().enumerate() {
-        for img in [
-            face.to_luma8(),
-            image::imageops::flip_horizontal(&face.to_luma8()),
-        ] {
+        for img in [face.clone(), image::imageops::flip_horizontal(face)] {
             rows.extend(describe(&img, &spec));
             labels.push(i);
         }
@@ -293,7 +293,7 @@ fn embeddings_are_unit_length_and_do_not_depend_on_the_batch() {
 fn threads_embedding_at_once_each_get_their_own_embeddings() {
     let embedder = Embedder::new(small_model(5));
     let faces = fixture_faces();
-    let alone: Vec<Vec<f32>> = faces
+    let alone: Vec<Embedding> = faces
         .iter()
         .map(|f| embedder.embed(std::slice::from_ref(f)).expect("embed")[0].clone())
         .collect();
@@ -533,7 +533,7 @@ fn a_missing_model_file_names_its_path() {
 #[test]
 fn flip_averaging_embeds_a_face_and_its_mirror_alike_and_is_part_of_the_version() {
     let faces = fixture_faces();
-    let mirrored: Vec<DynamicImage> = faces.iter().map(DynamicImage::fliph).collect();
+    let mirrored: Vec<GrayImage> = faces.iter().map(image::imageops::flip_horizontal).collect();
     let plain = Embedder::new(small_model_with(3, false));
     let flip = Embedder::new(small_model_with(3, true));
     assert_ne!(

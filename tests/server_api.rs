@@ -1,13 +1,13 @@
 //! The HTTP API end to end: the real server on port 0 over a fresh database per test
 //! (SQLite, and PostgreSQL when `FACEPRINT_TEST_DATABASE_URL` is set), the real model.
 
-mod common;
+mod support;
 
-use common::app::{TestApp, json_of, test_settings};
-use common::db::TestDb;
-use common::fixtures::{b64, face};
 use faceprint::server::Secret;
 use serde_json::json;
+use support::app::{TestApp, json_of, test_settings};
+use support::db::TestDb;
+use support::fixtures::{b64, face};
 
 /// Enroll images 1 and 2 of fixture `who` as `identity`; panics unless it succeeds.
 async fn enroll_two(app: &TestApp, identity: &str, who: &str) -> Vec<i64> {
@@ -305,6 +305,32 @@ async fn the_openapi_document_describes_every_route() {
         assert!(
             doc["paths"][path][method].is_object(),
             "{method} {path} undocumented"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_described_route_is_served() {
+    let app = TestApp::spawn(TestDb::sqlite()).await;
+    for (method, path) in faceprint::server::openapi::ROUTES {
+        let concrete = path
+            .replace("{identity}", "nobody")
+            .replace("{face_id}", "1")
+            .replace("{gallery}", "default");
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method.clone(), app.url(&concrete))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        // Whatever the route makes of an empty request (a 4xx naming what is missing is
+        // fine), it must not be the router's answer for a path or method it lacks.
+        assert!(
+            !body.contains("route_not_found") && !body.contains("method_not_allowed"),
+            "{method} {concrete}: {status} {body}"
         );
     }
 }

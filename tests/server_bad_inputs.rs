@@ -1,13 +1,13 @@
 //! Bad requests, each with the 4xx it must get in the JSON error shape — never a 500.
 
-mod common;
+mod support;
 
-use common::app::{TestApp, json_of, test_settings};
-use common::db::TestDb;
-use common::fixtures::{b64, face, png_header_claiming, truncated_jpeg};
 use faceprint::server::Secret;
 use reqwest::Method;
 use serde_json::{Value, json};
+use support::app::{TestApp, json_of, test_settings};
+use support::db::TestDb;
+use support::fixtures::{b64, face, png_header_claiming, truncated_jpeg};
 
 /// How a case's body is sent.
 enum Body {

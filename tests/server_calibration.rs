@@ -2,14 +2,14 @@
 //! gallery's identity count through the model's impostor tail, a gallery or a request
 //! may set its own target FAR, and an explicit threshold still wins.
 
-mod common;
+mod support;
 
-use common::app::{TestApp, json_of, test_settings};
-use common::db::TestDb;
-use common::fixtures::{face, model_path};
 use faceprint::eval::tail::{ImpostorScores, fit_tail};
 use faceprint::model::{ModelFile, TailModel};
 use serde_json::{Value, json};
+use support::app::{TestApp, json_of, test_settings};
+use support::db::TestDb;
+use support::fixtures::{face, model_path};
 
 /// A tail fitted on the quantiles of an exponential distribution (scale 0.05, from 0.1).
 fn a_tail() -> TailModel {
@@ -107,7 +107,7 @@ async fn request_far_gallery_far_and_explicit_thresholds_take_precedence(db: Tes
         let app = &app;
         async move {
             let mut body = body;
-            body["image"] = json!(common::fixtures::b64(&face("s1", 3)));
+            body["image"] = json!(support::fixtures::b64(&face("s1", 3)));
             let (status, answer) = json_of(app.post_json("/identify", &body).await).await;
             assert_eq!(status, 200, "{answer}");
             answer
@@ -149,7 +149,7 @@ on_both_backends!(
 
 async fn bad_far_values_are_422_naming_the_field(db: TestDb) {
     let app = TestApp::spawn(db).await;
-    let image = common::fixtures::b64(&face("s1", 1));
+    let image = support::fixtures::b64(&face("s1", 1));
     for bad in [
         json!(0),
         json!(-0.5),

@@ -1,16 +1,16 @@
 //! Many clients at once, and a crash in the middle of enrollments: the store keeps every
 //! acknowledged enrollment and never half of one.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::app::{TestApp, json_of};
-use common::db::TestDb;
-use common::fixtures::{b64, face};
-use common::process::ServerProcess;
 use serde_json::{Value, json};
+use support::app::{TestApp, json_of};
+use support::db::TestDb;
+use support::fixtures::{b64, face};
+use support::process::ServerProcess;
 use tokio::sync::Mutex;
 
 const FIXTURE_PEOPLE: [&str; 4] = ["s1", "s2", "s3", "s4"];

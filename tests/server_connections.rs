@@ -3,13 +3,13 @@
 //! `server.max_connections` new connections wait until one closes; SIGTERM-style
 //! shutdown gives a half-sent request `server.shutdown_grace_ms`, not forever.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::app::{TestApp, test_settings};
-use common::db::TestDb;
 use faceprint::server::Settings;
+use support::app::{TestApp, test_settings};
+use support::db::TestDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -2,18 +2,18 @@
 //! `/enroll` detecting faces first. Photographs are real: the coffee picture (no face),
 //! and composites of the server's ORL fixture faces pasted on it at known places.
 
-mod common;
+mod support;
 
 use std::io::Cursor;
 use std::path::Path;
 
-use common::app::{TestApp, json_of, test_settings};
-use common::db::TestDb;
-use common::fixtures::{b64, face};
 use faceprint::server::Application;
 use image::{GrayImage, ImageFormat, imageops};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
+use support::app::{TestApp, json_of, test_settings};
+use support::db::TestDb;
+use support::fixtures::{b64, face};
 
 fn coffee() -> GrayImage {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/detect/coffee.jpg");
@@ -428,7 +428,7 @@ async fn the_server_detects_with_the_settings_its_model_was_trained_with() {
     // smallest face of 200 pixels, larger than the astronaut's (about 90).
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut model =
-        faceprint::model::ModelFile::load(&common::fixtures::model_path()).expect("model");
+        faceprint::model::ModelFile::load(&support::fixtures::model_path()).expect("model");
     model.meta.detector = Some(faceprint::detect::DetectConfig {
         min_face_size: 200,
         ..Default::default()

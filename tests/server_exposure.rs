@@ -2,16 +2,16 @@
 //! and never logged), the auth scheme in any case, no open API on a network address by
 //! default, a bounded metrics label set, and probes that answer beside the request limit.
 
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::app::{TestApp, json_of, test_settings};
-use common::db::TestDb;
-use common::fixtures::model_path;
 use faceprint::server::{Application, Secret, StartupError};
+use support::app::{TestApp, json_of, test_settings};
+use support::db::TestDb;
+use support::fixtures::model_path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

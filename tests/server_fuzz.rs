@@ -10,16 +10,16 @@
 //! recorded one-hour run: `FUZZ_SECONDS=3600 cargo test --release --test server_fuzz
 //! -- --nocapture`). A failure prints the seed and case number that reproduce it.
 
-mod common;
+mod support;
 
 use std::path::PathBuf;
 
 use base64::Engine;
-use common::app::{TestApp, json_of};
-use common::db::TestDb;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
+use support::app::{TestApp, json_of};
+use support::db::TestDb;
 
 fn corpus(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -2,17 +2,17 @@
 //! run, or a run after an interruption, adds exactly what is missing; bad input is a
 //! clear error. On SQLite, and PostgreSQL when `FACEPRINT_TEST_DATABASE_URL` is set.
 
-mod common;
+mod support;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::app::{TestApp, json_of, test_settings};
-use common::db::TestDb;
-use common::fixtures::{face, model_path};
 use faceprint::server::{ImportOptions, import};
 use faceprint::store::Store;
+use support::app::{TestApp, json_of, test_settings};
+use support::db::TestDb;
+use support::fixtures::{face, model_path};
 
 const WHO: [&str; 4] = ["s1", "s2", "s3", "s4"];
 

@@ -1,14 +1,15 @@
 //! Start-up and shut-down: model-version checks, re-embedding, signals.
 
-mod common;
+mod support;
 
-use common::app::{TestApp, json_of, test_settings};
-use common::db::TestDb;
-use common::fixtures::face;
-use common::process::ServerProcess;
 use faceprint::detect::{DetectConfig, FaceDetector, Frame, crop_face_in};
+use faceprint::embedding::Embedding;
 use faceprint::server::{Application, reembed};
 use faceprint::store::{NewEnrollment, NewFace, Store};
+use support::app::{TestApp, json_of, test_settings};
+use support::db::TestDb;
+use support::fixtures::face;
+use support::process::ServerProcess;
 
 /// What `/enroll` stored for a model that reads the 96×112 frame (as the models
 /// `train-embed` trains do): the aligned crop of the detected face, as PNG.
@@ -31,7 +32,7 @@ async fn store_faces_of_another_model(db: &TestDb, identity: &str, who: &str, wi
     let store = Store::connect(&db.url, 1).await.expect("store");
     let faces = (1..=2)
         .map(|n| NewFace {
-            embedding: vec![1.0, 0.0],
+            embedding: Embedding::new(vec![1.0, 0.0]).expect("a unit vector"),
             image_sha256: format!("{n}"),
             image: with_images.then(|| stored_crop(&face(who, n))),
         })

@@ -3,12 +3,12 @@
 //! the JSON 503 `timeout`; with one slot, the next request waits for that (the probes
 //! do not: see `server_exposure.rs`).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::app::{TestApp, json_of, test_settings};
-use common::db::TestDb;
+use support::app::{TestApp, json_of, test_settings};
+use support::db::TestDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -3,17 +3,17 @@
 //! through one replica reach the others' indexes; a replica that loses the database keeps
 //! answering identify, reports not ready, and catches up once the database is back.
 
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::db::TestDb;
-use common::fixtures::{b64, face};
-use common::process::ServerProcess;
 use serde_json::{Value, json};
+use support::db::TestDb;
+use support::fixtures::{b64, face};
+use support::process::ServerProcess;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 

@@ -3,15 +3,15 @@
 //! identity names, repeated fields, oversized WebP and BMP, an oversized request line or
 //! header block.
 
-mod common;
+mod support;
 
 use std::io::Cursor;
 
-use common::app::{TestApp, json_of};
-use common::db::TestDb;
-use common::fixtures::{b64, face};
 use image::{DynamicImage, ImageFormat};
 use serde_json::{Value, json};
+use support::app::{TestApp, json_of};
+use support::db::TestDb;
+use support::fixtures::{b64, face};
 
 fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());

@@ -2,11 +2,11 @@
 //! oldest running transaction sees a row whose transaction commits after a later one —
 //! the row a follower polling `id > last` would miss for good.
 
-mod common;
+mod support;
 
-use common::db::TestDb;
 use faceprint::store::Store;
 use sqlx::{Connection, PgConnection, Row};
+use support::db::TestDb;
 
 /// Begin a transaction on its own connection and append one change row; its id.
 async fn open_change(url: &str) -> (PgConnection, i64) {

@@ -1,16 +1,17 @@
 //! The SQL store against a real database: enrollment transactions, lookups, deletion,
 //! model versions and re-embedding, on SQLite and (when configured) PostgreSQL.
 
-mod common;
+mod support;
 
-use common::db::TestDb;
+use faceprint::embedding::Embedding;
 use faceprint::store::{NewEnrollment, NewFace, Store};
+use support::db::TestDb;
 
 fn face(seed: f32, with_image: bool) -> NewFace {
     let raw = [seed, 1.0 - seed, 0.5, -0.25];
     let norm = raw.iter().map(|v| v * v).sum::<f32>().sqrt();
     NewFace {
-        embedding: raw.iter().map(|v| v / norm).collect(),
+        embedding: Embedding::new(raw.iter().map(|v| v / norm).collect()).expect("unit"),
         image_sha256: format!("{seed:064}"),
         image: with_image.then(|| vec![1, 2, 3, (seed * 100.0) as u8]),
     }
@@ -244,8 +245,9 @@ async fn reembedding_replaces_stale_embeddings_that_have_images(db: TestDb) {
     let stale = store.stale_images_page("v2", 0, 10).await.expect("page");
     assert_eq!(stale.len(), 1);
     assert_eq!(stale[0].face_id, enrolled.face_ids[0]);
+    let unit_x = Embedding::new(vec![1.0, 0.0]).expect("a unit vector");
     store
-        .replace_embeddings("v2", &[(stale[0].face_id, vec![1.0, 0.0])])
+        .replace_embeddings("v2", &[(stale[0].face_id, unit_x)])
         .await
         .expect("replace");
     let versions = store.model_versions().await.expect("versions");

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! The references are computed in float64 from float32 (or float16-exact) inputs, and
-//! stored as float32. Agreement (relative error as defined in `torch_support`, floor =
+//! stored as float32. Agreement (relative error as defined in `support::torch`, floor =
 //! the reference tensor's RMS): ≤ 1e-4 for forward values (losses, embeddings, batch-norm
 //! running statistics), ≤ 1e-3 for gradients (absolute floor 1e-3, for the exactly-zero
 //! gradients of biases feeding a batch norm) and for parameters after 5 optimiser steps.
@@ -20,7 +20,7 @@
 //! every tensor that disagrees, then fails. The angular-margin heads and residual blocks
 //! are compared in `tests/torch_reference_blocks.rs`, from the same script.
 
-mod torch_support;
+mod support;
 
 use std::sync::{Arc, Mutex};
 
@@ -35,7 +35,7 @@ use faceprint::nn::sequential::Sequential;
 use faceprint::nn::{Layer, Mode, NnError, Result, Tensor};
 use ndarray::Axis;
 use serde_json::Value;
-use torch_support::{Fixture, Report, f16_to_f32};
+use support::torch::{Fixture, Report, f16_to_f32};
 
 const FORWARD: f64 = 1e-4;
 const GRADIENT: f64 = 1e-3;

@@ -10,8 +10,7 @@
 //! have no bias, so the engine's (zero) conv biases must get gradients that are zero up to
 //! rounding.
 
-#[allow(dead_code)] // shared with tests/torch_reference.rs, which uses all of it
-mod torch_support;
+mod support;
 
 use faceprint::nn::residual::{BlockActivation, Residual};
 use faceprint::nn::sequential::Sequential;
@@ -22,7 +21,7 @@ use faceprint::train::objective::Objective;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
-use torch_support::{Fixture, Report};
+use support::torch::{Fixture, Report};
 
 const FORWARD: f64 = 1e-4;
 const GRADIENT: f64 = 1e-3;

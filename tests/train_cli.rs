@@ -1,6 +1,5 @@
 //! `train-embed` refuses bad input with a clear message, never a panic.
 
-#[path = "train_support.rs"]
 mod support;
 
 use std::path::Path;
@@ -8,7 +7,7 @@ use std::process::Command;
 
 use faceprint::train::cli::{LossArg, TrainArgs};
 use faceprint::train::train_embed;
-use support::{fixtures, tiny_args};
+use support::train::{fixtures, tiny_args};
 
 /// Copies `n` identity folders of the training fixtures into `dst`.
 fn copy_identities(dst: &Path, n: usize) {

@@ -166,7 +166,7 @@ fn illumination_options_come_from_the_file_or_flags_and_are_range_checked() {
         (0.2, 0.5, 2.0),
         "paper values kept"
     );
-    assert_eq!(cfg.augmentation.shadow, 0.25);
+    assert_eq!(cfg.augmentation.settings.shadow, 0.25);
     cfg.validate().unwrap();
 
     let parse = |extra: &[&str]| {

@@ -1,12 +1,11 @@
 //! Checkpoint + resume continues a run exactly: the weights equal an uninterrupted run's.
 
-#[path = "train_support.rs"]
 mod support;
 
 use faceprint::train::cli::LossArg;
 use faceprint::train::record::EpochRecord;
 use faceprint::train::train_embed;
-use support::{tiny_args, weight_bits};
+use support::train::{tiny_args, weight_bits};
 
 fn last_checkpoint_bits(run: &std::path::Path) -> Vec<(String, Vec<u32>)> {
     use faceprint::train::checkpoint::Checkpoint;

@@ -1,7 +1,6 @@
 //! A short training run on the fixtures: it must separate the identities better than
 //! the untrained network, write its run files, and reproduce itself exactly.
 
-#[path = "train_support.rs"]
 mod support;
 
 use faceprint::model::Embedder;
@@ -9,7 +8,7 @@ use faceprint::train::cli::LossArg;
 use faceprint::train::config::Selection;
 use faceprint::train::record::EpochRecord;
 use faceprint::train::train_embed;
-use support::{embed_folder, fixtures, separation, tiny_args, untrained, weight_bits};
+use support::train::{embed_folder, fixtures, separation, tiny_args, untrained, weight_bits};
 
 #[test]
 fn a_short_softmax_run_separates_fixture_identities_better_than_the_untrained_network() {

@@ -9,13 +9,12 @@
 //! What the page stands on without a browser (serving, CSP, `/status`, thumbnails) is
 //! in tests/web_serving.rs.
 
-mod common;
-mod web_support;
+mod support;
 
-use common::app::{TestApp, json_of};
-use common::db::TestDb;
 use serde_json::json;
-use web_support::{
+use support::app::{TestApp, json_of};
+use support::db::TestDb;
+use support::web::{
     PageTest, choose_enroll_photos, enroll_api, enroll_on_page, enter_key, fixture,
     identify_on_page, keyed_app, open_tab, submit_enrollment, two_face_photo, wait_for_thumbnails,
 };

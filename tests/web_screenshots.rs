@@ -2,19 +2,18 @@
 //! Not a check: `scripts/screenshots.sh` runs it with `FACEPRINT_SCREENSHOTS_DIR` set
 //! (it needs headless Chromium like tests/web_page.rs).
 
-mod common;
-mod web_support;
+mod support;
 
 use std::path::PathBuf;
 
-use common::app::{TestApp, test_settings};
-use common::db::TestDb;
 use faceprint::server::Secret;
-use web_support::webdriver::Browser;
-use web_support::{
+use support::app::{TestApp, test_settings};
+use support::db::TestDb;
+use support::web::{
     choose_enroll_photos, enroll_api, enter_key, identify_on_page, open_page, open_tab,
     two_face_photo, wait_for_thumbnails,
 };
+use support::webdriver::Browser;
 
 const SIZES: &[(&str, u32, u32)] = &[("desktop", 1280, 860), ("phone", 360, 740)];
 

@@ -2,14 +2,13 @@
 //! assets with their types and Content-Security-Policy, `GET /status`, and the face
 //! thumbnails of `GET /identities/{id}/faces/{face_id}/image`.
 
-mod common;
-mod web_support;
+mod support;
 
-use common::app::{TestApp, json_of, test_settings};
-use common::db::TestDb;
-use common::fixtures::face;
 use serde_json::json;
-use web_support::keyed_app;
+use support::app::{TestApp, json_of, test_settings};
+use support::db::TestDb;
+use support::fixtures::face;
+use support::web::keyed_app;
 
 #[tokio::test]
 async fn the_page_and_its_assets_are_served_with_their_types_and_a_strict_policy() {

@@ -1,7 +1,7 @@
 //! `eval-embed`: judge a model on identities it never saw. See `--help`.
 
 use clap::Parser;
-use faceprint::train::eval_embed::{EvalArgs, eval_embed, table};
+use faceprint::eval::command::{EvalArgs, eval_embed, table};
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()

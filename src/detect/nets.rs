@@ -9,12 +9,9 @@
 //! concatenated: P-Net `(N, 6, h, w)` = 2 logits + 4 offsets; R-Net `(N, 6)`; O-Net
 //! `(N, 16)` = 2 logits + 4 offsets + 10 landmark coordinates.
 
-use std::collections::HashMap;
-
 use ndarray::{Axis, concatenate};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use safetensors::SafeTensors;
 
 use super::DetectError;
 use crate::nn::conv2d::{Conv2d, Conv2dConfig};
@@ -24,6 +21,7 @@ use crate::nn::linear::Linear;
 use crate::nn::pool::MaxPool2d;
 use crate::nn::prelu::PRelu;
 use crate::nn::sequential::Sequential;
+use crate::nn::tensor_file::{self, Tensors};
 use crate::nn::{NnError, Tensor};
 
 /// The converted weights, compiled in: detection reads no file.
@@ -38,26 +36,12 @@ pub struct Nets {
 }
 
 /// Tensors by name, as f32 arrays.
-struct Weights(HashMap<String, Tensor>);
+struct Weights(Tensors);
 
 impl Weights {
     fn parse(bytes: &[u8]) -> Result<Weights, DetectError> {
-        let file = SafeTensors::deserialize(bytes).map_err(|e| model_error(e.to_string()))?;
-        let mut map = HashMap::new();
-        for (name, view) in file.tensors() {
-            if view.dtype() != safetensors::Dtype::F32 {
-                return Err(model_error(format!("{name}: expected F32")));
-            }
-            let values: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            let tensor = Tensor::from_shape_vec(view.shape().to_vec(), values)
-                .map_err(|e| model_error(format!("{name}: {e}")))?;
-            map.insert(name, tensor);
-        }
-        Ok(Weights(map))
+        let file = tensor_file::decode(bytes).map_err(|e| model_error(e.to_string()))?;
+        Ok(Weights(file.tensors))
     }
 
     fn take(&self, name: &str, shape: &[usize]) -> Result<Tensor, DetectError> {

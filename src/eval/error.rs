@@ -1,6 +1,7 @@
 use thiserror::Error;
 
 use crate::data::DataError;
+use crate::model::ModelError;
 
 /// Errors of evaluation: they name the actual and expected values.
 #[derive(Debug, Error)]
@@ -15,6 +16,8 @@ pub enum EvalError {
     Invalid(String),
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
     #[error("{path}: {message}")]
     Output { path: String, message: String },
     /// A line of a pairs file that does not follow the LFW format.
@@ -36,6 +39,14 @@ pub enum EvalError {
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;
 
 impl EvalError {
+    /// An I/O (or file-content) error on `path`.
+    pub fn io(path: impl AsRef<std::path::Path>, e: impl std::fmt::Display) -> EvalError {
+        EvalError::Output {
+            path: path.as_ref().display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
     pub fn mismatch(
         what: &'static str,
         expected: impl ToString,

@@ -8,6 +8,7 @@
 
 pub mod baselines;
 pub mod calibrate;
+pub mod command;
 pub mod compare;
 pub mod error;
 pub mod metrics;

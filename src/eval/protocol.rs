@@ -41,6 +41,19 @@ pub struct ProtocolConfig {
     pub roc_points: usize,
 }
 
+impl ProtocolConfig {
+    /// The default settings with `rounds` seeded rounds of `enroll` images per known
+    /// identity: the trainer's validation and `eval-embed` with its default flags.
+    pub fn rounds(seed: u64, rounds: usize, enroll: usize) -> Self {
+        ProtocolConfig {
+            rounds,
+            enroll,
+            seed,
+            ..ProtocolConfig::default()
+        }
+    }
+}
+
 impl Default for ProtocolConfig {
     /// 5 rounds, k = 5, half the identities known; DIR at FAR 1% and 10%, TAR at 0.1%
     /// and 1%, thresholds at 0.1%, 1% and 10%.

@@ -6,10 +6,6 @@
 pub enum IndexError {
     #[error("wrong embedding dimension: expected {expected}, got {got}")]
     Dimension { expected: usize, got: usize },
-    #[error("embedding value at position {position} is not finite ({value})")]
-    NonFinite { position: usize, value: f32 },
-    #[error("embedding is not unit length: norm {norm}, expected 1 ± {tolerance}")]
-    NotUnit { norm: f32, tolerance: f32 },
     #[error("batch item {position}: {source}")]
     InBatch {
         position: usize,

@@ -8,9 +8,10 @@ use super::config::ScanPrecision;
 use super::identity_map::IdentitySlots;
 use super::quant::Codes;
 use super::scan::{Query, Rows, scan};
-use super::vector::{check_batch, check_embedding};
+use super::vector::{check_batch, check_dim};
 use super::{FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError};
 use crate::batch::{BatchConfig, Batcher, Job};
+use crate::embedding::Embedding;
 
 /// Below this many rows a scan runs on its own thread: splitting costs more than it
 /// saves, and the server already runs many requests at once. Measured by
@@ -121,14 +122,14 @@ impl ExactIndex {
     }
 
     /// Every live face as `(face, identity, embedding)`, in storage order.
-    pub fn items(&self) -> Vec<(FaceId, IdentityId, Vec<f32>)> {
+    pub fn items(&self) -> Vec<(FaceId, IdentityId, Embedding)> {
         let flat = self.read();
         (0..flat.faces.len())
             .map(|r| {
                 (
                     flat.faces[r],
                     flat.identities.identity(flat.owners[r]),
-                    flat.vectors[r * self.dim..(r + 1) * self.dim].to_vec(),
+                    Embedding::stored(flat.vectors[r * self.dim..(r + 1) * self.dim].to_vec()),
                 )
             })
             .collect()
@@ -218,15 +219,15 @@ impl FaceIndex for ExactIndex {
         &self,
         face: FaceId,
         identity: IdentityId,
-        embedding: &[f32],
+        embedding: &Embedding,
     ) -> Result<(), IndexError> {
-        check_embedding(self.dim, embedding)?;
+        check_dim(self.dim, embedding)?;
         self.write().upsert(self.dim, face, identity, embedding);
         Ok(())
     }
 
-    fn insert_batch(&self, items: &[(FaceId, IdentityId, Vec<f32>)]) -> Result<(), IndexError> {
-        check_batch(self.dim, items.iter().map(|(_, _, v)| v.as_slice()))?;
+    fn insert_batch(&self, items: &[(FaceId, IdentityId, Embedding)]) -> Result<(), IndexError> {
+        check_batch(self.dim, items.iter().map(|(_, _, v)| v))?;
         // Copying rows is memory-bound: one thread is as fast as several.
         let mut flat = self.write();
         flat.vectors.reserve(items.len() * self.dim);
@@ -265,8 +266,8 @@ impl FaceIndex for ExactIndex {
         rows.len()
     }
 
-    fn search(&self, query: &[f32], k: usize) -> Result<Vec<IdentityHit>, IndexError> {
-        check_embedding(self.dim, query)?;
+    fn search(&self, query: &Embedding, k: usize) -> Result<Vec<IdentityHit>, IndexError> {
+        check_dim(self.dim, query)?;
         if k == 0 || self.is_empty() {
             return Ok(Vec::new());
         }

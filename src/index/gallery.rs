@@ -7,8 +7,9 @@ use super::worker::Worker;
 use super::{
     ExactIndex, FaceId, FaceIndex, HnswIndex, IdentityHit, IdentityId, IndexConfig, IndexError,
 };
+use crate::embedding::Embedding;
 
-type Item = (FaceId, IdentityId, Vec<f32>);
+type Item = (FaceId, IdentityId, Embedding);
 
 /// Which structure currently answers a [`GalleryIndex`]'s queries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +56,7 @@ impl Backend {
 
 /// One change, as applied to a backend and, during a switch, logged (owned) for replay.
 enum Op<'a> {
-    Insert(FaceId, IdentityId, Cow<'a, [f32]>),
+    Insert(FaceId, IdentityId, Cow<'a, Embedding>),
     InsertBatch(Cow<'a, [Item]>),
     RemoveFace(FaceId),
     RemoveIdentity(IdentityId),
@@ -97,7 +98,7 @@ impl Shared {
     fn exact_from(&self, items: &[Item]) -> Arc<ExactIndex> {
         let exact = ExactIndex::with_config(self.dim, &self.config)
             .expect("dim and config were checked in GalleryIndex::new");
-        // The items come from an index, so they already passed `check_embedding`.
+        // The items come from an index, so they have the index's dimension.
         if let Err(e) = exact.insert_batch(items) {
             tracing::error!(error = %e, "stored embeddings failed their check");
         }
@@ -255,13 +256,13 @@ impl FaceIndex for GalleryIndex {
         &self,
         face: FaceId,
         identity: IdentityId,
-        embedding: &[f32],
+        embedding: &Embedding,
     ) -> Result<(), IndexError> {
         self.mutate(Op::Insert(face, identity, Cow::Borrowed(embedding)))
             .map(|_| ())
     }
 
-    fn insert_batch(&self, items: &[(FaceId, IdentityId, Vec<f32>)]) -> Result<(), IndexError> {
+    fn insert_batch(&self, items: &[(FaceId, IdentityId, Embedding)]) -> Result<(), IndexError> {
         self.mutate(Op::InsertBatch(Cow::Borrowed(items)))
             .map(|_| ())
     }
@@ -274,7 +275,7 @@ impl FaceIndex for GalleryIndex {
         self.mutate(Op::RemoveIdentity(identity)).unwrap_or(0)
     }
 
-    fn search(&self, query: &[f32], k: usize) -> Result<Vec<IdentityHit>, IndexError> {
+    fn search(&self, query: &Embedding, k: usize) -> Result<Vec<IdentityHit>, IndexError> {
         // Search outside the lock, so a switch never waits for a slow query.
         let backend = self.shared.backend().clone();
         backend.index().search(query, k)

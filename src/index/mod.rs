@@ -32,6 +32,7 @@ mod top;
 mod vector;
 mod worker;
 
+pub use crate::embedding::{Embedding, UNIT_NORM_TOLERANCE};
 pub use config::{IndexConfig, ScanPrecision};
 pub use dot::{dot, dot_many, dot_many_i8, dot_many_u8i8, integer_dot_is_fast};
 pub use error::IndexError;
@@ -39,7 +40,7 @@ pub use exact::{ExactIndex, PARALLEL_SCAN_MIN_ROWS};
 pub use gallery::{GalleryIndex, IndexKind};
 pub use hnsw::HnswIndex;
 pub use hnsw::distance::UnitCosine;
-pub use vector::{UNIT_NORM_TOLERANCE, check_embedding};
+pub use vector::check_dim;
 
 /// Database id of one stored face (one embedding).
 pub type FaceId = i64;
@@ -67,22 +68,22 @@ pub trait FaceIndex: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Stores one face. Fails, storing nothing, on a wrong dimension, a non-finite value
-    /// or a vector whose norm is not 1 (within [`UNIT_NORM_TOLERANCE`]).
+    /// Stores one face. Fails, storing nothing, on a wrong dimension (an [`Embedding`]
+    /// is finite and unit length already).
     fn insert(
         &self,
         face: FaceId,
         identity: IdentityId,
-        embedding: &[f32],
+        embedding: &Embedding,
     ) -> Result<(), IndexError>;
     /// Stores many faces (in parallel where it helps). Every item is checked before any
     /// is stored: on error nothing is stored and the error names the item's position.
-    fn insert_batch(&self, items: &[(FaceId, IdentityId, Vec<f32>)]) -> Result<(), IndexError>;
+    fn insert_batch(&self, items: &[(FaceId, IdentityId, Embedding)]) -> Result<(), IndexError>;
     /// Removes one face; false if it was not stored. It is never returned afterwards.
     fn remove_face(&self, face: FaceId) -> bool;
     /// Removes every face of an identity; returns how many faces were removed.
     fn remove_identity(&self, identity: IdentityId) -> usize;
     /// Top-k *distinct* identities, each scored by its best face, highest first.
     /// `k == 0` or an empty index gives an empty list.
-    fn search(&self, query: &[f32], k: usize) -> Result<Vec<IdentityHit>, IndexError>;
+    fn search(&self, query: &Embedding, k: usize) -> Result<Vec<IdentityHit>, IndexError>;
 }

@@ -19,7 +19,7 @@
 #[cfg(doc)]
 use super::dot::integer_dot_is_fast;
 use super::dot::{dot_many_i8, dot_many_u8i8};
-use super::vector::UNIT_NORM_TOLERANCE;
+use crate::embedding::UNIT_NORM_TOLERANCE;
 
 /// Largest code magnitude: the scale maps `max|vⱼ|` to it.
 const LEVEL: f32 = 127.0;

@@ -45,7 +45,7 @@ pub enum ArchSpec {
     /// Flatten → per hidden width: linear → [batch norm] → activation → [dropout if > 0]
     /// → linear to `embedding_dim` → L2 normalisation. The defaults are [`ArchSpec::mlp`]'s.
     Mlp {
-        #[serde(default = "default_input")]
+        #[serde(default = "super::default_input")]
         input: [usize; 2],
         #[serde(default = "default_hidden")]
         hidden: Vec<usize>,
@@ -62,7 +62,7 @@ pub enum ArchSpec {
     /// flatten → linear `fc` → batch norm → ReLU → dropout → linear `embedding_dim` →
     /// L2 normalisation. The defaults are the reference CNN (input 56×48).
     Cnn {
-        #[serde(default = "default_input")]
+        #[serde(default = "super::default_input")]
         input: [usize; 2],
         #[serde(default = "default_widths")]
         widths: Vec<usize>,
@@ -81,10 +81,6 @@ pub enum ArchSpec {
     DlibResnet(DlibResnetSpec),
 }
 
-/// The input `[h, w]` of a specification that leaves it out: the reference CNN's.
-pub(crate) fn default_input() -> [usize; 2] {
-    [56, 48]
-}
 fn default_hidden() -> Vec<usize> {
     vec![512]
 }
@@ -115,7 +111,7 @@ impl ArchSpec {
     /// The reference CNN: input 56×48, widths 32-64-128, fc 256, embedding 128.
     pub fn reference_cnn() -> Self {
         ArchSpec::Cnn {
-            input: default_input(),
+            input: super::default_input(),
             widths: default_widths(),
             fc: default_fc(),
             embedding_dim: default_embedding_dim(),
@@ -226,6 +222,15 @@ impl ArchSpec {
             return Err(invalid("embedding_dim must be positive".into()));
         }
         Ok(())
+    }
+
+    /// The seeds `build(seed)` gives its dropout layers, in layer order. A training run
+    /// reseeds its network with them at the start of each epoch (`Sequential::reseed_each`),
+    /// so epoch `e` draws the masks a network built for epoch `e` would, and runs from
+    /// before reproduce. Building is the only way to know them: each is drawn from the
+    /// initialisation's generator after the weights before it.
+    pub fn dropout_seeds(&self, seed: u64) -> Result<Vec<u64>> {
+        Ok(self.build(seed)?.seeds())
     }
 
     /// The network with weights drawn from `seed` (He normal before ReLU-like units,

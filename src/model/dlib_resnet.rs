@@ -47,8 +47,8 @@ pub const STEM: usize = 32;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DlibResnetSpec {
     /// 56×48 when left out, like every architecture's (see
-    /// [`ArchSpec`](super::arch::ArchSpec)); dlib's weights need 150×150.
-    #[serde(default = "super::arch::default_input")]
+    /// `arch::ArchSpec`); dlib's weights need 150×150.
+    #[serde(default = "super::default_input")]
     pub input: [usize; 2],
     pub embedding_dim: usize,
 }

@@ -1,22 +1,19 @@
-//! Batched inference for the server and the evaluation tools.
+//! Batched inference for the server and the evaluation tools: grey face crops in,
+//! [`Embedding`]s out.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use image::DynamicImage;
-use ndarray::{Array2, ArrayView2, Axis};
+use image::GrayImage;
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::ModelError;
 use super::file::ModelFile;
 use super::meta::{ModelMeta, Thresholds};
 use crate::batch::{BatchConfig, Batcher, Job};
-use crate::nn::Tensor;
-
-/// Images per forward pass: large enough to keep the GEMMs efficient, small enough to
-/// bound memory for a request with many images.
-const BATCH: usize = 64;
+use crate::embedding::Embedding;
 
 /// Callers whose images share one forward pass ([`Embedder::embed`]). On the 2-core
 /// machine of BENCHMARKS.md the default network embeds about twice as many images a
@@ -78,44 +75,56 @@ impl Embedder {
         &self.model.meta
     }
 
-    /// Embeds decoded images: each is preprocessed exactly as in training, then run
-    /// through the network in batches, together with the images of other threads
-    /// embedding at the same time. The i-th embedding belongs to the i-th image.
-    pub fn embed(&self, images: &[DynamicImage]) -> Result<Vec<Vec<f32>>, ModelError> {
+    /// Embeds grey face crops, the one entry of every caller (the server, `eval-embed`,
+    /// the tests): each is preprocessed exactly as in training, then run through the
+    /// network in batches, together with the crops of other threads embedding at the
+    /// same time. The i-th embedding belongs to the i-th face; each is checked to be
+    /// finite and unit length here, where it is made.
+    pub fn embed(&self, faces: &[GrayImage]) -> Result<Vec<Embedding>, ModelError> {
+        if faces.is_empty() {
+            return Ok(Vec::new());
+        }
         let pre = &self.model.meta.preprocessing;
-        let inputs = images
+        let inputs = faces
             .par_iter()
             .enumerate()
-            .map(|(index, img)| {
-                pre.apply(img).map_err(|e| ModelError::Image {
+            .map(|(index, face)| {
+                pre.apply_grey(face).map_err(|e| ModelError::Image {
                     index,
                     message: e.to_string(),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let net = self.embed_shared(inputs)?;
-        let Some(lbp) = &self.model.lbp else {
-            return Ok(net);
-        };
-        // The fused embedding [√w · e_net, √(1−w) · e_lbp] (model::lbp).
-        let grey: Vec<_> = images.par_iter().map(|img| img.to_luma8()).collect();
-        let described = lbp.embed(&grey);
-        let (a, b) = (lbp.spec.weight.sqrt(), (1.0 - lbp.spec.weight).sqrt());
-        Ok(net
-            .into_iter()
-            .zip(described.outer_iter())
-            .map(|(n, d)| {
-                n.iter()
-                    .map(|v| a * v)
-                    .chain(d.iter().map(|v| b * v))
+        let rows: Vec<Vec<f32>> = match &self.model.lbp {
+            None => net,
+            Some(lbp) => {
+                // The fused embedding [√w · e_net, √(1−w) · e_lbp] (model::lbp).
+                let described = lbp.embed(faces);
+                let (a, b) = (lbp.spec.weight.sqrt(), (1.0 - lbp.spec.weight).sqrt());
+                net.into_iter()
+                    .zip(described.outer_iter())
+                    .map(|(n, d)| {
+                        n.iter()
+                            .map(|v| a * v)
+                            .chain(d.iter().map(|v| b * v))
+                            .collect()
+                    })
                     .collect()
+            }
+        };
+        rows.into_iter()
+            .enumerate()
+            .map(|(index, row)| {
+                Embedding::new(row).map_err(|e| {
+                    ModelError::Inference(format!("face {index}: the model's output: {e}"))
+                })
             })
-            .collect())
+            .collect()
     }
 
-    /// Embeds images that went through the model's preprocessing already, each (H, W):
-    /// the network's embeddings only (the descriptor branch needs the crop itself).
-    pub fn embed_preprocessed(&self, inputs: &[Array2<f32>]) -> Result<Vec<Vec<f32>>, ModelError> {
+    /// The network's embeddings of preprocessed images, each (H, W), in this thread.
+    fn embed_preprocessed(&self, inputs: &[Array2<f32>]) -> Result<Vec<Vec<f32>>, ModelError> {
         let views: Vec<_> = inputs.iter().map(|a| a.view()).collect();
         self.forward(&views)
     }
@@ -150,17 +159,12 @@ impl Embedder {
             .map_err(ModelError::Inference)
     }
 
-    /// The network's embeddings of `inputs`, each (H, W), in passes of [`BATCH`].
+    /// The network's embeddings of `inputs`, each (H, W) (`model::embed_all`).
     fn forward(&self, inputs: &[ArrayView2<'_, f32>]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let mut out = Vec::with_capacity(inputs.len());
-        for chunk in inputs.chunks(BATCH) {
-            let views: Vec<_> = chunk.iter().map(|a| a.insert_axis(Axis(0))).collect();
-            let batch = ndarray::stack(Axis(0), &views)
-                .map_err(|e| ModelError::Unsupported(format!("inputs of different sizes: {e}")))?;
-            let batch: Tensor = batch.into_dyn();
-            let emb = super::embed_batch(&self.model.net, &batch, self.model.meta.flip_average)?;
-            out.extend(emb.outer_iter().map(|row| row.to_vec()));
+        if inputs.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let emb = super::embed_all(&self.model.net, inputs, self.model.meta.flip_average)?;
+        Ok(emb.outer_iter().map(|row| row.to_vec()).collect())
     }
 }

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use ndarray::{Array1, Array2};
-use safetensors::SafeTensors;
-use safetensors::tensor::Dtype;
 use sha2::{Digest, Sha256};
 
 use super::ModelError;
 use super::lbp::LbpBranch;
 use super::meta::{FORMAT_VERSION, METADATA_KEY, ModelMeta, OLDEST_FORMAT_VERSION};
+use crate::nn::Tensor;
 use crate::nn::sequential::Sequential;
+use crate::nn::tensor_file::{self, Tensors};
 
 /// A network together with its metadata, and the descriptor branch fused with it when
 /// the model has one (`meta.lbp`).
@@ -26,15 +26,11 @@ pub struct ModelFile {
 const LBP_MEAN: &str = "lbp.mean";
 const LBP_PROJ: &str = "lbp.proj";
 
-/// The descriptor branch's tensors under their file names: `(name, shape, values)`.
-fn lbp_tensors(lbp: &LbpBranch) -> [(&'static str, Vec<usize>, Vec<f32>); 2] {
+/// The descriptor branch's tensors under their file names.
+fn lbp_tensors(lbp: &LbpBranch) -> [(&'static str, Tensor); 2] {
     [
-        (LBP_MEAN, vec![lbp.mean.len()], lbp.mean.to_vec()),
-        (
-            LBP_PROJ,
-            lbp.proj.shape().to_vec(),
-            lbp.proj.iter().copied().collect(),
-        ),
+        (LBP_MEAN, lbp.mean.clone().into_dyn()),
+        (LBP_PROJ, lbp.proj.clone().into_dyn()),
     ]
 }
 
@@ -75,12 +71,12 @@ fn version_with(net: &Sequential, flip_average: bool, lbp: Option<&LbpBranch>) -
     }
     if let Some(lbp) = lbp {
         hash.update(serde_json::to_vec(&lbp.spec).unwrap_or_default());
-        for (name, shape, values) in lbp_tensors(lbp) {
+        for (name, t) in lbp_tensors(lbp) {
             hash.update(name.as_bytes());
-            for d in shape {
-                hash.update((d as u64).to_le_bytes());
+            for d in t.shape() {
+                hash.update((*d as u64).to_le_bytes());
             }
-            for v in values {
+            for v in t.iter() {
                 hash.update(v.to_le_bytes());
             }
         }
@@ -121,9 +117,13 @@ impl ModelFile {
             .map_err(|e| ModelError::Corrupt(format!("metadata does not serialise: {e}")))?;
         let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
         let extra = self.lbp.as_ref().map(lbp_tensors);
-        Ok(self
-            .net
-            .to_safetensors_with(&metadata, extra.as_ref().map_or(&[], |e| &e[..]))?)
+        let named = self.net.named_tensors().into_iter().chain(
+            extra
+                .iter()
+                .flatten()
+                .map(|(name, t)| ((*name).to_string(), t)),
+        );
+        Ok(tensor_file::encode(named, &metadata)?)
     }
 
     /// Writes the file through a temporary file and a rename, so a crash never leaves
@@ -134,24 +134,18 @@ impl ModelFile {
             message: e.to_string(),
         };
         let bytes = self.to_bytes()?;
-        let tmp = path.with_extension("safetensors.partial");
-        std::fs::write(&tmp, bytes).map_err(file_err)?;
-        std::fs::rename(&tmp, path).map_err(file_err)
+        tensor_file::write_atomically(path, &bytes).map_err(file_err)
     }
 
     /// Reads a model file: metadata first (so an unknown architecture is reported as
     /// such), then the network is rebuilt and every tensor loaded and shape-checked, and
     /// the weights must hash to the recorded version.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
-        let (_, header) = SafeTensors::read_metadata(bytes)
+        let metadata = tensor_file::read_metadata(bytes)
             .map_err(|e| ModelError::NotAModel(format!("not a safetensors file ({e})")))?;
-        let json = header
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(METADATA_KEY))
-            .ok_or_else(|| {
-                ModelError::NotAModel(format!("no `{METADATA_KEY}` metadata in the header"))
-            })?;
+        let json = metadata.get(METADATA_KEY).ok_or_else(|| {
+            ModelError::NotAModel(format!("no `{METADATA_KEY}` metadata in the header"))
+        })?;
         let meta: ModelMeta = serde_json::from_str(json)
             .map_err(|e| ModelError::Unsupported(format!("metadata: {e}")))?;
         if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&meta.format) {
@@ -161,11 +155,12 @@ impl ModelFile {
             )));
         }
         let mut net = meta.architecture.build(0)?;
-        net.load_safetensors(bytes)
+        let file = tensor_file::decode(bytes).map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        net.assign_tensors(&file.tensors)
             .map_err(|e| ModelError::Corrupt(e.to_string()))?;
         let lbp = match &meta.lbp {
             None => None,
-            Some(spec) => Some(read_lbp(bytes, spec)?),
+            Some(spec) => Some(read_lbp(&file.tensors, spec)?),
         };
         let version = version_with(&net, meta.flip_average, lbp.as_ref());
         if version != meta.version {
@@ -206,26 +201,19 @@ impl ModelFile {
 }
 
 /// The descriptor branch's tensors of a file whose metadata names one, shape-checked.
-fn read_lbp(bytes: &[u8], spec: &super::lbp::LbpSpec) -> Result<LbpBranch, ModelError> {
-    let file = SafeTensors::deserialize(bytes)
-        .map_err(|e| ModelError::Corrupt(format!("tensors: {e}")))?;
+fn read_lbp(tensors: &Tensors, spec: &super::lbp::LbpSpec) -> Result<LbpBranch, ModelError> {
     let raw = spec.raw_dim();
     let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>, ModelError> {
-        let view = file
-            .tensor(name)
-            .map_err(|_| ModelError::Corrupt(format!("missing tensor {name}")))?;
-        if view.shape() != shape || view.dtype() != Dtype::F32 {
+        let t = tensors
+            .get(name)
+            .ok_or_else(|| ModelError::Corrupt(format!("missing tensor {name}")))?;
+        if t.shape() != shape {
             return Err(ModelError::Corrupt(format!(
-                "tensor {name}: expected F32 {shape:?}, the file has {:?} {:?}",
-                view.dtype(),
-                view.shape()
+                "tensor {name}: expected F32 {shape:?}, the file has {:?}",
+                t.shape()
             )));
         }
-        Ok(view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+        Ok(t.iter().copied().collect())
     };
     let mean = Array1::from(read(LBP_MEAN, &[raw])?);
     let proj = Array2::from_shape_vec((raw, spec.dim), read(LBP_PROJ, &[raw, spec.dim])?)

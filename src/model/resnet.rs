@@ -54,8 +54,8 @@ pub enum ResnetPooling {
 /// identities; ResNet-18 is stages `[[64, 2], [128, 2], [256, 2], [512, 2]]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResnetSpec {
-    /// 56×48 when left out (see [`ArchSpec`](super::arch::ArchSpec)).
-    #[serde(default = "super::arch::default_input")]
+    /// 56×48 when left out (see `arch::ArchSpec`).
+    #[serde(default = "super::default_input")]
     pub input: [usize; 2],
     #[serde(default = "default_stem")]
     pub stem: usize,

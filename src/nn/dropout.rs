@@ -20,6 +20,8 @@ use rand_chacha::ChaCha8Rng;
 #[derive(Debug, Clone)]
 pub struct Dropout {
     p: f32,
+    /// Where `rng` started (`Layer::seed`).
+    seed: u64,
     rng: ChaCha8Rng,
     /// A keep mask (0 or 1 per element) to use in the next training forward instead of
     /// a random one: reproduces another framework's mask in tests.
@@ -38,6 +40,7 @@ impl Dropout {
         }
         Ok(Dropout {
             p,
+            seed,
             rng: ChaCha8Rng::seed_from_u64(seed),
             next_mask: None,
             mask: None,
@@ -46,11 +49,6 @@ impl Dropout {
 
     pub fn p(&self) -> f32 {
         self.p
-    }
-
-    /// Restarts the mask generator (the same seed gives the same masks again).
-    pub fn reseed(&mut self, seed: u64) {
-        self.rng = ChaCha8Rng::seed_from_u64(seed);
     }
 
     /// Uses `keep` (1 = keep, 0 = drop, shape of the next input) as the next training
@@ -112,6 +110,16 @@ impl Layer for Dropout {
             .ok_or(NnError::NoForwardCache { op: "dropout" })?;
         same_shape("dropout", dy, mask.shape())?;
         Ok(dy * mask)
+    }
+
+    fn seed(&self) -> Option<u64> {
+        Some(self.seed)
+    }
+
+    /// Restarts the mask generator (the same seed gives the same masks again).
+    fn reseed(&mut self, seed: u64) {
+        self.seed = seed;
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
     }
 }
 

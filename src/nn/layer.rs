@@ -102,4 +102,14 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
             f(name, t);
         }
     }
+
+    /// The seed this layer's random generator last started from, or `None` for a layer
+    /// that draws nothing (every layer but dropout).
+    fn seed(&self) -> Option<u64> {
+        None
+    }
+
+    /// Restarts this layer's random generator from `seed` (the same seed gives the same
+    /// draws again); a layer that draws nothing ignores it.
+    fn reseed(&mut self, _seed: u64) {}
 }

@@ -20,6 +20,7 @@ pub mod activation;
 pub mod avg_pool;
 pub mod batch_norm;
 pub mod conv2d;
+pub mod cosine_head;
 pub mod dropout;
 pub mod epilogue;
 pub mod flatten;
@@ -34,6 +35,7 @@ pub mod prelu;
 pub mod residual;
 pub mod sequential;
 mod tensor;
+pub mod tensor_file;
 
 /// Finite-difference gradient checks for the tests of layers and losses.
 #[doc(hidden)]

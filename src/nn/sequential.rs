@@ -1,9 +1,9 @@
 //! The model container: layers run in order, parameters handed to the optimisers,
-//! tensors saved and loaded by name (safetensors).
+//! tensors saved and loaded by name (`nn::tensor_file`).
 
 use super::epilogue;
+use super::tensor_file::{self, Tensors};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -156,93 +156,81 @@ impl Sequential {
         }
     }
 
-    /// The tensors as a safetensors file (f32, little-endian) with `metadata` in its header.
+    /// The tensors as a tensor file (`nn::tensor_file`) with `metadata` in its header.
     pub fn to_safetensors(&self, metadata: &HashMap<String, String>) -> Result<Vec<u8>> {
-        self.to_safetensors_with(metadata, &[])
+        tensor_file::encode(self.named_tensors(), metadata)
     }
 
-    /// [`Sequential::to_safetensors`] with `extra` tensors beside the network's, each
-    /// `(name, shape, values)` (a model's parts that are not layers).
-    pub fn to_safetensors_with(
-        &self,
-        metadata: &HashMap<String, String>,
-        extra: &[(&str, Vec<usize>, Vec<f32>)],
-    ) -> Result<Vec<u8>> {
-        let le = |values: &mut dyn Iterator<Item = f32>| -> Vec<u8> {
-            values.flat_map(|v| v.to_le_bytes()).collect()
-        };
-        let mut bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .named_tensors()
-            .into_iter()
-            .map(|(name, t)| (name, t.shape().to_vec(), le(&mut t.iter().copied())))
-            .collect();
-        for (name, shape, values) in extra {
-            bytes.push((
-                name.to_string(),
-                shape.clone(),
-                le(&mut values.iter().copied()),
-            ));
-        }
-        let views = bytes
-            .iter()
-            .map(|(name, shape, raw)| {
-                TensorView::new(Dtype::F32, shape.clone(), raw)
-                    .map(|view| (name.clone(), view))
-                    .map_err(|e| NnError::TensorFile(format!("{name}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        safetensors::serialize(views, Some(metadata.clone()))
-            .map_err(|e| NnError::TensorFile(e.to_string()))
-    }
-
-    /// Writes `to_safetensors` to `path` (through a temporary file, so a crash never
-    /// leaves half a model behind).
+    /// Writes `to_safetensors` to `path` atomically, so a crash never leaves half a model
+    /// behind.
     pub fn save(&self, path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
         let bytes = self.to_safetensors(metadata)?;
-        let tmp = path.with_extension("safetensors.tmp");
-        let io = |e: std::io::Error| NnError::TensorFile(format!("{}: {e}", path.display()));
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        tensor_file::write_atomically(path, &bytes)
+            .map_err(|e| NnError::TensorFile(format!("{}: {e}", path.display())))
     }
 
     /// Replaces every tensor of this model with the one of the same name in `bytes`
     /// and returns the file's metadata. Every tensor must be present with this model's
     /// shape; nothing is changed unless all are.
     pub fn load_safetensors(&mut self, bytes: &[u8]) -> Result<HashMap<String, String>> {
-        let err = |e: safetensors::SafeTensorError| NnError::TensorFile(e.to_string());
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(err)?;
-        let file = SafeTensors::deserialize(bytes).map_err(err)?;
-        let mut loaded = HashMap::new();
+        let file = tensor_file::decode(bytes)?;
+        self.assign_tensors(&file.tensors)?;
+        Ok(file.metadata)
+    }
+
+    /// Sets every parameter and buffer from the tensor of the same name in `tensors`
+    /// (names as in [`Sequential::named_tensors`]; others are ignored). Every tensor must
+    /// be present with this model's shape; nothing is changed unless all are.
+    pub fn assign_tensors(&mut self, tensors: &Tensors) -> Result<()> {
         for (name, current) in self.named_tensors() {
-            let view = file
-                .tensor(&name)
-                .map_err(|_| NnError::TensorFile(format!("missing tensor {name}")))?;
-            if view.shape() != current.shape() {
+            let t = tensors
+                .get(&name)
+                .ok_or_else(|| NnError::TensorFile(format!("missing tensor {name}")))?;
+            if t.shape() != current.shape() {
                 return Err(NnError::TensorFile(format!(
                     "tensor {name}: the model expects shape {:?}, the file has {:?}",
                     current.shape(),
-                    view.shape()
+                    t.shape()
                 )));
             }
-            if view.dtype() != Dtype::F32 {
-                return Err(NnError::TensorFile(format!(
-                    "tensor {name}: expected dtype F32, the file has {:?}",
-                    view.dtype()
-                )));
-            }
-            let values: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            loaded.insert(name, super::tensor::from_vec(view.shape(), values)?);
         }
         self.visit_tensors_mut(&mut |name, t| {
-            if let Some(v) = loaded.remove(name) {
-                *t = v;
+            if let Some(src) = tensors.get(name) {
+                t.assign(src);
             }
         });
-        Ok(header.metadata().clone().unwrap_or_default())
+        Ok(())
+    }
+
+    /// A copy of every parameter and buffer, by its name.
+    pub fn snapshot(&self) -> Tensors {
+        self.named_tensors()
+            .into_iter()
+            .map(|(name, t)| (name, t.clone()))
+            .collect()
+    }
+
+    /// The seeds of the layers that draw random numbers (dropout), in layer order.
+    pub fn seeds(&self) -> Vec<u64> {
+        self.layers.iter().filter_map(|l| l.seed()).collect()
+    }
+
+    /// Restarts the generators of the layers that draw random numbers, in layer order,
+    /// from `seeds` (one per such layer, as [`Sequential::seeds`] lists them); the
+    /// weights and every other state stay as they are.
+    pub fn reseed_each(&mut self, seeds: &[u64]) -> Result<()> {
+        let seeded = self.layers.iter().filter(|l| l.seed().is_some()).count();
+        if seeded != seeds.len() {
+            return Err(NnError::Invalid(format!(
+                "{} seeds for {seeded} layers that draw random numbers",
+                seeds.len()
+            )));
+        }
+        let layers = self.layers.iter_mut().filter(|l| l.seed().is_some());
+        for (layer, &seed) in layers.zip(seeds) {
+            layer.reseed(seed);
+        }
+        Ok(())
     }
 
     /// Reads a file written by `save`; see `load_safetensors`.

@@ -28,6 +28,7 @@ use tokio::time::{MissedTickBehavior, interval, interval_at};
 
 use super::galleries::GalleryState;
 use super::state::AppState;
+use crate::embedding::Embedding;
 use crate::index::FaceIndex;
 use crate::store::{Change, ChangeRow, StoreError};
 
@@ -40,7 +41,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Wait between reconnection attempts: doubles from the first to the last.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
 
-type Item = (i64, i64, Vec<f32>);
+type Item = (i64, i64, Embedding);
 
 /// Why a follower session ended.
 #[derive(Debug, thiserror::Error)]

@@ -9,13 +9,14 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, GrayImage, ImageFormat};
+use image::{GrayImage, ImageFormat};
 
 use super::decode::{decode_image, sha256_hex};
 use super::error::ApiError;
 use super::state::AppState;
 use super::work::{Cancel, header_pixels};
 use crate::detect::{FaceBox, crop_face_in};
+use crate::embedding::Embedding;
 
 /// How to find the face(s) of one image.
 #[derive(Clone, Copy, Debug)]
@@ -32,8 +33,8 @@ pub enum Reading {
 pub struct Face {
     /// Where it is; `None` when the image was read whole.
     pub bbox: Option<FaceBox>,
-    /// Unit-length embedding; `None` when the face is too small to embed.
-    pub embedding: Option<Vec<f32>>,
+    /// Its embedding; `None` when the face is too small to embed.
+    pub embedding: Option<Embedding>,
     /// The crop that was embedded, PNG-encoded (only when asked for, see [`analyse`]).
     pub crop_png: Option<Vec<u8>>,
 }
@@ -52,14 +53,14 @@ pub struct AnalysedImage {
 
 impl AnalysedImage {
     /// The largest face that has an embedding.
-    pub fn first_embedded(&self) -> Option<(&Face, &[f32])> {
+    pub fn first_embedded(&self) -> Option<(&Face, &Embedding)> {
         self.faces
             .iter()
-            .find_map(|f| f.embedding.as_deref().map(|e| (f, e)))
+            .find_map(|f| f.embedding.as_ref().map(|e| (f, e)))
     }
 
     /// The largest embedded face, or a 422 naming image `index`.
-    pub fn require_face(&self, index: usize) -> Result<(&Face, &[f32]), ApiError> {
+    pub fn require_face(&self, index: usize) -> Result<(&Face, &Embedding), ApiError> {
         self.first_embedded().ok_or(ApiError::NoFace {
             index,
             too_small: self.too_small,
@@ -124,7 +125,7 @@ fn analyse_blocking(
     let detector = &state.detector;
     let config = detector.config();
     // Crops to embed, and for each image its faces and how many were too small.
-    let mut crops: Vec<DynamicImage> = Vec::new();
+    let mut crops: Vec<GrayImage> = Vec::new();
     let mut layout: Vec<(Vec<Slot>, usize)> = Vec::new();
     for (index, (bytes, reading)) in images.iter().zip(readings).enumerate() {
         if stop() {
@@ -146,7 +147,7 @@ fn analyse_blocking(
                     });
                 }
                 faces.push((None, Some(crops.len())));
-                crops.push(read_whole(decoded, state));
+                crops.push(read_whole(decoded.into_luma8(), state));
             }
             Reading::Detect { max_faces } => {
                 // Consumes the decoded image: a 16-bit or alpha original is freed before
@@ -170,7 +171,7 @@ fn analyse_blocking(
     if stop() {
         return Err(cancelled(state));
     }
-    let mut embeddings: Vec<Option<Vec<f32>>> = embed_checked(state, &crops)?
+    let mut embeddings: Vec<Option<Embedding>> = embed_checked(state, &crops)?
         .into_iter()
         .map(Some)
         .collect();
@@ -203,7 +204,7 @@ fn analyse_blocking(
 /// landmarks are plausible), else unchanged. Training aligned every face, so a crop
 /// framed differently (ORL's 92×112, say, for dlib's 150×150 chip) would otherwise reach
 /// the network stretched and off its template.
-fn read_whole(image: DynamicImage, state: &AppState) -> DynamicImage {
+fn read_whole(image: GrayImage, state: &AppState) -> GrayImage {
     if !state.embedder.meta().learned_aligned_faces() {
         return image;
     }
@@ -213,15 +214,11 @@ fn read_whole(image: DynamicImage, state: &AppState) -> DynamicImage {
 /// `image` aligned to `detector`'s frame on the landmarks of
 /// [`FaceDetector::crop_landmarks`](crate::detect::FaceDetector::crop_landmarks), or
 /// unchanged when it has none.
-pub fn aligned_whole(image: DynamicImage, detector: &crate::detect::FaceDetector) -> DynamicImage {
-    let grey = image.to_luma8();
-    let aligned = detector.crop_landmarks(&grey).and_then(|points| {
-        crate::detect::align::align_in(&grey, &points.map(|p| [p.x, p.y]), detector.frame())
+pub fn aligned_whole(image: GrayImage, detector: &crate::detect::FaceDetector) -> GrayImage {
+    let aligned = detector.crop_landmarks(&image).and_then(|points| {
+        crate::detect::align::align_in(&image, &points.map(|p| [p.x, p.y]), detector.frame())
     });
-    match aligned {
-        Some(crop) => DynamicImage::ImageLuma8(crop),
-        None => image,
-    }
+    aligned.unwrap_or(image)
 }
 
 /// A face before embedding: its box, and its crop's index in the batch (if embedded).
@@ -232,15 +229,11 @@ fn embed_crop(
     grey: &GrayImage,
     face: &FaceBox,
     state: &AppState,
-    crops: &mut Vec<DynamicImage>,
+    crops: &mut Vec<GrayImage>,
 ) -> Option<usize> {
     let config = state.detector.config();
     face.embeddable(config).then(|| {
-        crops.push(DynamicImage::ImageLuma8(crop_face_in(
-            grey,
-            face,
-            state.detector.frame(),
-        )));
+        crops.push(crop_face_in(grey, face, state.detector.frame()));
         crops.len() - 1
     })
 }
@@ -303,8 +296,9 @@ fn check_given_box(
     Ok(clipped)
 }
 
-/// Embed `crops` and check the model's answer.
-fn embed_checked(state: &AppState, crops: &[DynamicImage]) -> Result<Vec<Vec<f32>>, ApiError> {
+/// Embed `crops`; the model checks each embedding as it makes it, here only their
+/// count and length are checked against the model's dimension.
+fn embed_checked(state: &AppState, crops: &[GrayImage]) -> Result<Vec<Embedding>, ApiError> {
     if crops.is_empty() {
         return Ok(Vec::new());
     }
@@ -313,13 +307,9 @@ fn embed_checked(state: &AppState, crops: &[DynamicImage]) -> Result<Vec<Vec<f32
         .embed(crops)
         .map_err(|e| ApiError::internal(format!("embedding failed: {e}")))?;
     let dim = state.embedder.dim();
-    if embeddings.len() != crops.len()
-        || embeddings
-            .iter()
-            .any(|e| e.len() != dim || e.iter().any(|v| !v.is_finite()))
-    {
+    if embeddings.len() != crops.len() || embeddings.iter().any(|e| e.len() != dim) {
         return Err(ApiError::internal(format!(
-            "model returned {} embeddings for {} faces, expected finite vectors of dim {dim}",
+            "model returned {} embeddings for {} faces, expected vectors of dim {dim}",
             embeddings.len(),
             crops.len()
         )));
@@ -328,15 +318,10 @@ fn embed_checked(state: &AppState, crops: &[DynamicImage]) -> Result<Vec<Vec<f32
 }
 
 /// PNG bytes of a crop (lossless, so re-embedding it later gives the same input).
-pub(super) fn png(image: &DynamicImage) -> Result<Vec<u8>, ApiError> {
+pub(super) fn png(image: &GrayImage) -> Result<Vec<u8>, ApiError> {
     let mut out = Cursor::new(Vec::new());
     image
         .write_to(&mut out, ImageFormat::Png)
         .map_err(|e| ApiError::internal(format!("cannot encode a face crop: {e}")))?;
     Ok(out.into_inner())
-}
-
-/// Cosine similarity of two unit vectors of equal length.
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -1,10 +1,12 @@
 //! The OpenAPI 3.1 document, written by hand: eighteen routes do not justify a derive
-//! framework's compile time, and a test checks that every served route is described.
+//! framework's compile time. [`ROUTES`] lists them; tests check that each is described
+//! here and served by the router (`tests/server_api.rs`).
 
 use serde_json::{Value, json};
 
-/// Every route the server serves, as `(method, OpenAPI path)`; the router and the
-/// integration tests both hold to this list.
+/// Every route the server serves, as `(method, OpenAPI path)`. The router is written
+/// separately (`server::router`); a route added there belongs here too, and the
+/// integration tests request every entry to check that it is served.
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/enroll"),
     ("post", "/identify"),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use image::DynamicImage;
+use image::GrayImage;
 
 use super::config::Settings;
 use super::decode::decode_image;
@@ -52,14 +52,14 @@ pub struct ReembedReport {
 /// read as the server reads a `detect=false` crop for the new model
 /// (`inference::read_whole`): aligned on its landmarks when `aligner` is given (the
 /// new model learned aligned faces), else as it is.
-fn reframe(image: DynamicImage, frame: Frame, aligner: Option<&FaceDetector>) -> DynamicImage {
-    let size = (image.width(), image.height());
+fn reframe(image: GrayImage, frame: Frame, aligner: Option<&FaceDetector>) -> GrayImage {
+    let size = image.dimensions();
     if size == frame.size() {
         return image;
     }
     let old = Frame::ALL.into_iter().find(|f| f.size() == size);
-    match old.and_then(|old| align_in(&image.to_luma8(), old.template(), frame)) {
-        Some(aligned) => DynamicImage::ImageLuma8(aligned),
+    match old.and_then(|old| align_in(&image, old.template(), frame)) {
+        Some(aligned) => aligned,
         None => match aligner {
             Some(detector) => inference::aligned_whole(image, detector),
             None => image,
@@ -116,7 +116,7 @@ pub async fn reembed(
                 .iter()
                 .map(|s| {
                     decode_image(&s.image, 0, &limits)
-                        .map(|image| reframe(image, frame, aligner.as_deref()))
+                        .map(|image| reframe(image.into_luma8(), frame, aligner.as_deref()))
                         .map_err(|e| ReembedError::Undecodable {
                             face: s.face_id,
                             reason: e.to_string(),
@@ -149,17 +149,16 @@ pub async fn reembed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{GrayImage, Luma};
+    use image::Luma;
 
     #[test]
     fn a_crop_of_the_other_frame_is_realigned_and_other_sizes_are_left_alone() {
         let chip = GrayImage::from_fn(150, 150, |x, y| Luma([((x + 2 * y) % 256) as u8]));
-        let chip = DynamicImage::ImageLuma8(chip);
         let arcface = reframe(chip.clone(), Frame::Arcface, None);
         assert_eq!((arcface.width(), arcface.height()), Frame::Arcface.size());
         // Already the new model's frame, or no frame's size: unchanged.
         assert_eq!(reframe(chip.clone(), Frame::Dlib, None), chip);
-        let other = DynamicImage::ImageLuma8(GrayImage::new(92, 112));
+        let other = GrayImage::new(92, 112);
         assert_eq!(reframe(other.clone(), Frame::Dlib, None), other);
         let back = reframe(arcface, Frame::Dlib, None);
         assert_eq!((back.width(), back.height()), (150, 150));
@@ -171,7 +170,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/detect/orl_s6_1.pgm"
         );
-        let crop = image::open(path).expect("fixture");
+        let crop = image::open(path).expect("fixture").into_luma8();
         let detector = FaceDetector::new(crate::detect::DetectConfig::default())
             .expect("detector")
             .with_frame(Frame::Dlib);
@@ -180,9 +179,9 @@ mod tests {
         // Its face now sits on the frame's template: the landmarks O-Net finds in the
         // whole aligned crop lie closer to the template's than those of the crop merely
         // resized to the frame, and within 10 pixels of them (in 150).
-        let off = |image: &DynamicImage| -> f32 {
+        let off = |image: &GrayImage| -> f32 {
             let found = detector
-                .whole_crop(&image.to_luma8())
+                .whole_crop(image)
                 .expect("landmarks")
                 .landmarks
                 .map(|[x, y]| crate::detect::Point { x, y });
@@ -194,7 +193,8 @@ mod tests {
                 .sum();
             sum / 5.0
         };
-        let resized = crop.resize_exact(150, 150, image::imageops::FilterType::Triangle);
+        let resized =
+            image::imageops::resize(&crop, 150, 150, image::imageops::FilterType::Triangle);
         let (aligned_off, resized_off) = (off(&aligned), off(&resized));
         assert!(
             aligned_off < 10.0 && aligned_off < resized_off,

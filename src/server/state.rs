@@ -25,7 +25,9 @@ pub struct AppState {
     /// Serialises writes (enroll, delete) so the store and the indexes change in the same
     /// order: without it, a delete could reach an index before the enrollment it follows.
     pub writes: Arc<tokio::sync::Mutex<()>>,
-    /// Set once the indexes are built.
+    /// True while the server takes traffic: set when it is built (the model is loaded
+    /// and the indexes are built before the listener is bound), cleared when shutdown
+    /// begins so that `/readyz` turns traffic away while in-flight requests finish.
     pub ready: Arc<AtomicBool>,
     /// False while a replica has lost the change log (PostgreSQL) and not yet caught up.
     pub in_sync: Arc<AtomicBool>,

@@ -16,7 +16,8 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Backend, Gallery, Store, StoreError, decode_embedding, now_ms};
+use super::{Backend, Gallery, Store, StoreError, now_ms, stored_embedding};
+use crate::embedding::Embedding;
 
 /// What a change-log row says happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +71,7 @@ pub enum Change {
         face_id: i64,
         /// The identity's external id, if the identity still exists.
         identity_name: Option<String>,
-        embedding: Option<Vec<f32>>,
+        embedding: Option<Embedding>,
     },
     FaceRemoved {
         gallery: Gallery,
@@ -218,17 +219,14 @@ impl Store {
     }
 
     /// The embedding of one face, if it exists.
-    pub async fn face_embedding(&self, face_id: i64) -> Result<Option<Vec<f32>>, StoreError> {
+    pub async fn face_embedding(&self, face_id: i64) -> Result<Option<Embedding>, StoreError> {
         let row = sqlx::query("SELECT embedding FROM faces WHERE id = $1")
             .bind(face_id)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|row| {
             let bytes: Vec<u8> = row.try_get("embedding")?;
-            decode_embedding(&bytes).ok_or(StoreError::CorruptEmbedding {
-                face: face_id,
-                bytes: bytes.len(),
-            })
+            stored_embedding(face_id, &bytes)
         })
         .transpose()
     }
@@ -248,12 +246,7 @@ fn change_from_row(row: &AnyRow) -> Result<ChangeRow, StoreError> {
     // Decoded whatever the kind, so that a corrupt stored embedding is always reported.
     let embedding = match row.try_get::<Option<Vec<u8>>, _>("embedding")? {
         None => None,
-        Some(bytes) => Some(
-            decode_embedding(&bytes).ok_or(StoreError::CorruptEmbedding {
-                face: row.try_get("face_id")?,
-                bytes: bytes.len(),
-            })?,
-        ),
+        Some(bytes) => Some(stored_embedding(row.try_get("face_id")?, &bytes)?),
     };
     let kind = ChangeKind::parse(&row.try_get::<String, _>("kind")?);
     let identity_id: Option<i64> = row.try_get("identity_id")?;

@@ -1,6 +1,9 @@
 //! Embeddings as BLOBs: `dim` f32 values in little-endian order, `4 × dim` bytes.
 //! Little-endian is fixed (not native order) so a database moves between machines.
 
+use super::StoreError;
+use crate::embedding::Embedding;
+
 /// `[f32; dim]` → `[u8; 4 × dim]`, little-endian.
 pub fn encode_embedding(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
@@ -17,6 +20,19 @@ pub fn decode_embedding(bytes: &[u8]) -> Option<Vec<f32>> {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
     )
+}
+
+/// The embedding stored for face `face`, checked as every embedding is where it is made
+/// (finite, unit length): a row written by other tools, or damaged, is an error here.
+pub(crate) fn stored_embedding(face: i64, bytes: &[u8]) -> Result<Embedding, StoreError> {
+    let values = decode_embedding(bytes).ok_or_else(|| StoreError::CorruptEmbedding {
+        face,
+        reason: format!("has {} bytes, expected a multiple of 4", bytes.len()),
+    })?;
+    Embedding::new(values).map_err(|e| StoreError::CorruptEmbedding {
+        face,
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("face {face}: stored embedding has {bytes} bytes, expected a multiple of 4")]
-    CorruptEmbedding { face: i64, bytes: usize },
+    #[error("face {face}: stored embedding {reason}")]
+    CorruptEmbedding { face: i64, reason: String },
     #[error("metadata of identity {identity} is not a JSON object: {reason}")]
     CorruptMetadata { identity: i64, reason: String },
 }

@@ -3,8 +3,10 @@
 
 use sqlx::Row;
 
+use crate::embedding::Embedding;
+
 use super::{
-    ChangeKind, Store, StoreError, StoredFace, StoredImage, decode_embedding, encode_embedding,
+    ChangeKind, Store, StoreError, StoredFace, StoredImage, encode_embedding, stored_embedding,
 };
 
 impl Store {
@@ -130,7 +132,7 @@ impl Store {
     pub async fn replace_embeddings(
         &self,
         model_version: &str,
-        faces: &[(i64, Vec<f32>)],
+        faces: &[(i64, Embedding)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for (face_id, embedding) in faces {
@@ -165,10 +167,7 @@ impl Store {
 fn stored_face(row: &sqlx::any::AnyRow) -> Result<StoredFace, StoreError> {
     let id: i64 = row.try_get("id")?;
     let bytes: Vec<u8> = row.try_get("embedding")?;
-    let embedding = decode_embedding(&bytes).ok_or(StoreError::CorruptEmbedding {
-        face: id,
-        bytes: bytes.len(),
-    })?;
+    let embedding = stored_embedding(id, &bytes)?;
     Ok(StoredFace {
         id,
         identity_id: row.try_get("identity_id")?,

@@ -17,6 +17,7 @@ mod records;
 
 pub use backup::{RestoreError, sqlite_path};
 pub use changes::{Change, ChangeKind, ChangeRow};
+use embedding_bytes::stored_embedding;
 pub use embedding_bytes::{decode_embedding, encode_embedding};
 pub use error::StoreError;
 pub use records::{

@@ -1,5 +1,7 @@
 //! Rows going into and coming out of the store.
 
+use crate::embedding::Embedding;
+
 /// A gallery: a named set of identities with its own index and optional threshold.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gallery {
@@ -15,8 +17,8 @@ pub struct Gallery {
 /// One face to store: its embedding and where it came from.
 #[derive(Clone, Debug)]
 pub struct NewFace {
-    /// Unit-length embedding, `dim` values.
-    pub embedding: Vec<f32>,
+    /// Its embedding, `dim` values.
+    pub embedding: Embedding,
     /// Hex SHA-256 of the uploaded image bytes.
     pub image_sha256: String,
     /// The uploaded image, kept when the server is configured to (for `reembed`).
@@ -87,7 +89,7 @@ pub struct RemovedIdentity {
 pub struct StoredFace {
     pub id: i64,
     pub identity_id: i64,
-    pub embedding: Vec<f32>,
+    pub embedding: Embedding,
 }
 
 /// A stored image awaiting re-embedding.

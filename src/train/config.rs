@@ -228,15 +228,6 @@ impl AugmentConfig {
     }
 }
 
-/// Reads as the augmentation it switches (`cfg.augmentation.shadow`).
-impl std::ops::Deref for AugmentConfig {
-    type Target = Augmentation;
-
-    fn deref(&self) -> &Augmentation {
-        &self.settings
-    }
-}
-
 /// The training objective; tagged by `kind` (`triplet`, `contrastive`, `softmax`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -7,7 +7,7 @@ use super::checkpoint::restore;
 use super::error::{Result, TrainError};
 use super::record::{EpochRecord, ValMetrics};
 use super::run::Run;
-use super::validate::{self, VAL_ENROLL, VAL_ROUNDS, embed_all};
+use super::validate::{VAL_ENROLL, VAL_ROUNDS, embed_all};
 use crate::eval::open_set_protocol;
 use crate::model::lbp::LbpBranch;
 use crate::model::{FORMAT_VERSION, ModelFile, ModelMeta, Thresholds};
@@ -48,7 +48,7 @@ pub struct TrainSummary {
 pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
     let mut net = run.arch.build(0)?;
     let tensors = if run.best.is_empty() {
-        super::checkpoint::snapshot(&run.net)
+        run.net.snapshot()
     } else {
         run.best.clone()
     };
@@ -78,7 +78,8 @@ pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
         }
         _ => None,
     };
-    let mut protocol = validate::protocol(run.val_set().seed, VAL_ROUNDS, VAL_ENROLL);
+    let mut protocol =
+        crate::eval::ProtocolConfig::rounds(run.val_set().seed, VAL_ROUNDS, VAL_ENROLL);
     protocol.calibration_fars = CALIBRATION_FARS.to_vec();
     let report = open_set_protocol(embeddings.view(), &run.data.val_labels, &protocol)?;
     let calibrated = report.open_set_thresholds;

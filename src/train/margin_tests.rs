@@ -2,9 +2,9 @@
 //! cosine head with each margin.
 
 use super::*;
+use crate::nn::cosine_head::CosineHead;
 use crate::nn::gradcheck::{Tolerance, check_layer, unit_rows};
 use crate::nn::{Layer, Mode, Param};
-use crate::train::head::CosineHead;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::f32::consts::PI;

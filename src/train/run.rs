@@ -5,15 +5,15 @@
 //! `train::seed`) and the engine's reductions have a fixed order for a given thread
 //! count, so the same seed and thread count give bit-identical weights, and a run resumed
 //! from a checkpoint continues exactly as if it had not stopped. Dropout layers keep their
-//! own generator; at the start of every epoch the network is rebuilt with a seed derived
-//! from the epoch (new dropout generators) and its tensors are copied over, so epoch `e`
-//! draws the same masks either way.
+//! own generator; at the start of every epoch they are reseeded in place with the seeds a
+//! network built from a seed derived from the epoch would have (`ArchSpec::dropout_seeds`),
+//! so epoch `e` draws the same masks whether the run was resumed or not.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use super::checkpoint::{Checkpoint, restore, snapshot};
+use super::checkpoint::{Checkpoint, restore};
 use super::config::{Selection, TrainConfig};
 use super::dataset::RunData;
 use super::error::{Result, TrainError};
@@ -155,7 +155,7 @@ impl Run {
                     .and_then(|e| self.state.history.get(e - 1))
                     .is_none_or(|best| val.at_least_as_good_as(&best.val));
             if improved {
-                self.best = snapshot(&self.net);
+                self.best = self.net.snapshot();
                 self.state.best_epoch = Some(epoch + 1);
             }
             let record = EpochRecord {
@@ -187,11 +187,12 @@ impl Run {
         progress: &Progress,
     ) -> Result<(f32, f32, f32, usize, f32)> {
         // New dropout generators for this epoch, same weights (see the module docs).
-        let mut fresh = self
-            .arch
-            .build(derive(self.cfg.seed, Stream::Dropout, epoch as u64))?;
-        restore(&mut fresh, &snapshot(&self.net), "network")?;
-        self.net = fresh;
+        if !self.net.seeds().is_empty() {
+            let seeds =
+                self.arch
+                    .dropout_seeds(derive(self.cfg.seed, Stream::Dropout, epoch as u64))?;
+            self.net.reseed_each(&seeds)?;
+        }
         let lr = self.schedule.lr(epoch);
         let batches = self.sampler.epoch(epoch as u64);
         let augmentation = self.cfg.augmentation.augmentation();
@@ -266,10 +267,10 @@ impl Run {
     /// Writes the checkpoint (network, head, best network, optimiser state, run state).
     pub fn save_checkpoint(&self) -> Result<()> {
         let mut groups = BTreeMap::new();
-        groups.insert("net".to_string(), snapshot(&self.net));
+        groups.insert("net".to_string(), self.net.snapshot());
         groups.insert("best".to_string(), self.best.clone());
         if let Some(head) = self.objective.head() {
-            groups.insert("head".to_string(), snapshot(head));
+            groups.insert("head".to_string(), head.snapshot());
         }
         groups.insert("opt".to_string(), self.optimizer.state());
         let ckpt = Checkpoint {

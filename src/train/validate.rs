@@ -2,7 +2,7 @@
 //! `eval` (the same one `eval-embed` runs): several seeded rounds, half the identities
 //! known with up to [`VAL_ENROLL`] enrolled images each, the rest unknown.
 
-use ndarray::{Array2, Axis, s};
+use ndarray::{Array2, Axis, Ix2, s};
 
 use super::error::{Result, TrainError};
 use super::record::ValMetrics;
@@ -10,8 +10,6 @@ use crate::eval::{ProtocolConfig, open_set_protocol};
 use crate::nn::Tensor;
 use crate::nn::sequential::Sequential;
 
-/// Images per forward pass when embedding a whole set.
-const BATCH: usize = 64;
 /// Protocol rounds per validation.
 pub const VAL_ROUNDS: usize = 5;
 /// Enrolled images per known identity (fewer when an identity has fewer images: the
@@ -30,20 +28,18 @@ pub struct ValSet<'a> {
     pub flip_average: bool,
 }
 
-/// Embeddings (N, K) of preprocessed inputs (N, 1, H, W), in eval mode.
+/// Embeddings (N, K) of preprocessed inputs (N, 1, H, W), in eval mode, batched as
+/// the server batches them (`model::embed_all`).
 pub fn embed_all(net: &Sequential, inputs: &Tensor, flip_average: bool) -> Result<Array2<f32>> {
-    let n = inputs.shape().first().copied().unwrap_or(0);
-    let mut rows = Vec::with_capacity(n.div_ceil(BATCH));
-    for start in (0..n).step_by(BATCH) {
-        let end = (start + BATCH).min(n);
-        let chunk = inputs.slice_axis(Axis(0), (start..end).into()).to_owned();
-        rows.push(crate::model::embed_batch(net, &chunk, flip_average)?);
-    }
-    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
-    if views.is_empty() {
+    let images = inputs
+        .outer_iter()
+        .map(|x| x.index_axis_move(Axis(0), 0).into_dimensionality::<Ix2>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| TrainError::Config(format!("validation inputs {:?}", inputs.shape())))?;
+    if images.is_empty() {
         return Err(TrainError::Config("no validation images to embed".into()));
     }
-    ndarray::concatenate(Axis(0), &views).map_err(|e| TrainError::Config(e.to_string()))
+    Ok(crate::model::embed_all(net, &images, flip_average)?)
 }
 
 /// Cosine similarities of every pair of rows i < j, split into (genuine, impostor) by
@@ -63,23 +59,13 @@ pub fn pair_scores(embeddings: &Array2<f32>, labels: &[usize]) -> (Vec<f32>, Vec
     (genuine, impostor)
 }
 
-/// The protocol settings of a validation (and of `eval-embed` with default flags).
-pub fn protocol(seed: u64, rounds: usize, enroll: usize) -> ProtocolConfig {
-    ProtocolConfig {
-        rounds,
-        enroll,
-        seed,
-        ..ProtocolConfig::default()
-    }
-}
-
 /// Open-set metrics of `net` on the validation set.
 pub fn evaluate(net: &Sequential, val: &ValSet<'_>) -> Result<ValMetrics> {
     let embeddings = embed_all(net, val.inputs, val.flip_average)?;
     let report = open_set_protocol(
         embeddings.view(),
         val.labels,
-        &protocol(val.seed, VAL_ROUNDS, VAL_ENROLL),
+        &ProtocolConfig::rounds(val.seed, VAL_ROUNDS, VAL_ENROLL),
     )?;
     let (genuine, impostor) = pair_scores(&embeddings, val.labels);
     let (mg, vg) = mean_var(&genuine);

@@ -84,13 +84,13 @@ macro_rules! on_both_backends {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                $body($crate::common::db::TestDb::sqlite()).await
+                $body($crate::support::db::TestDb::sqlite()).await
             }
 
             $crate::needs_postgres! {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    $body($crate::common::db::TestDb::postgres().await).await
+                    $body($crate::support::db::TestDb::postgres().await).await
                 }
             }
         }

@@ -4,32 +4,33 @@
 //! its faces is `normalise(centre + e)` with `e ~ N(0, σ²/D · I)`, so `‖e‖ ≈ σ`. Two
 //! faces of one identity then have cosine ≈ 1/(1 + σ²) (σ = 0.6: ≈ 0.74), faces of
 //! different identities ≈ 0 — the shape of real face-embedding scores.
-#![allow(dead_code)] // each test binary uses a different part
 
+use faceprint::embedding::Embedding;
 use faceprint::index::{FaceId, IdentityId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-pub type Item = (FaceId, IdentityId, Vec<f32>);
+pub type Item = (FaceId, IdentityId, Embedding);
 
 pub fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
 }
 
-pub fn normalise(mut v: Vec<f32>) -> Vec<f32> {
+/// `v / ‖v‖` (in f32, as the galleries were always drawn) as an [`Embedding`].
+pub fn normalise(mut v: Vec<f32>) -> Embedding {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter_mut().for_each(|x| *x /= norm);
-    v
+    Embedding::new(v).expect("a normalised random vector is an embedding")
 }
 
 /// A uniformly random unit vector of dimension `d`.
-pub fn random_unit(rng: &mut ChaCha8Rng, d: usize) -> Vec<f32> {
+pub fn random_unit(rng: &mut ChaCha8Rng, d: usize) -> Embedding {
     normalise((0..d).map(|_| rng.sample(StandardNormal)).collect())
 }
 
 /// `normalise(v + e)`, `e ~ N(0, σ²/D · I)`.
-pub fn perturb(rng: &mut ChaCha8Rng, v: &[f32], sigma: f32) -> Vec<f32> {
+pub fn perturb(rng: &mut ChaCha8Rng, v: &[f32], sigma: f32) -> Embedding {
     let s = sigma / (v.len() as f32).sqrt();
     normalise(
         v.iter()
@@ -41,14 +42,14 @@ pub fn perturb(rng: &mut ChaCha8Rng, v: &[f32], sigma: f32) -> Vec<f32> {
 /// Identity centres and a gallery of `n` faces over `n / faces_per_identity` identities;
 /// face ids are `0..n`, identity ids `1000 + i`.
 pub struct Gallery {
-    pub centres: Vec<Vec<f32>>,
+    pub centres: Vec<Embedding>,
     pub items: Vec<Item>,
 }
 
 pub fn gallery(seed: u64, n: usize, d: usize, faces_per_identity: usize, sigma: f32) -> Gallery {
     let mut r = rng(seed);
     let identities = n.div_ceil(faces_per_identity);
-    let centres: Vec<Vec<f32>> = (0..identities).map(|_| random_unit(&mut r, d)).collect();
+    let centres: Vec<Embedding> = (0..identities).map(|_| random_unit(&mut r, d)).collect();
     let items = (0..n)
         .map(|f| {
             let i = f / faces_per_identity;
@@ -63,7 +64,7 @@ pub fn gallery(seed: u64, n: usize, d: usize, faces_per_identity: usize, sigma: 
 }
 
 /// Probe faces: fresh faces of random enrolled identities (`normalise(centre + e)`).
-pub fn probes(seed: u64, g: &Gallery, count: usize, sigma: f32) -> Vec<Vec<f32>> {
+pub fn probes(seed: u64, g: &Gallery, count: usize, sigma: f32) -> Vec<Embedding> {
     let mut r = rng(seed);
     (0..count)
         .map(|_| {

@@ -1,8 +1,13 @@
-//! Helpers shared by the store and server integration tests; each test binary uses a
-//! different subset of them.
+//! Helpers shared by the integration tests (and `benches/index.rs`), one module per
+//! subject; each test binary declares `mod support;` and uses the part it needs.
 #![allow(dead_code)]
 
 pub mod app;
 pub mod db;
 pub mod fixtures;
+pub mod index;
 pub mod process;
+pub mod torch;
+pub mod train;
+pub mod web;
+pub mod webdriver;

@@ -1,9 +1,9 @@
-//! Shared helpers of the train-embed / eval-embed tests (included with `#[path]`).
-#![allow(dead_code)]
+//! Shared helpers of the train-embed / eval-embed tests .
 
 use std::path::{Path, PathBuf};
 
 use faceprint::data::ImageFolder;
+use faceprint::embedding::Embedding;
 use faceprint::model::Embedder;
 use faceprint::model::arch::ArchSpec;
 use faceprint::train::cli::{ArchArg, LossArg, TrainArgs};
@@ -39,7 +39,7 @@ pub fn tiny_args(dir: &Path, loss: LossArg) -> TrainArgs {
 
 /// Leave-one-out separation of a folder's identities by cosine similarity of
 /// embeddings: (mean genuine − mean impostor similarity, nearest-neighbour accuracy).
-pub fn separation(embeddings: &[Vec<f32>], labels: &[usize]) -> (f64, f64) {
+pub fn separation(embeddings: &[Embedding], labels: &[usize]) -> (f64, f64) {
     let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum::<f64>();
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     let mut correct = 0;
@@ -71,14 +71,11 @@ pub fn separation(embeddings: &[Vec<f32>], labels: &[usize]) -> (f64, f64) {
 }
 
 /// The embeddings of every image of `folder` by `embedder`, with their labels.
-pub fn embed_folder(embedder: &Embedder, folder: &Path) -> (Vec<Vec<f32>>, Vec<usize>) {
+pub fn embed_folder(embedder: &Embedder, folder: &Path) -> (Vec<Embedding>, Vec<usize>) {
     let images = ImageFolder::scan(folder).expect("fixture folder scans");
-    let dynamic: Vec<image::DynamicImage> = images
-        .images()
-        .iter()
-        .map(|g| image::DynamicImage::ImageLuma8(g.clone()))
-        .collect();
-    let embeddings = embedder.embed(&dynamic).expect("fixture images embed");
+    let embeddings = embedder
+        .embed(images.images())
+        .expect("fixture images embed");
     (embeddings, images.labels().to_vec())
 }
 

@@ -1,8 +1,5 @@
 //! The web page's tests: a real server on a free port, headless Chromium driven through
 //! WebDriver, and the page's own controls used the way a person would.
-#![allow(dead_code)]
-
-pub mod webdriver;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -10,11 +7,11 @@ use std::path::{Path, PathBuf};
 use image::{GrayImage, ImageFormat, imageops};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::common::app::{TestApp, json_of, test_settings};
-use crate::common::db::TestDb;
-use crate::common::fixtures::face;
+use super::app::{TestApp, json_of, test_settings};
+use super::db::TestDb;
+use super::fixtures::face;
+use super::webdriver::Browser;
 use faceprint::server::Secret;
-use webdriver::Browser;
 
 /// One browser at a time: two Chromiums and the detector on two cores would only make
 /// each test slower.

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use ndarray::ArrayView2;
 
-use super::error::{Result, TrainError};
-use super::eval_embed::{EvalArgs, EvalReport};
+use super::args::EvalArgs;
+use super::report::EvalReport;
+use crate::eval::error::{EvalError, Result};
 use crate::eval::promise::{
     PromiseConfig, PromiseRow, check_promise, promise_csv, write_promise_png,
 };
@@ -31,18 +32,18 @@ pub fn run_scores(
     seed: u64,
 ) -> Result<Vec<ImpostorScores>> {
     (1..=TAIL_FACES)
-        .map(|k| Ok(impostor_scores(embeddings, labels, k, seed + k as u64)?))
+        .map(|k| impostor_scores(embeddings, labels, k, seed + k as u64))
         .collect()
 }
 
 pub fn write_scores(path: &Path, scores: &[ImpostorScores]) -> Result<()> {
-    Ok(write_json(path, &scores)?)
+    write_json(path, &scores)
 }
 
 fn read_scores(path: &PathBuf) -> Result<Vec<ImpostorScores>> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
     serde_json::from_str(&text)
-        .map_err(|e| TrainError::io(path, format!("not an --impostors-out file: {e}")))
+        .map_err(|e| EvalError::io(path, format!("not an --impostors-out file: {e}")))
 }
 
 /// Writes the model with the impostor tail (fitted on the pooled `--impostors` files, or
@@ -104,7 +105,7 @@ fn open_set_thresholds(report: &EvalReport) -> Result<Thresholds> {
             .iter()
             .find(|t| (t.far_target - far).abs() < 1e-12)
             .map(|t| t.threshold)
-            .ok_or_else(|| TrainError::Config(format!("no threshold measured at FAR {far}")))
+            .ok_or_else(|| EvalError::Invalid(format!("no threshold measured at FAR {far}")))
     };
     Ok(Thresholds {
         far_0_1pct: at(0.001)?,
@@ -130,7 +131,7 @@ pub fn promise(
     };
     let rows = check_promise(embeddings, labels, tail, stored, &cfg)?;
     let csv = args.out.join("promise.csv");
-    std::fs::write(&csv, promise_csv(&rows)).map_err(|e| TrainError::io(&csv, e))?;
+    std::fs::write(&csv, promise_csv(&rows)).map_err(|e| EvalError::io(&csv, e))?;
     write_promise_png(&args.out.join("promise.png"), &rows)?;
     Ok(rows)
 }

@@ -1,132 +1,33 @@
 //! `eval-embed`: the open-set protocol on identities a model never saw, optionally beside
 //! the raw-pixel and Fisherfaces baselines fitted on a training folder with the model's
 //! own preprocessing; with `--pairs`, the LFW verification protocol
-//! ([`super::eval_pairs`]) and the open-set protocol on the identities of its folds;
+//! ([`pairs`]) and the open-set protocol on the identities of its folds;
 //! with `--detect`, on the face crops of photographs. Writes `report.json` and
 //! `roc.png`; `--export` writes every image's embedding as JSON lines.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+mod args;
+mod calibrate;
+pub mod pairs;
+mod report;
 
-use clap::Parser;
+use std::io::Write;
+use std::path::Path;
+
 use ndarray::Array2;
 use serde::Serialize;
 
-use super::error::{Result, TrainError};
-use super::eval_calibrate as calib;
-use super::eval_pairs::{DetectionSummary, Embedded, PairsReport, run_pairs};
+pub use args::EvalArgs;
+use calibrate as calib;
+use pairs::{DetectionSummary, Embedded, run_pairs};
+pub use report::{EvalReport, MethodReport};
+
 use crate::data::{ImageFolder, Pick, crop_faces};
 use crate::detect::FaceDetector;
 use crate::eval::compare::baseline_reports;
-use crate::eval::promise::PromiseRow;
+use crate::eval::error::{EvalError, Result};
+use crate::eval::open_set_protocol;
 use crate::eval::report::{write_json, write_roc_png};
-use crate::eval::{ProtocolReport, open_set_protocol};
 use crate::model::Embedder;
-
-/// Judge a faceprint model on identities it never saw: half of the identities are known
-/// (each enrolls --enroll images), the rest unknown; several seeded rounds. Prints
-/// rank-1, DIR@FAR 1% and 10%, TAR@FAR 0.1% and 1%, EER (mean ± std over rounds) and
-/// writes report.json and roc.png to --out.
-#[derive(Debug, Clone, Parser)]
-#[command(name = "eval-embed", version)]
-pub struct EvalArgs {
-    /// The model file (.safetensors) written by train-embed.
-    #[arg(long, value_name = "FILE")]
-    pub model: PathBuf,
-    /// Images of identities the model never saw: one sub-folder per identity. With
-    /// --pairs, the photos in the LFW layout (`DIR/<name>/<name>_0001.jpg`).
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
-    /// An LFW View 2 pairs file (`<folds> <n>`, then per fold n matched lines
-    /// `name idx1 idx2` and n mismatched lines `name1 idx1 name2 idx2`): report the
-    /// accuracy over folds, each at the threshold chosen on the other folds, pooled
-    /// TAR@FAR and EER, and the open-set protocol on the identities of the folds with at
-    /// least two photos.
-    #[arg(long, value_name = "FILE")]
-    pub pairs: Option<PathBuf>,
-    /// The folds of --pairs to use, numbered from 1 (e.g. `1,2,5`); all by default.
-    #[arg(long, value_delimiter = ',', requires = "pairs")]
-    pub folds: Option<Vec<usize>>,
-    /// Embed the crop of a face found by the server's detector instead of the whole
-    /// image: the largest embeddable face, or with --pairs the one nearest the image
-    /// centre. Images without a face are counted and left out (a pair missing one is a
-    /// wrong answer).
-    #[arg(long)]
-    pub detect: bool,
-    /// Fit the classical baselines on this folder (other identities than --data), with
-    /// the model's preprocessing, and report them beside the model: raw pixels,
-    /// Eigenfaces, and PCA+LDA (Fisherfaces, as published and on 100 PCA components).
-    #[arg(long, value_name = "DIR")]
-    pub baseline_train: Option<PathBuf>,
-    /// Protocol rounds (seeded splits into known and unknown identities).
-    #[arg(long, default_value_t = 5)]
-    pub rounds: usize,
-    /// Images enrolled per known identity (at most all but one of its images).
-    #[arg(long, default_value_t = 5)]
-    pub enroll: usize,
-    /// Seed of the rounds.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Output directory for report.json and roc.png.
-    #[arg(long, value_name = "DIR", default_value = "eval-out")]
-    pub out: PathBuf,
-    /// Write every image's embedding as JSON lines {"path", "identity", "embedding"}.
-    #[arg(long, value_name = "FILE")]
-    pub export: Option<PathBuf>,
-    /// Write a copy of the model (same weights, same version) carrying the impostor
-    /// tail fitted on the strangers-against-identity scores of --data (or of the
-    /// --impostors files), from which the server derives each gallery's threshold; with
-    /// no --impostors, its fixed thresholds also become the open-set ones measured here
-    /// at FAR 0.1%, 1% and 10%. May name --model itself.
-    #[arg(long, value_name = "FILE")]
-    pub calibrate_into: Option<PathBuf>,
-    /// Write the strangers-against-identity scores of --data (1 to 3 enrolled faces per
-    /// identity) as JSON, to be pooled by a later --calibrate-into --impostors
-    /// (cross-fitting: each file scored by a model that never saw its identities).
-    #[arg(long, value_name = "FILE")]
-    pub impostors_out: Option<PathBuf>,
-    /// --impostors-out files of other runs, pooled: --calibrate-into fits the tail on
-    /// them instead of on --data.
-    #[arg(long, value_name = "FILE", value_delimiter = ',', num_args = 1..)]
-    pub impostors: Vec<PathBuf>,
-    /// Check the model's impostor tail (or the one --calibrate-into just fitted) on
-    /// --data, identities it must never have seen: the measured open-set FAR at the
-    /// default decision against the promised FAR 1% and 0.1%, at gallery sizes 5 to the
-    /// most the data allow, with DIR; writes promise.csv and promise.png.
-    #[arg(long)]
-    pub check_promise: bool,
-    /// Galleries drawn per size for --check-promise.
-    #[arg(long, default_value_t = 20)]
-    pub promise_draws: usize,
-    /// Faces enrolled per gallery identity for --check-promise.
-    #[arg(long, default_value_t = 1)]
-    pub promise_enroll: usize,
-}
-
-/// One evaluated method: the model, or a baseline of [`baseline_reports`].
-#[derive(Debug, Clone, Serialize)]
-pub struct MethodReport {
-    pub name: String,
-    pub report: ProtocolReport,
-}
-
-/// Everything `report.json` holds.
-#[derive(Debug, Clone, Serialize)]
-pub struct EvalReport {
-    pub model: String,
-    pub model_version: String,
-    pub data: String,
-    pub identities: usize,
-    pub images: usize,
-    pub baseline_train: Option<String>,
-    pub methods: Vec<MethodReport>,
-    /// With --pairs: the verification protocol's numbers.
-    pub pairs: Option<PairsReport>,
-    /// With --detect: images searched and those without a face.
-    pub detection: Option<DetectionSummary>,
-    /// With --check-promise: measured against promised open-set FAR.
-    pub promise: Option<Vec<PromiseRow>>,
-}
 
 /// Runs the evaluation; returns what `report.json` holds.
 pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
@@ -141,7 +42,7 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
     let embedder = Embedder::new(model);
     let detector = if args.detect {
         let detector = FaceDetector::new(detect_config)
-            .map_err(|e| TrainError::Config(format!("face detector: {e}")))?
+            .map_err(|e| EvalError::Invalid(format!("face detector: {e}")))?
             .with_frame(frame);
         Some(detector)
     } else {
@@ -150,7 +51,7 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
     let (set, folder, pairs, detection) = match &args.pairs {
         Some(file) => {
             if args.baseline_train.is_some() {
-                return Err(TrainError::Config(
+                return Err(EvalError::Invalid(
                     "--baseline-train compares on a --data folder of identities; it does not \
                      combine with --pairs"
                         .into(),
@@ -167,25 +68,20 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
         }
         None => {
             let (folder, detection) = scan_and_crop(&args.data, detector.as_ref(), 1)?;
-            let images: Vec<image::DynamicImage> = folder
-                .images()
-                .iter()
-                .map(|g| image::DynamicImage::ImageLuma8(g.clone()))
-                .collect();
             let set = Embedded {
                 identities: folder.identities().to_vec(),
                 paths: folder.paths().to_vec(),
                 labels: folder.labels().to_vec(),
-                rows: embedder.embed(&images)?,
+                rows: embedder.embed(folder.images())?,
             };
             (set, Some(folder), None, detection)
         }
     };
-    let protocol = super::validate::protocol(args.seed, args.rounds, args.enroll);
+    let protocol = crate::eval::ProtocolConfig::rounds(args.seed, args.rounds, args.enroll);
     let dim = embedder.dim();
-    let flat: Vec<f32> = set.rows.iter().flatten().copied().collect();
+    let flat: Vec<f32> = set.rows.iter().flat_map(|r| r.iter().copied()).collect();
     let embeddings = Array2::from_shape_vec((set.rows.len(), dim), flat)
-        .map_err(|e| TrainError::Config(format!("embeddings: {e}")))?;
+        .map_err(|e| EvalError::Invalid(format!("embeddings: {e}")))?;
     let mut methods = vec![MethodReport {
         name: "model".into(),
         report: open_set_protocol(embeddings.view(), &set.labels, &protocol)?,
@@ -200,7 +96,7 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
                 .map(|(name, report)| MethodReport { name, report }),
         );
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| TrainError::io(&args.out, e))?;
+    std::fs::create_dir_all(&args.out).map_err(|e| EvalError::io(&args.out, e))?;
     let mut report = EvalReport {
         model: args.model.display().to_string(),
         model_version: version,
@@ -232,7 +128,7 @@ pub fn eval_embed(args: &EvalArgs) -> Result<EvalReport> {
     }
     if args.check_promise {
         let tail = tail.as_ref().ok_or_else(|| {
-            TrainError::Config(
+            EvalError::Invalid(
                 "--check-promise: the model carries no impostor tail (calibrate it with \
                  --calibrate-into first)"
                     .into(),
@@ -287,7 +183,7 @@ pub fn table(report: &EvalReport) -> String {
         );
     }
     if let Some(pairs) = &report.pairs {
-        out.insert_str(0, &super::eval_pairs::table(pairs));
+        out.insert_str(0, &pairs::table(pairs));
     }
     for m in &report.methods {
         let r = &m.report;
@@ -338,7 +234,7 @@ fn scan_and_crop(
 
 fn scan(dir: &std::path::Path) -> Result<ImageFolder> {
     if !dir.is_dir() {
-        return Err(TrainError::io(
+        return Err(EvalError::io(
             dir,
             "no such directory (expected one sub-folder of images per identity)",
         ));
@@ -358,7 +254,7 @@ fn export(path: &std::path::Path, set: &Embedded) -> Result<()> {
         identity: &'a str,
         embedding: &'a [f32],
     }
-    let io = |e: std::io::Error| TrainError::io(path, e);
+    let io = |e: std::io::Error| EvalError::io(path, e);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
     for ((p, &label), embedding) in set.paths.iter().zip(&set.labels).zip(&set.rows) {
         let line = Line {
@@ -366,7 +262,7 @@ fn export(path: &std::path::Path, set: &Embedded) -> Result<()> {
             identity: set.identities.get(label).map_or("", String::as_str),
             embedding,
         };
-        let json = serde_json::to_string(&line).map_err(|e| TrainError::io(path, e))?;
+        let json = serde_json::to_string(&line).map_err(|e| EvalError::io(path, e))?;
         writeln!(out, "{json}").map_err(io)?;
     }
     out.flush().map_err(io)

@@ -17,14 +17,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, GrayImage};
+use image::GrayImage;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::error::{Result, TrainError};
 use crate::data::folder::decode;
 use crate::data::{Pick, face_crop};
 use crate::detect::FaceDetector;
+use crate::embedding::Embedding;
+use crate::eval::error::{EvalError, Result};
 use crate::eval::metrics::{AtFar, RocPoint, eer, roc, tar_at_far};
 use crate::eval::protocol::MeanStd;
 use crate::eval::verification::genuine_and_impostor;
@@ -92,7 +93,7 @@ pub struct Embedded {
     pub identities: Vec<String>,
     pub paths: Vec<PathBuf>,
     pub labels: Vec<usize>,
-    pub rows: Vec<Vec<f32>>,
+    pub rows: Vec<Embedding>,
 }
 
 /// One run of the pairs protocol.
@@ -150,10 +151,8 @@ pub fn run_pairs(
     }
 
     let rows = embed_photos(&paths, embedder, detector)?;
-    let cosine = |i: usize, j: usize| -> Option<f32> {
-        let (a, b) = (rows[i].as_ref()?, rows[j].as_ref()?);
-        Some(a.iter().zip(b).map(|(x, y)| x * y).sum())
-    };
+    let cosine =
+        |i: usize, j: usize| -> Option<f32> { Some(rows[i].as_ref()?.cosine(rows[j].as_ref()?)) };
     let scored: Vec<(usize, Vec<ScoredPair>)> = folds
         .iter()
         .zip(&pair_rows)
@@ -194,9 +193,11 @@ pub fn run_pairs(
         let label = open_set.identities.len();
         open_set.identities.push(name);
         for i in found {
-            open_set.paths.push(paths[i].clone());
-            open_set.labels.push(label);
-            open_set.rows.push(rows[i].clone().unwrap_or_default());
+            if let Some(row) = &rows[i] {
+                open_set.paths.push(paths[i].clone());
+                open_set.labels.push(label);
+                open_set.rows.push(row.clone());
+            }
         }
     }
     let detection = detector.map(|_| {
@@ -217,7 +218,7 @@ pub fn run_pairs(
 
 /// The photos of one identity: the visible files of its folder, sorted by name.
 fn identity_photos(dir: &Path) -> Result<Vec<PathBuf>> {
-    let io = |e: std::io::Error| TrainError::io(dir, e);
+    let io = |e: std::io::Error| EvalError::io(dir, e);
     let mut photos = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -235,13 +236,13 @@ fn embed_photos(
     paths: &[PathBuf],
     embedder: &Embedder,
     detector: Option<&FaceDetector>,
-) -> Result<Vec<Option<Vec<f32>>>> {
+) -> Result<Vec<Option<Embedding>>> {
     let mut out = Vec::with_capacity(paths.len());
     for (n, chunk) in paths.chunks(CHUNK).enumerate() {
         let crops: Vec<Option<GrayImage>> = chunk
             .par_iter()
             .map(|path| {
-                let image = decode(path).map_err(|e| TrainError::io(path, e))?;
+                let image = decode(path).map_err(|e| EvalError::io(path, e))?;
                 Ok(match detector {
                     Some(d) => face_crop(d, &image, Pick::NearestCentre),
                     None => Some(image),
@@ -249,12 +250,8 @@ fn embed_photos(
             })
             .collect::<Result<_>>()?;
         let found: Vec<bool> = crops.iter().map(Option::is_some).collect();
-        let images: Vec<DynamicImage> = crops
-            .into_iter()
-            .flatten()
-            .map(DynamicImage::ImageLuma8)
-            .collect();
-        let mut rows = embedder.embed(&images)?.into_iter();
+        let faces: Vec<GrayImage> = crops.into_iter().flatten().collect();
+        let mut rows = embedder.embed(&faces)?.into_iter();
         out.extend(
             found
                 .into_iter()

@@ -8,9 +8,10 @@ mod state;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use self::state::State;
-use super::vector::{check_batch, check_embedding};
+use super::vector::{check_batch, check_dim};
 use super::worker::Worker;
 use super::{FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError};
+use crate::embedding::Embedding;
 
 /// Below this many items a batch is inserted on the calling thread.
 const PARALLEL_INSERT_MIN: usize = 64;
@@ -139,7 +140,7 @@ impl HnswIndex {
     }
 
     /// Every live face as `(face, identity, embedding)`.
-    pub fn items(&self) -> Vec<(FaceId, IdentityId, Vec<f32>)> {
+    pub fn items(&self) -> Vec<(FaceId, IdentityId, Embedding)> {
         let state = self.shared.read();
         let dim = self.shared.dim;
         state
@@ -147,18 +148,21 @@ impl HnswIndex {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.live)
-            .map(|(j, s)| (s.face, s.identity, state.vector(j, dim).to_vec()))
+            .map(|(j, s)| {
+                let v = Embedding::stored(state.vector(j, dim).to_vec());
+                (s.face, s.identity, v)
+            })
             .collect()
     }
 
     /// [`FaceIndex::search`] with an explicit `ef` instead of the configured one.
     pub fn search_with_ef(
         &self,
-        query: &[f32],
+        query: &Embedding,
         k: usize,
         ef: usize,
     ) -> Result<Vec<IdentityHit>, IndexError> {
-        check_embedding(self.shared.dim, query)?;
+        check_dim(self.shared.dim, query)?;
         let state = self.shared.read();
         // Never more identities than exist: the widening loop then ends on `K` found.
         let k = k.min(state.identities.len());
@@ -172,11 +176,11 @@ impl HnswIndex {
     /// search, for comparing with other HNSW libraries.
     pub fn nearest_faces(
         &self,
-        query: &[f32],
+        query: &Embedding,
         k: usize,
         ef: usize,
     ) -> Result<Vec<(FaceId, f32)>, IndexError> {
-        check_embedding(self.shared.dim, query)?;
+        check_dim(self.shared.dim, query)?;
         Ok(search::faces(&self.shared.read(), query, k, ef))
     }
 
@@ -215,9 +219,9 @@ impl FaceIndex for HnswIndex {
         &self,
         face: FaceId,
         identity: IdentityId,
-        embedding: &[f32],
+        embedding: &Embedding,
     ) -> Result<(), IndexError> {
-        check_embedding(self.shared.dim, embedding)?;
+        check_dim(self.shared.dim, embedding)?;
         let (slot, graph) = {
             let mut state = self.shared.write();
             let slot = state.add(face, identity, embedding);
@@ -227,12 +231,12 @@ impl FaceIndex for HnswIndex {
         };
         // Outside the lock: a graph insert takes about a millisecond. If a rebuild swaps
         // generations meanwhile, it has already copied this slot from the table.
-        graph.insert_slice((embedding, slot));
+        graph.insert_slice((embedding.as_slice(), slot));
         Ok(())
     }
 
-    fn insert_batch(&self, items: &[(FaceId, IdentityId, Vec<f32>)]) -> Result<(), IndexError> {
-        check_batch(self.shared.dim, items.iter().map(|(_, _, v)| v.as_slice()))?;
+    fn insert_batch(&self, items: &[(FaceId, IdentityId, Embedding)]) -> Result<(), IndexError> {
+        check_batch(self.shared.dim, items.iter().map(|(_, _, v)| v))?;
         let (points, graph) = {
             let mut state = self.shared.write();
             let points: Vec<(&[f32], usize)> = items
@@ -278,7 +282,7 @@ impl FaceIndex for HnswIndex {
         slots.len()
     }
 
-    fn search(&self, query: &[f32], k: usize) -> Result<Vec<IdentityHit>, IndexError> {
+    fn search(&self, query: &Embedding, k: usize) -> Result<Vec<IdentityHit>, IndexError> {
         self.search_with_ef(query, k, self.shared.config.ef_search)
     }
 }

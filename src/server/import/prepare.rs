@@ -6,12 +6,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use image::DynamicImage;
+use image::GrayImage;
 use rayon::prelude::*;
 
 use super::tree::IdentityFolder;
 use crate::data::faces::{Pick, face_crop};
 use crate::detect::FaceDetector;
+use crate::embedding::Embedding;
 use crate::model::Embedder;
 use crate::server::config::LimitSettings;
 use crate::server::decode::{decode_image, sha256_hex};
@@ -53,7 +54,7 @@ type NewFaceFile = (String, Option<Vec<u8>>);
 /// One file after reading: a face to embed, a duplicate, or a reason to skip it.
 enum Read {
     Face {
-        crop: DynamicImage,
+        crop: GrayImage,
         sha256: String,
         stored: Option<Vec<u8>>,
     },
@@ -103,7 +104,7 @@ pub fn prepare(
     }
     // Each crop its own forward pass, the passes spread over rayon: the same CPU time per
     // face as batches of 16 (7 ms, BENCHMARKS.md), and both cores stay busy throughout.
-    let parts: Vec<Vec<Vec<f32>>> = crops
+    let parts: Vec<Vec<Embedding>> = crops
         .par_chunks(EMBED_PART)
         .map(|part| ctx.embedder.embed(part))
         .collect::<Result<_, _>>()
@@ -113,12 +114,17 @@ pub fn prepare(
     for (i, faces) in per_identity {
         let faces = faces
             .into_iter()
-            .map(|(image_sha256, image)| NewFace {
-                embedding: embeddings.next().unwrap_or_default(),
-                image_sha256,
-                image,
+            .map(|(image_sha256, image)| {
+                let embedding = embeddings
+                    .next()
+                    .ok_or("the model returned fewer embeddings than faces")?;
+                Ok(NewFace {
+                    embedding,
+                    image_sha256,
+                    image,
+                })
             })
-            .collect();
+            .collect::<Result<_, String>>()?;
         out.enrollments.push(NewEnrollment {
             gallery: ctx.gallery.clone(),
             external_id: folders[i].external_id.clone(),
@@ -151,7 +157,6 @@ fn read_face(ctx: &Context, path: &PathBuf, known: Option<&HashSet<String>>) -> 
         let Some(crop) = face_crop(&ctx.detector, &image.into_luma8(), Pick::Largest) else {
             return Read::Skip("no face found".into());
         };
-        let crop = DynamicImage::ImageLuma8(crop);
         // What `/enroll` stores for a detected face: the crop, lossless.
         let stored = match ctx.store_images.then(|| png(&crop)).transpose() {
             Ok(s) => s,
@@ -172,9 +177,9 @@ fn read_face(ctx: &Context, path: &PathBuf, known: Option<&HashSet<String>>) -> 
     }
     // Read as `/enroll` reads a `detect=false` crop; the original is stored, as there.
     let crop = if ctx.embedder.meta().learned_aligned_faces() {
-        aligned_whole(image, &ctx.detector)
+        aligned_whole(image.into_luma8(), &ctx.detector)
     } else {
-        image
+        image.into_luma8()
     };
     Read::Face {
         crop,

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{expect_images, reading, resolve_threshold};
 use crate::detect::FaceBox;
+use crate::embedding::Embedding;
 use crate::server::error::ApiError;
-use crate::server::inference::{AnalysedImage, Reading, analyse, cosine};
+use crate::server::inference::{AnalysedImage, Reading, analyse};
 use crate::server::names::{ExternalId, GalleryName};
 use crate::server::payload::{Payload, lenient};
 use crate::server::state::AppState;
@@ -27,13 +28,13 @@ pub struct FaceEmbedding {
     #[serde(rename = "box")]
     pub bbox: Option<FaceBox>,
     pub embedded: bool,
-    pub embedding: Option<Vec<f32>>,
+    pub embedding: Option<Embedding>,
 }
 
 /// An L2-normalised embedding of the largest face (`box`), every face's in `faces`.
 #[derive(Debug, Serialize)]
 pub struct EmbedResponse {
-    pub embedding: Vec<f32>,
+    pub embedding: Embedding,
     pub dim: usize,
     #[serde(rename = "box")]
     pub bbox: Option<FaceBox>,
@@ -64,7 +65,7 @@ pub async fn embed(
     let request = EmbedRequest::parse(&state, payload)?;
     let analysed = analyse(&state, vec![request.image], vec![request.reading], false).await?;
     let (face, embedding) = analysed[0].require_face(0)?;
-    let (bbox, embedding) = (face.bbox, embedding.to_vec());
+    let (bbox, embedding) = (face.bbox, embedding.clone());
     let faces = analysed
         .into_iter()
         .flat_map(|a| a.faces)
@@ -136,7 +137,7 @@ enum Reference {
     /// The largest face of a second image.
     Image(Vec<u8>),
     /// An enrolled identity: the embeddings of its faces (its best face counts).
-    Identity(Vec<Vec<f32>>),
+    Identity(Vec<Embedding>),
 }
 
 impl VerifyRequest {
@@ -200,7 +201,7 @@ pub async fn verify(
             let [probe, reference] = analysed::<2>(&state, images, how).await?;
             probe.require_face(0)?;
             let (face, embedding) = reference.require_face(1)?;
-            (probe, face.bbox, vec![embedding.to_vec()])
+            (probe, face.bbox, vec![embedding.clone()])
         }
         Reference::Identity(references) => {
             let [probe] = analysed::<1>(&state, vec![probe], how).await?;
@@ -209,10 +210,10 @@ pub async fn verify(
         }
     };
     // The probe's faces' similarity to the reference.
-    let score = |e: &[f32]| {
+    let score = |e: &Embedding| {
         references
             .iter()
-            .map(|r| cosine(e, r))
+            .map(|r| e.cosine(r))
             .fold(f32::NEG_INFINITY, f32::max)
     };
     verdicts(probe, reference_box, score, threshold, &state)
@@ -232,7 +233,7 @@ async fn analysed<const N: usize>(
 fn verdicts(
     probe: AnalysedImage,
     reference_box: Option<FaceBox>,
-    score: impl Fn(&[f32]) -> f32,
+    score: impl Fn(&Embedding) -> f32,
     threshold: f32,
     state: &AppState,
 ) -> Result<Json<VerifyResponse>, ApiError> {
@@ -240,7 +241,7 @@ fn verdicts(
         .faces
         .iter()
         .map(|f| {
-            let similarity = f.embedding.as_deref().map(&score);
+            let similarity = f.embedding.as_ref().map(&score);
             FaceVerdict {
                 bbox: f.bbox,
                 embedded: similarity.is_some(),

@@ -112,7 +112,11 @@ pub async fn enroll(
         if count > 1 {
             return Err(ApiError::SeveralFaces { index, count });
         }
-        let Some(face) = image.faces.into_iter().find(|f| f.embedding.is_some()) else {
+        let embedded = image
+            .faces
+            .into_iter()
+            .find_map(|f| f.embedding.map(|e| (e, f.bbox, f.crop_png)));
+        let Some((embedding, bbox, crop_png)) = embedded else {
             return Err(ApiError::NoFace {
                 index,
                 too_small: image.too_small,
@@ -120,10 +124,10 @@ pub async fn enroll(
         };
         // The stored image is what was embedded: the face crop (lossless PNG) when the
         // face was detected or given, so `reembed` needs no detector; else the upload.
-        let stored = face.crop_png.unwrap_or(image.bytes);
-        boxes.push(face.bbox);
+        let stored = crop_png.unwrap_or(image.bytes);
+        boxes.push(bbox);
         faces.push(NewFace {
-            embedding: face.embedding.unwrap_or_default(),
+            embedding,
             image_sha256: image.sha256,
             image: store_images.then_some(stored),
         });

@@ -16,12 +16,13 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: model loaded, indexes built, database reachable. A gallery past the HNSW
-/// crossover is ready as soon as its exact index is loaded; `indexes` shows the HNSW
-/// graph still `building` behind it.
+/// Readiness: not shutting down, in step with the change log, database reachable. The
+/// model and the indexes are loaded before the server binds its port, so while it
+/// answers at all they are there. A gallery past the HNSW crossover answers from its
+/// exact index; `indexes` shows the HNSW graph still `building` behind it.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if !state.ready.load(Ordering::Acquire) {
-        return Err(ApiError::NotReady("indexes are being built".into()));
+        return Err(ApiError::NotReady("shutting down".into()));
     }
     if !state.in_sync.load(Ordering::Acquire) {
         return Err(ApiError::NotReady(

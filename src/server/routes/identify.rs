@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{check_threshold, expect_images, reading};
 use crate::detect::{FaceBox, Point};
+use crate::embedding::Embedding;
 use crate::index::FaceIndex;
 use crate::server::decision::{self, Decision, parse_far};
 use crate::server::error::ApiError;
@@ -228,7 +229,11 @@ async fn search_faces(
 }
 
 /// Top-k distinct identities for one embedding.
-fn search(gallery: &GalleryState, query: &[f32], top_k: usize) -> Result<Vec<Candidate>, ApiError> {
+fn search(
+    gallery: &GalleryState,
+    query: &Embedding,
+    top_k: usize,
+) -> Result<Vec<Candidate>, ApiError> {
     let hits = gallery
         .index
         .search(query, top_k)
