@@ -11,7 +11,7 @@ use rayon::prelude::*;
 /// is 0 for strides other than 1). Backward spreads each `dy / k²` over its window.
 ///
 /// It is the shortcut of a down-sampling residual block in the ResNet of dlib's
-/// face-recognition model ([`crate::model::dlib_resnet`]).
+/// face-recognition model (`model::dlib_resnet`, which builds it from these layers).
 #[derive(Debug, Clone)]
 pub struct AvgPool2d {
     kernel: usize,
