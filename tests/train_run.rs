@@ -4,7 +4,7 @@
 mod support;
 
 use faceprint::model::Embedder;
-use faceprint::train::cli::LossArg;
+use faceprint::train::cli::{ArchArg, LossArg};
 use faceprint::train::config::Selection;
 use faceprint::train::record::EpochRecord;
 use faceprint::train::train_embed;
@@ -77,13 +77,33 @@ fn a_run_writes_one_log_line_per_epoch_a_plot_and_a_checkpoint() {
 
 #[test]
 fn the_same_seed_and_thread_count_give_bit_identical_weights() {
+    assert_two_runs_identical(|dir| {
+        let mut args = tiny_args(dir, LossArg::Triplet);
+        args.epochs = Some(3);
+        args
+    });
+}
+
+/// The same for a CNN at two threads: its convolutions sum the weight gradient of a
+/// batch in parallel, in groups that must not depend on which thread ran what.
+#[test]
+fn a_cnn_at_two_threads_gives_bit_identical_weights() {
+    assert_two_runs_identical(|dir| {
+        let mut args = tiny_args(dir, LossArg::Softmax);
+        args.epochs = Some(2);
+        args.arch = Some(ArchArg::Cnn);
+        args.hidden = None;
+        args.widths = Some(vec![8, 16]);
+        args.fc = Some(32);
+        args.threads = Some(2);
+        args
+    });
+}
+
+fn assert_two_runs_identical(args: impl Fn(&std::path::Path) -> faceprint::train::TrainArgs) {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut args = tiny_args(a.path(), LossArg::Triplet);
-    args.epochs = Some(3);
-    train_embed(&args, true).unwrap();
-    let mut args_b = tiny_args(b.path(), LossArg::Triplet);
-    args_b.epochs = Some(3);
-    train_embed(&args_b, true).unwrap();
+    train_embed(&args(a.path()), true).unwrap();
+    train_embed(&args(b.path()), true).unwrap();
     let (wa, wb) = (
         weight_bits(&a.path().join("model.safetensors")),
         weight_bits(&b.path().join("model.safetensors")),
