@@ -19,8 +19,8 @@ use crate::server::decode::{decode_image, sha256_hex};
 use crate::server::inference::{aligned_whole, png};
 use crate::store::{NewEnrollment, NewFace};
 
-/// Crops per forward pass (see `prepare`).
-const EMBED_PART: usize = 1;
+/// Crops per forward pass (see `prepare`); each rayon worker runs its own passes.
+const EMBED_PART: usize = 8;
 
 /// Image hashes already stored, by external id (one gallery).
 pub type Stored = HashMap<String, HashSet<String>>;
@@ -102,8 +102,8 @@ pub fn prepare(
             per_identity.push((i, faces));
         }
     }
-    // Each crop its own forward pass, the passes spread over rayon: the same CPU time per
-    // face as batches of 16 (7 ms, BENCHMARKS.md), and both cores stay busy throughout.
+    // Passes of EMBED_PART crops spread over rayon, so both cores stay busy throughout:
+    // 8 a pass embedded Yale B 3-4% faster than one (BENCHMARKS.md, "Bulk import").
     let parts: Vec<Vec<Embedding>> = crops
         .par_chunks(EMBED_PART)
         .map(|part| ctx.embedder.embed(part))
