@@ -43,16 +43,6 @@ impl Embedding {
         Ok(Embedding(values))
     }
 
-    /// `values / ‖values‖`: for vectors made here that are unit length up to rounding
-    /// (a fused embedding, an average); a zero or non-finite vector is an error.
-    pub fn normalise(mut values: Vec<f32>) -> Result<Embedding, EmbeddingError> {
-        let n = norm(&values);
-        if n.is_finite() && n > 0.0 {
-            values.iter_mut().for_each(|v| *v /= n);
-        }
-        Embedding::new(values)
-    }
-
     /// A row an index stored: it was an `Embedding` when it went in.
     pub(crate) fn stored(values: Vec<f32>) -> Embedding {
         Embedding(values)
@@ -60,10 +50,6 @@ impl Embedding {
 
     pub fn as_slice(&self) -> &[f32] {
         &self.0
-    }
-
-    pub fn into_vec(self) -> Vec<f32> {
-        self.0
     }
 
     /// Cosine similarity with `other`: their dot product (both are unit length). Vectors
@@ -87,12 +73,6 @@ impl<'a> IntoIterator for &'a Embedding {
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
-    }
-}
-
-impl AsRef<[f32]> for Embedding {
-    fn as_ref(&self) -> &[f32] {
-        &self.0
     }
 }
 
@@ -135,14 +115,6 @@ mod tests {
             Embedding::new(vec![0.0, 0.0, 0.0]),
             Err(EmbeddingError::NotUnit { .. })
         ));
-    }
-
-    #[test]
-    fn normalise_scales_to_unit_length_and_refuses_zero() {
-        let e = Embedding::normalise(vec![3.0, 4.0]).unwrap();
-        assert!((e[0] - 0.6).abs() < 1e-7 && (e[1] - 0.8).abs() < 1e-7);
-        assert!(Embedding::normalise(vec![0.0, 0.0]).is_err());
-        assert!(Embedding::normalise(vec![1.0, f32::NAN]).is_err());
     }
 
     #[test]

@@ -40,7 +40,6 @@ pub use exact::{ExactIndex, PARALLEL_SCAN_MIN_ROWS};
 pub use gallery::{GalleryIndex, IndexKind};
 pub use hnsw::HnswIndex;
 pub use hnsw::distance::UnitCosine;
-pub use vector::check_dim;
 
 /// Database id of one stored face (one embedding).
 pub type FaceId = i64;

@@ -5,7 +5,7 @@ use super::IndexError;
 use crate::embedding::Embedding;
 
 /// Checks that `v` has `expected_dim` entries.
-pub fn check_dim(expected_dim: usize, v: &Embedding) -> Result<(), IndexError> {
+pub(crate) fn check_dim(expected_dim: usize, v: &Embedding) -> Result<(), IndexError> {
     if v.len() != expected_dim {
         return Err(IndexError::Dimension {
             expected: expected_dim,

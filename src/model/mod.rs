@@ -14,7 +14,7 @@ pub mod tail;
 pub use embedder::Embedder;
 pub use error::ModelError;
 pub use file::{ModelFile, model_version, weights_version};
-pub use infer::{BATCH, embed_all, embed_batch};
+pub use infer::{embed_all, embed_batch};
 pub use meta::{FORMAT_VERSION, METADATA_KEY, ModelMeta, Thresholds};
 pub use tail::{TailBucket, TailModel, UpperBound};
 
