@@ -1,5 +1,7 @@
 //! Tuning of the per-gallery index; every field has a measured default.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use super::IndexError;
@@ -35,6 +37,11 @@ pub struct IndexConfig {
     /// quarter of the memory traffic, for 136 more bytes per face; `"f32"` reads the
     /// f32 rows alone.
     pub scan: ScanPrecision,
+    /// Where HNSW graphs are saved (one directory per gallery), so that a restart loads
+    /// a gallery's graph instead of building it again. `None` keeps graphs in memory.
+    /// The server defaults it to `<database file>.graphs` for a SQLite store; with
+    /// PostgreSQL each replica needs its own directory, set here.
+    pub graph_dir: Option<PathBuf>,
 }
 
 /// The rows an exact scan reads ([`IndexConfig::scan`]).
@@ -68,6 +75,7 @@ impl Default for IndexConfig {
             // /identify throughput from 0.45x to 0.7x of a small gallery's (BENCHMARKS.md).
             batch_window_us: 10_000,
             scan: ScanPrecision::Int8,
+            graph_dir: None,
         }
     }
 }

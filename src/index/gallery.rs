@@ -1,11 +1,14 @@
 //! The index a gallery uses: exact scan while small, HNSW once large.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use super::worker::Worker;
 use super::{
-    ExactIndex, FaceId, FaceIndex, HnswIndex, IdentityHit, IdentityId, IndexConfig, IndexError,
+    ExactIndex, FaceId, FaceIndex, GraphFileError, HnswIndex, IdentityHit, IdentityId, IndexConfig,
+    IndexError,
 };
 use crate::embedding::Embedding;
 
@@ -25,6 +28,11 @@ pub enum IndexKind {
 /// logged and replayed into the graph, which then replaces the exact index in one
 /// assignment. Shrinking below half the crossover (hysteresis, so a gallery at the
 /// boundary does not flip back and forth) goes back to an exact index, built on the spot.
+///
+/// With a graph directory the HNSW graph is saved there once built (and after each
+/// rebuild), and [`Self::restore`] starts from it: the store's faces are then checked
+/// against it page by page ([`Self::restore_batch`]) instead of being inserted, and
+/// [`Self::finish_restore`] removes what the store no longer has.
 pub struct GalleryIndex {
     shared: Arc<Shared>,
 }
@@ -37,6 +45,28 @@ struct Shared {
     /// `backend` before `log`.
     log: Mutex<Option<Vec<Op<'static>>>>,
     worker: Worker,
+    /// Where the HNSW graph is saved; `None` keeps it in memory only.
+    graph_dir: Option<PathBuf>,
+    /// `Some` between [`GalleryIndex::restore`] and [`GalleryIndex::finish_restore`].
+    restoring: Mutex<Option<Restoring>>,
+    /// What the finished restore found; `None` for an index not restored from disk.
+    restored: Mutex<Option<Restored>>,
+}
+
+/// A restore under way: the loaded graph's faces the store has not confirmed yet, and
+/// the counts so far.
+struct Restoring {
+    unconfirmed: HashSet<FaceId>,
+    counts: Restored,
+}
+
+/// What [`GalleryIndex::finish_restore`] found: faces the saved graph already held as
+/// stored, faces inserted (new or changed since it was saved), faces removed (gone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Restored {
+    pub kept: usize,
+    pub added: usize,
+    pub removed: usize,
 }
 
 #[derive(Clone)]
@@ -95,6 +125,12 @@ impl Shared {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn restoring(&self) -> MutexGuard<'_, Option<Restoring>> {
+        self.restoring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn exact_from(&self, items: &[Item]) -> Arc<ExactIndex> {
         let exact = ExactIndex::with_config(self.dim, &self.config)
             .expect("dim and config were checked in GalleryIndex::new");
@@ -109,21 +145,119 @@ impl Shared {
 impl GalleryIndex {
     /// An empty gallery index; HNSW from the start if `config.crossover == 0`.
     pub fn new(dim: usize, config: IndexConfig) -> Result<Self, IndexError> {
+        Self::with_graph_dir(dim, config, None)
+    }
+
+    /// [`Self::new`], saving the HNSW graph to `graph_dir` whenever one is built.
+    pub fn with_graph_dir(
+        dim: usize,
+        config: IndexConfig,
+        graph_dir: Option<PathBuf>,
+    ) -> Result<Self, IndexError> {
         config.validate()?;
         let backend = if config.crossover == 0 {
-            Backend::Hnsw(Arc::new(HnswIndex::new(dim, config.clone())?))
+            let hnsw = HnswIndex::with_graph_dir(dim, config.clone(), graph_dir.clone())?;
+            Backend::Hnsw(Arc::new(hnsw))
         } else {
             Backend::Exact(Arc::new(ExactIndex::with_config(dim, &config)?))
         };
-        Ok(Self {
+        Ok(Self::from_backend(dim, config, backend, graph_dir, None))
+    }
+
+    fn from_backend(
+        dim: usize,
+        config: IndexConfig,
+        backend: Backend,
+        graph_dir: Option<PathBuf>,
+        restoring: Option<Restoring>,
+    ) -> Self {
+        Self {
             shared: Arc::new(Shared {
                 dim,
                 config,
                 backend: RwLock::new(backend),
                 log: Mutex::new(None),
                 worker: Worker::default(),
+                graph_dir,
+                restoring: Mutex::new(restoring),
+                restored: Mutex::new(None),
             }),
-        })
+        }
+    }
+
+    /// A gallery index answering from the HNSW graph saved in `dir`, every face of which
+    /// is unconfirmed until the store's faces go through [`Self::restore_batch`] and
+    /// [`Self::finish_restore`] ends the check. Fails if the graph cannot be used (see
+    /// [`HnswIndex::load`]); the caller then builds the index from the store as usual.
+    pub fn restore(dim: usize, config: IndexConfig, dir: &Path) -> Result<Self, GraphFileError> {
+        let hnsw = HnswIndex::load(dir, dim, config.clone())?;
+        let restoring = Restoring {
+            unconfirmed: hnsw.faces().into_iter().collect(),
+            counts: Restored::default(),
+        };
+        let backend = Backend::Hnsw(Arc::new(hnsw));
+        Ok(Self::from_backend(
+            dim,
+            config,
+            backend,
+            Some(dir.to_path_buf()),
+            Some(restoring),
+        ))
+    }
+
+    /// While restoring: the store's faces, a page at a time. Faces the graph holds as
+    /// stored are confirmed; the others (new, or changed since the graph was saved) are
+    /// inserted. Outside a restore this is [`FaceIndex::insert_batch`].
+    pub fn restore_batch(&self, items: &[Item]) -> Result<(), IndexError> {
+        let hnsw = match &*self.shared.backend() {
+            Backend::Hnsw(h) if self.shared.restoring().is_some() => Arc::clone(h),
+            _ => return self.insert_batch(items),
+        };
+        let fresh: Vec<Item> = items
+            .iter()
+            .filter(|(face, identity, v)| !hnsw.holds(*face, *identity, v))
+            .cloned()
+            .collect();
+        self.insert_batch(&fresh)?;
+        if let Some(r) = self.shared.restoring().as_mut() {
+            for (face, _, _) in items {
+                r.unconfirmed.remove(face);
+            }
+            r.counts.kept += items.len() - fresh.len();
+            r.counts.added += fresh.len();
+        }
+        Ok(())
+    }
+
+    /// Ends a restore: removes the faces the store did not confirm, saves the graph if
+    /// anything changed, and reports the counts. `None` if no restore was under way.
+    pub fn finish_restore(&self) -> Option<Restored> {
+        let Restoring {
+            unconfirmed,
+            counts,
+        } = self.shared.restoring().take()?;
+        for face in &unconfirmed {
+            self.remove_face(*face);
+        }
+        let restored = Restored {
+            removed: unconfirmed.len(),
+            ..counts
+        };
+        *self
+            .shared
+            .restored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(restored);
+        if (restored.added > 0 || restored.removed > 0)
+            && let Backend::Hnsw(h) = &*self.shared.backend()
+            && let Err(e) = h.save()
+        {
+            tracing::warn!(error = %e, "could not save the restored HNSW graph");
+        }
+        // A gallery restored far below the crossover (faces removed, or the crossover
+        // raised) goes back to the exact scan, as it would have on its last removal.
+        self.shrink();
+        Some(restored)
     }
 
     pub fn kind(&self) -> IndexKind {
@@ -131,6 +265,15 @@ impl GalleryIndex {
             Backend::Exact(_) => IndexKind::Exact,
             Backend::Hnsw(_) => IndexKind::Hnsw,
         }
+    }
+
+    /// What [`Self::finish_restore`] found, if this index was restored from disk.
+    pub fn restored(&self) -> Option<Restored> {
+        *self
+            .shared
+            .restored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// True while an exact → HNSW switch is being built.
@@ -211,7 +354,9 @@ impl GalleryIndex {
 
 /// Builds the HNSW index from `snapshot`, replays the changes logged meanwhile, swaps.
 fn switch_to_hnsw(shared: &Shared, snapshot: Vec<Item>) {
-    let hnsw = match HnswIndex::new(shared.dim, shared.config.clone()) {
+    let hnsw =
+        HnswIndex::with_graph_dir(shared.dim, shared.config.clone(), shared.graph_dir.clone());
+    let hnsw = match hnsw {
         Ok(h) => h,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HNSW index");
@@ -240,7 +385,13 @@ fn switch_to_hnsw(shared: &Shared, snapshot: Vec<Item>) {
         .write()
         .unwrap_or_else(PoisonError::into_inner);
     replay(shared.log().take().unwrap_or_default());
-    *backend = Backend::Hnsw(Arc::new(hnsw));
+    let hnsw = Arc::new(hnsw);
+    *backend = Backend::Hnsw(Arc::clone(&hnsw));
+    drop(backend);
+    if let Err(e) = hnsw.save() {
+        // The graph in memory is complete; only the next start-up pays for this.
+        tracing::warn!(error = %e, "could not save the HNSW graph");
+    }
 }
 
 impl FaceIndex for GalleryIndex {

@@ -15,8 +15,10 @@
 //! - [`GalleryIndex`]: what a gallery uses — exact below [`IndexConfig::crossover`]
 //!   faces, HNSW above, switching in the background as the gallery grows.
 //!
-//! None of them persist anything: the SQL store is the source of truth and an index is
-//! rebuilt from it at start-up (`insert_batch`).
+//! The SQL store is the source of truth and an index is rebuilt from it at start-up
+//! (`insert_batch`). The one exception is an HNSW graph, which takes minutes to build
+//! for millions of faces: given a graph directory it is saved there and loaded at the
+//! next start, then checked against the store ([`GalleryIndex::restore`]).
 
 mod config;
 mod dot;
@@ -37,9 +39,9 @@ pub use config::{IndexConfig, ScanPrecision};
 pub use dot::{dot, dot_many, dot_many_i8, dot_many_u8i8, integer_dot_is_fast};
 pub use error::IndexError;
 pub use exact::{ExactIndex, PARALLEL_SCAN_MIN_ROWS};
-pub use gallery::{GalleryIndex, IndexKind};
-pub use hnsw::HnswIndex;
+pub use gallery::{GalleryIndex, IndexKind, Restored};
 pub use hnsw::distance::UnitCosine;
+pub use hnsw::{GraphFileError, HnswIndex};
 
 /// Database id of one stored face (one embedding).
 pub type FaceId = i64;

@@ -2,6 +2,7 @@
 //! are reported under, rebuilt from the store at start-up.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use crate::index::{FaceIndex, GalleryIndex, IndexConfig, IndexError, IndexKind};
@@ -34,18 +35,14 @@ pub struct GalleryState {
 }
 
 impl GalleryState {
-    fn new(
-        gallery: &Gallery,
-        config: &IndexConfig,
-        dim: usize,
-    ) -> Result<GalleryState, IndexError> {
-        Ok(GalleryState {
+    fn new(gallery: &Gallery, index: GalleryIndex) -> GalleryState {
+        GalleryState {
             id: gallery.id,
             name: gallery.name.clone(),
             policy: RwLock::new(GalleryPolicy::of(gallery)),
-            index: GalleryIndex::new(dim, config.clone())?,
+            index,
             names: RwLock::new(HashMap::new()),
-        })
+        }
     }
 
     pub fn name_of(&self, identity: i64) -> Option<Arc<str>> {
@@ -110,6 +107,11 @@ impl GalleryPolicy {
     }
 }
 
+/// Where gallery `id`'s HNSW graph is saved, if graphs are saved at all.
+fn graph_dir(config: &IndexConfig, id: i64) -> Option<PathBuf> {
+    (config.graph_dir.as_ref()).map(|d| d.join(format!("gallery-{id}")))
+}
+
 /// Every gallery's in-memory state, by name.
 pub struct Galleries {
     config: IndexConfig,
@@ -119,7 +121,9 @@ pub struct Galleries {
 
 impl Galleries {
     /// Build every gallery's index from the store (faces inserted in pages, off the
-    /// async runtime).
+    /// async runtime). A gallery whose HNSW graph was saved starts from it instead, and
+    /// its pages are checked against the graph ([`GalleryIndex::restore_batch`]); a graph
+    /// that cannot be used is logged and the index is built as if there were none.
     pub async fn load(
         store: &Store,
         config: &IndexConfig,
@@ -135,12 +139,32 @@ impl Galleries {
             by_name: RwLock::new(HashMap::new()),
         };
         for gallery in store.galleries().await? {
-            let state = galleries
-                .get_or_create(&gallery)
-                .map_err(|source| LoadError::Index {
-                    gallery: gallery.name.clone(),
-                    source,
-                })?;
+            let index_error = |source| LoadError::Index {
+                gallery: gallery.name.clone(),
+                source,
+            };
+            let dir = graph_dir(config, gallery.id);
+            let saved = match dir.clone().filter(|d| d.exists()) {
+                Some(dir) => {
+                    let config = config.clone();
+                    tokio::task::spawn_blocking(move || GalleryIndex::restore(dim, config, &dir))
+                        .await?
+                        .inspect_err(|e| {
+                            tracing::warn!(gallery = %gallery.name, error = %e,
+                                "saved HNSW graph not used; building the index from the store");
+                        })
+                        .ok()
+                }
+                None => None,
+            };
+            let index = match saved {
+                Some(index) => index,
+                None => {
+                    GalleryIndex::with_graph_dir(dim, config.clone(), dir).map_err(index_error)?
+                }
+            };
+            let state = Arc::new(GalleryState::new(&gallery, index));
+            write(&galleries.by_name).insert(gallery.name.clone(), Arc::clone(&state));
             for (id, name) in store.identity_names(gallery.id).await? {
                 state.set_name(id, &name);
             }
@@ -154,12 +178,16 @@ impl Galleries {
                     .map(|f| (f.id, f.identity_id, f.embedding))
                     .collect();
                 let target = Arc::clone(&state);
-                tokio::task::spawn_blocking(move || target.index.insert_batch(&batch))
+                tokio::task::spawn_blocking(move || target.index.restore_batch(&batch))
                     .await?
-                    .map_err(|source| LoadError::Index {
-                        gallery: gallery.name.clone(),
-                        source,
-                    })?;
+                    .map_err(index_error)?;
+            }
+            let target = Arc::clone(&state);
+            if let Some(r) =
+                tokio::task::spawn_blocking(move || target.index.finish_restore()).await?
+            {
+                tracing::info!(gallery = %gallery.name, kept = r.kept, added = r.added,
+                    removed = r.removed, "HNSW graph loaded from disk and checked against the store");
             }
             tracing::info!(gallery = %gallery.name, faces = state.index.len(), "index built");
         }
@@ -176,14 +204,20 @@ impl Galleries {
         if let Some(existing) = by_name.get(&gallery.name) {
             return Ok(Arc::clone(existing));
         }
-        let created = Arc::new(GalleryState::new(gallery, &self.config, self.dim)?);
+        let index = GalleryIndex::with_graph_dir(
+            self.dim,
+            self.config.clone(),
+            graph_dir(&self.config, gallery.id),
+        )?;
+        let created = Arc::new(GalleryState::new(gallery, index));
         by_name.insert(gallery.name.clone(), Arc::clone(&created));
         Ok(created)
     }
 
     /// Each gallery's index as JSON for `/readyz`, by name: `kind` (`exact` or `hnsw`),
-    /// `faces`, and `building` while a switch to HNSW is being built in the background
-    /// (the exact index answers meanwhile).
+    /// `faces`, `building` while a switch to HNSW is being built in the background
+    /// (the exact index answers meanwhile), and `restored`: `null`, or what checking a
+    /// graph loaded from disk against the store found (`kept`, `added`, `removed`).
     pub fn index_status(&self) -> Vec<serde_json::Value> {
         let mut galleries: Vec<_> = read(&self.by_name).values().cloned().collect();
         galleries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -199,6 +233,7 @@ impl Galleries {
                     "kind": kind,
                     "faces": g.index.len(),
                     "building": g.index.is_switching(),
+                    "restored": g.index.restored(),
                 })
             })
             .collect()

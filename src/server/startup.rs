@@ -70,8 +70,17 @@ pub struct Application {
 impl Application {
     /// Everything up to accepting connections; binds `settings.server.bind` (port 0 picks
     /// a free port, which [`Application::local_addr`] reports).
-    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+    pub async fn build(mut settings: Settings) -> Result<Application, StartupError> {
         check_exposure(&settings)?;
+        if settings.index.graph_dir.is_none() {
+            // HNSW graphs beside a SQLite file by default; PostgreSQL replicas set theirs.
+            settings.index.graph_dir = crate::store::sqlite_path(settings.database.url.expose())
+                .map(|db| {
+                    let mut dir = db.into_os_string();
+                    dir.push(".graphs");
+                    dir.into()
+                });
+        }
         let embedder = load_embedder(&settings).await?;
         let detector = detector_for(&settings, &embedder)?;
         let store = Store::connect(

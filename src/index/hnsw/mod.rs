@@ -1,10 +1,12 @@
 //! Approximate search on an `hnsw_rs` graph, with deletion and background rebuilds.
 
 pub(crate) mod distance;
+mod persist;
 mod rebuild;
 mod search;
 mod state;
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use self::state::State;
@@ -12,6 +14,8 @@ use super::vector::{check_batch, check_dim};
 use super::worker::Worker;
 use super::{FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError};
 use crate::embedding::Embedding;
+
+pub use self::persist::GraphFileError;
 
 /// Below this many items a batch is inserted on the calling thread.
 const PARALLEL_INSERT_MIN: usize = 64;
@@ -58,6 +62,9 @@ pub(crate) fn parallel_insert(graph: &state::Graph, items: &Vec<(&[f32], usize)>
 ///   while fewer than `K` distinct identities come back, doubles that; past an eighth of
 ///   the points it scans them all instead (`search.rs`). Similarities are recomputed
 ///   exactly from the stored vectors.
+/// - **On disk** (optional, [`Self::with_graph_dir`]): the graph is saved after each
+///   rebuild and whenever [`Self::save`] is called, and [`Self::load`] reads it back
+///   (`persist.rs`), so a restart need not build it again.
 /// - **Memory**: hnsw_rs's graph (vector + links, about 3.5 KB per point at D = 128,
 ///   M = 16; NOTES.md) plus this index's copy of each vector (`4·D` bytes) and tables.
 pub struct HnswIndex {
@@ -70,6 +77,12 @@ pub(crate) struct Shared {
     config: IndexConfig,
     state: RwLock<State>,
     worker: Worker,
+    /// Where the graph is saved; `None` keeps it in memory only.
+    graph_dir: Option<PathBuf>,
+    /// Held shared by every insert into the current graph and exclusively by a save:
+    /// hnsw_rs's dump is not consistent while points are being added. Searches and
+    /// removals do not take it.
+    inserting: RwLock<()>,
 }
 
 impl Shared {
@@ -82,11 +95,45 @@ impl Shared {
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn inserting(&self) -> RwLockReadGuard<'_, ()> {
+        self.inserting
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Saves the current generation to `graph_dir`; `Ok(false)` when there is no
+    /// directory, nothing to save, or a rebuild is running (it saves when it is done).
+    fn save(&self) -> Result<bool, GraphFileError> {
+        let Some(dir) = &self.graph_dir else {
+            return Ok(false);
+        };
+        let _no_inserts = self
+            .inserting
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let state = self.read();
+        if state.rebuilding || state.slots.is_empty() {
+            return Ok(false);
+        }
+        persist::save(dir, &state.graph, &state.slots, self.dim, &self.config)?;
+        Ok(true)
+    }
 }
 
 impl HnswIndex {
     /// An empty index for `dim`-dimensional embeddings; fails on an invalid `config`.
     pub fn new(dim: usize, config: IndexConfig) -> Result<Self, IndexError> {
+        Self::with_graph_dir(dim, config, None)
+    }
+
+    /// [`Self::new`], saving the graph to `graph_dir` after each rebuild and on
+    /// [`Self::save`].
+    pub fn with_graph_dir(
+        dim: usize,
+        config: IndexConfig,
+        graph_dir: Option<PathBuf>,
+    ) -> Result<Self, IndexError> {
         config.validate()?;
         if dim == 0 {
             return Err(IndexError::Config {
@@ -95,15 +142,64 @@ impl HnswIndex {
                 expected: "at least 1",
             });
         }
-        let state = RwLock::new(State::empty(&config));
-        Ok(Self {
+        let state = State::empty(&config);
+        Ok(Self::from_state(dim, config, state, graph_dir))
+    }
+
+    fn from_state(
+        dim: usize,
+        config: IndexConfig,
+        state: State,
+        graph_dir: Option<PathBuf>,
+    ) -> Self {
+        Self {
             shared: Arc::new(Shared {
                 dim,
                 config,
-                state,
+                state: RwLock::new(state),
                 worker: Worker::default(),
+                graph_dir,
+                inserting: RwLock::new(()),
             }),
+        }
+    }
+
+    /// The graph saved in `dir` (by [`Self::save`] or a rebuild), which it goes on saving
+    /// to. Fails, reading nothing into hnsw_rs, when the files are missing or damaged or
+    /// were built for another `dim`, `m` or `ef_construction`.
+    pub fn load(dir: &Path, dim: usize, config: IndexConfig) -> Result<Self, GraphFileError> {
+        config
+            .validate()
+            .map_err(|e| persist::invalid(dir, e.to_string()))?;
+        let state = persist::load(dir, dim, &config)?;
+        Ok(Self::from_state(
+            dim,
+            config,
+            state,
+            Some(dir.to_path_buf()),
+        ))
+    }
+
+    /// Writes the graph to its directory, replacing the copy there; `Ok(false)` without
+    /// a directory, with no points, or while a rebuild runs (which saves when it ends).
+    /// Inserts wait while it writes (seconds for millions of faces); searches do not.
+    pub fn save(&self) -> Result<bool, GraphFileError> {
+        self.shared.save()
+    }
+
+    /// True if `face` is stored, live, under `identity` and with exactly `embedding`:
+    /// what a loaded graph is checked against the store with.
+    pub fn holds(&self, face: FaceId, identity: IdentityId, embedding: &Embedding) -> bool {
+        let state = self.shared.read();
+        state.by_face.get(&face).is_some_and(|&j| {
+            state.slots[j].identity == identity
+                && state.vector(j, self.shared.dim) == embedding.as_slice()
         })
+    }
+
+    /// Every live face id.
+    pub fn faces(&self) -> Vec<FaceId> {
+        self.shared.read().by_face.keys().copied().collect()
     }
 
     pub fn config(&self) -> &IndexConfig {
@@ -231,6 +327,7 @@ impl FaceIndex for HnswIndex {
         };
         // Outside the lock: a graph insert takes about a millisecond. If a rebuild swaps
         // generations meanwhile, it has already copied this slot from the table.
+        let _inserting = self.shared.inserting();
         graph.insert_slice((embedding.as_slice(), slot));
         Ok(())
     }
@@ -247,6 +344,7 @@ impl FaceIndex for HnswIndex {
             self.rebuild_if_due(state);
             (points, graph)
         };
+        let _inserting = self.shared.inserting();
         if points.len() >= PARALLEL_INSERT_MIN {
             parallel_insert(&graph, &points);
         } else {

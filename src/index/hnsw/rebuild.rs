@@ -9,6 +9,8 @@
 //!    point's *current* liveness from the old one (so removals made during the rebuild
 //!    hold), and the new generation replaces the old in one assignment.
 //!
+//! 5. The new generation is saved if the index has a graph directory.
+//!
 //! Slots are append-only and their vectors immutable within a generation, so a slot
 //! copied in step 2 or 3 cannot change afterwards except by dying — which step 4 reads.
 
@@ -111,6 +113,11 @@ pub(super) fn run(shared: &Arc<Shared>, end: usize) {
     reset.armed = false;
     drop(state);
     drop(old);
+    match shared.save() {
+        Ok(_) => {}
+        // The graph in memory is complete; only the next start-up pays for this.
+        Err(e) => tracing::warn!(error = %e, "could not save the rebuilt HNSW graph"),
+    }
 }
 
 /// The new generation: slots carry the old slots' current liveness.
