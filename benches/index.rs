@@ -10,6 +10,10 @@
 //! #   exact scan under 16 concurrent clients, batched vs unbatched
 //! cargo bench --bench index -- --sizes '' --skip-extras --scan 100000,1000000
 //! #   the int8 scan (default) vs the f32 scan: one client and 16 clients
+//! cargo bench --bench index -- --sizes 100000 --skip-extras --m 24 --ef-construction 100
+//! #   HNSW with other graph parameters (defaults: IndexConfig's)
+//! cargo bench --bench index -- --sizes 100000 --skip-extras --graph-dir /tmp/graphs
+//! #   also save each HNSW graph, load it back, and check the loaded graph's answers
 //! ```
 //!
 //! Data (tests/support/index.rs): identities × 4 faces, each face `normalise(centre + e)`,
@@ -49,6 +53,9 @@ struct Args {
     extras: bool,
     batched_sizes: Vec<usize>,
     scan_sizes: Vec<usize>,
+    /// The HNSW index's configuration (`--m`, `--ef-construction`).
+    hnsw: IndexConfig,
+    graph_dir: Option<PathBuf>,
 }
 
 fn list(s: &str) -> Vec<usize> {
@@ -65,6 +72,8 @@ fn parse_args() -> Args {
         extras: true,
         batched_sizes: Vec::new(),
         scan_sizes: Vec::new(),
+        hnsw: IndexConfig::default(),
+        graph_dir: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
@@ -80,6 +89,11 @@ fn parse_args() -> Args {
             "--skip-extras" => a.extras = false,
             "--batched" => a.batched_sizes = list(&value()),
             "--scan" => a.scan_sizes = list(&value()),
+            "--m" => a.hnsw.m = value().parse().unwrap_or(a.hnsw.m),
+            "--ef-construction" => {
+                a.hnsw.ef_construction = value().parse().unwrap_or(a.hnsw.ef_construction)
+            }
+            "--graph-dir" => a.graph_dir = Some(PathBuf::from(value())),
             _ => {} // cargo passes `--bench`
         }
     }
@@ -206,7 +220,11 @@ fn bench_size(n: usize, args: &Args) {
     );
 
     let rss1 = rss_bytes();
-    let hnsw = HnswIndex::new(D, IndexConfig::default()).unwrap();
+    let graph_dir = args
+        .graph_dir
+        .as_ref()
+        .map(|d| d.join(format!("gallery-{n}")));
+    let hnsw = HnswIndex::with_graph_dir(D, args.hnsw.clone(), graph_dir.clone()).unwrap();
     let ((), t_hnsw) = timed(|| hnsw.insert_batch(&g.items).unwrap());
     let rss_hnsw = rss_bytes().saturating_sub(rss1);
     let mut ours = String::new(); // ef, face recall, face q/s, build s — for bench_hnswlib.py
@@ -232,6 +250,36 @@ fn bench_size(n: usize, args: &Args) {
     {
         eprintln!("cannot write ours_{n}.csv: {e}");
     }
+    if let Some(dir) = graph_dir {
+        save_and_load(&hnsw, &dir, args, &queries);
+    }
+}
+
+/// Saves `hnsw` to `dir`, loads it back, and checks the loaded graph answers alike.
+fn save_and_load(hnsw: &HnswIndex, dir: &Path, args: &Args, queries: &[Embedding]) {
+    let (saved, t_save) = timed(|| hnsw.save());
+    assert!(saved.expect("graph saved"), "a graph directory was given");
+    let bytes: u64 = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let (loaded, t_load) = timed(|| HnswIndex::load(dir, D, args.hnsw.clone()).unwrap());
+    let ef = args.efs.last().copied().unwrap_or(64);
+    let same = queries
+        .iter()
+        .filter(|q| {
+            hnsw.search_with_ef(q, K, ef).unwrap() == loaded.search_with_ef(q, K, ef).unwrap()
+        })
+        .count();
+    println!(
+        "graph of {} faces: saved in {:.2} s, {:.1} MB on disk; loaded (checksums included) in {:.2} s; \
+         {same}/{} queries answered alike at ef {ef}",
+        hnsw.len(),
+        t_save.as_secs_f64(),
+        bytes as f64 / 1e6,
+        t_load.as_secs_f64(),
+        queries.len()
+    );
 }
 
 /// Exact vs HNSW queries/s (one thread, identity top-10) across sizes, at the default
@@ -412,9 +460,15 @@ fn bench_raw_distances(g: &Gallery, queries: &[Embedding]) {
 fn main() {
     let args = parse_args();
     println!(
-        "threads: {}, queries: {}, D = {D}, k = {K}",
+        "threads: {}, queries: {}, D = {D}, k = {K}; HNSW m = {}, ef_construction = {}; \
+         load average {}",
         rayon::current_num_threads(),
-        args.queries
+        args.queries,
+        args.hnsw.m,
+        args.hnsw.ef_construction,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     println!(
         "\n| faces | index | ef | build s | q/s (identities) | q/s (faces) | recall@10 identities | recall@10 faces | RSS bytes/face |"
