@@ -165,9 +165,11 @@ fn nan_max(best: f32, v: f32) -> f32 {
 
 impl MaxPool2d {
     /// Eval-mode pooling without the argmax backward needs: a window's maximum is the
-    /// maximum over its rows of each row's maximum, so rows are reduced first (one pass
-    /// over the input), then columns of the reduced rows. Equal to [`MaxPool2d::run`]'s
-    /// values (`tests`: `infer_equals_the_training_forward`).
+    /// maximum over its columns of each column's maximum. For each output row the `k`
+    /// input rows are reduced element by element first (contiguous, so vectorised), then
+    /// the windows of that one reduced row: the strided, scalar part runs over `Ho` rows
+    /// instead of `H`. Equal to [`MaxPool2d::run`]'s values (`tests`:
+    /// `infer_equals_the_training_forward`).
     fn run_max(&self, x: &Tensor) -> Result<Tensor> {
         let ([n, c, h, w], ho, wo) = self.dims(x.shape())?;
         let x = data(x);
@@ -176,25 +178,23 @@ impl MaxPool2d {
         y.par_chunks_mut(ho * wo)
             .zip(x.par_chunks(h * w))
             .for_each(|(y_pl, x_pl)| {
-                // Row maxima: (H, Wo).
-                let mut rows = vec![f32::NEG_INFINITY; h * wo];
-                for (x_row, r_row) in x_pl.chunks_exact(w).zip(rows.chunks_exact_mut(wo)) {
-                    for (ox, r) in r_row.iter_mut().enumerate() {
-                        let start = ox * s;
-                        let end = (start + k).min(w);
-                        *r = x_row[start..end]
-                            .iter()
-                            .fold(f32::NEG_INFINITY, |m, &v| nan_max(m, v));
-                    }
-                }
+                // Column maxima over one output row's input rows: (W).
+                let mut cols = vec![0.0f32; w];
                 for (oy, y_row) in y_pl.chunks_exact_mut(wo).enumerate() {
                     let start = oy * s;
                     let end = (start + k).min(h);
-                    y_row.copy_from_slice(&rows[start * wo..(start + 1) * wo]);
-                    for r_row in rows[(start + 1) * wo..end * wo].chunks_exact(wo) {
-                        for (o, &v) in y_row.iter_mut().zip(r_row) {
-                            *o = nan_max(*o, v);
+                    cols.copy_from_slice(&x_pl[start * w..(start + 1) * w]);
+                    for x_row in x_pl[(start + 1) * w..end * w].chunks_exact(w) {
+                        for (m, &v) in cols.iter_mut().zip(x_row) {
+                            *m = nan_max(*m, v);
                         }
+                    }
+                    for (ox, out) in y_row.iter_mut().enumerate() {
+                        let first = ox * s;
+                        let last = (first + k).min(w);
+                        *out = cols[first..last]
+                            .iter()
+                            .fold(f32::NEG_INFINITY, |m, &v| nan_max(m, v));
                     }
                 }
             });
