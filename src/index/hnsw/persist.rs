@@ -5,8 +5,10 @@
 //! is live, with the parameters the graph was built with and a CRC-32 of each dump file.
 //!
 //! - **Atomic**: everything is written to `DIR.tmp`, synced, and renamed over `DIR` (the
-//!   old copy is moved aside first, then removed). A crash leaves the old graph or the new
-//!   one, never half of one; a leftover `DIR.tmp` is ignored and replaced.
+//!   old copy is moved aside to `DIR.old` first, then removed). `DIR` never holds half a
+//!   graph: a crash leaves the old one, the new one, or — between the two renames —
+//!   none, and the next start then builds the graph from the store. Leftover `DIR.tmp`
+//!   and `DIR.old` are replaced by the next save.
 //! - **Checked before hnsw_rs reads it**: hnsw_rs panics on a malformed dump and reads
 //!   lengths from it (NOTES.md), so the files must match the lengths and CRCs recorded in
 //!   `slots.bin` first. A panic inside hnsw_rs is caught all the same.
