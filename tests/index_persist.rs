@@ -188,6 +188,40 @@ fn a_gallery_restored_below_half_the_crossover_goes_back_to_the_exact_scan() {
     assert_eq!(index.len(), 12);
 }
 
+#[test]
+fn a_graph_that_does_not_match_the_store_is_dropped_and_the_index_built_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph_dir = dir.path().join("gallery-3");
+    let g = switched_gallery(&graph_dir, 19, 200);
+    // Every face re-embedded (a new model of the same dimension).
+    let mut r = rng(20);
+    let store: Vec<Item> = g
+        .items
+        .iter()
+        .map(|(face, identity, v)| (*face, *identity, perturb(&mut r, v, 0.5)))
+        .collect();
+    let index = GalleryIndex::restore(D, config(), &graph_dir).unwrap();
+    for page in store.chunks(100) {
+        index.restore_batch(page).unwrap();
+    }
+    assert_eq!(index.finish_restore(), None, "the restore was abandoned");
+    index.wait_idle();
+    assert_eq!(index.restored(), None);
+    assert_eq!(index.len(), 200);
+    assert_eq!(
+        index.kind(),
+        IndexKind::Hnsw,
+        "built afresh past the crossover"
+    );
+    let exact = exact_of(&store);
+    for (_, _, q) in store.iter().take(30) {
+        assert_eq!(index.search(q, 10).unwrap(), exact.search(q, 10).unwrap());
+    }
+    // The new graph replaced the stale one on disk.
+    let (_, restored) = restore_from(&graph_dir, &store);
+    assert_eq!(restored.kept, 200);
+}
+
 /// Builds, saves and returns a graph directory of 200 faces.
 fn saved_graph(dir: &Path) -> std::path::PathBuf {
     let graph_dir = dir.join("gallery-1");

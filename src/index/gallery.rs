@@ -208,9 +208,15 @@ impl GalleryIndex {
     /// While restoring: the store's faces, a page at a time. Faces the graph holds as
     /// stored are confirmed; the others (new, or changed since the graph was saved) are
     /// inserted. Outside a restore this is [`FaceIndex::insert_batch`].
+    ///
+    /// If the graph holds fewer than half of the first page's faces as stored (the
+    /// embeddings were recomputed by another model, or the database was replaced), the
+    /// restore is abandoned: checking it would insert nearly every face into it and then
+    /// rebuild it, twice the work of building a new graph. The index starts empty and
+    /// exact and goes on as if no graph had been saved.
     pub fn restore_batch(&self, items: &[Item]) -> Result<(), IndexError> {
-        let hnsw = match &*self.shared.backend() {
-            Backend::Hnsw(h) if self.shared.restoring().is_some() => Arc::clone(h),
+        let (hnsw, first) = match (&*self.shared.backend(), &*self.shared.restoring()) {
+            (Backend::Hnsw(h), Some(r)) => (Arc::clone(h), r.counts == Restored::default()),
             _ => return self.insert_batch(items),
         };
         let fresh: Vec<Item> = items
@@ -218,6 +224,15 @@ impl GalleryIndex {
             .filter(|(face, identity, v)| !hnsw.holds(*face, *identity, v))
             .cloned()
             .collect();
+        if first && 2 * fresh.len() > items.len() {
+            tracing::warn!(
+                held = items.len() - fresh.len(),
+                of = items.len(),
+                "the saved HNSW graph does not match the store; building the index from it"
+            );
+            self.abandon_restore()?;
+            return self.insert_batch(items);
+        }
         self.insert_batch(&fresh)?;
         if let Some(r) = self.shared.restoring().as_mut() {
             for (face, _, _) in items {
@@ -226,6 +241,21 @@ impl GalleryIndex {
             r.counts.kept += items.len() - fresh.len();
             r.counts.added += fresh.len();
         }
+        Ok(())
+    }
+
+    /// Drops the loaded graph for an empty exact index; the restore is over.
+    fn abandon_restore(&self) -> Result<(), IndexError> {
+        let exact = ExactIndex::with_config(self.shared.dim, &self.shared.config)?;
+        let mut backend = self
+            .shared
+            .backend
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *self.shared.restoring() = None;
+        let loaded = std::mem::replace(&mut *backend, Backend::Exact(Arc::new(exact)));
+        drop(backend);
+        drop(loaded); // hnsw_rs's Drop walks every point: outside the lock
         Ok(())
     }
 
