@@ -125,6 +125,10 @@ impl Shared {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn restored(&self) -> MutexGuard<'_, Option<Restored>> {
+        self.restored.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn restoring(&self) -> MutexGuard<'_, Option<Restoring>> {
         self.restoring
             .lock()
@@ -273,11 +277,7 @@ impl GalleryIndex {
             removed: unconfirmed.len(),
             ..counts
         };
-        *self
-            .shared
-            .restored
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(restored);
+        *self.shared.restored() = Some(restored);
         if (restored.added > 0 || restored.removed > 0)
             && let Backend::Hnsw(h) = &*self.shared.backend()
             && let Err(e) = h.save()
@@ -299,11 +299,7 @@ impl GalleryIndex {
 
     /// What [`Self::finish_restore`] found, if this index was restored from disk.
     pub fn restored(&self) -> Option<Restored> {
-        *self
-            .shared
-            .restored
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        *self.shared.restored()
     }
 
     /// True while an exact → HNSW switch is being built.

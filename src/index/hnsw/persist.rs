@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, Read};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
@@ -75,7 +75,7 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
 
 /// Length and CRC-32 of a file's bytes.
 fn checksum(path: &Path) -> Result<(u64, u32), GraphFileError> {
-    let mut file = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_error(path))?);
+    let mut file = File::open(path).map_err(io_error(path))?;
     let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
@@ -205,15 +205,8 @@ pub(crate) fn save(
         files: [checksum(&graph_file)?, checksum(&data_file)?],
     };
     let slots_file = tmp.join(SLOTS);
-    {
-        let file = File::create(&slots_file).map_err(io_error(&slots_file))?;
-        let mut out = BufWriter::new(file);
-        out.write_all(&encode(&header, slots))
-            .and_then(|()| out.flush())
-            .map_err(io_error(&slots_file))?;
-        out.get_ref().sync_all().map_err(io_error(&slots_file))?;
-    }
-    for f in [&graph_file, &data_file, &tmp] {
+    std::fs::write(&slots_file, encode(&header, slots)).map_err(io_error(&slots_file))?;
+    for f in [&graph_file, &data_file, &slots_file, &tmp] {
         sync(f)?;
     }
     let old = sibling(dir, "old");
