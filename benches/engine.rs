@@ -172,6 +172,32 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// `(steal, total)` CPU time in jiffies since boot, from the first line of /proc/stat:
+/// steal is time this virtual machine's cores were ready to run but the hypervisor ran
+/// another guest, which slows a benchmark as much as a local process would.
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    Some((*fields.get(7)?, fields.iter().sum()))
+}
+
+/// The share of CPU time stolen by the hypervisor since `start` (from `cpu_times`).
+fn steal_since(start: Option<(u64, u64)>) -> String {
+    match (start, cpu_times()) {
+        (Some((s0, t0)), Some((s1, t1))) if t1 > t0 => {
+            format!("{:.0}%", 100.0 * (s1 - s0) as f64 / (t1 - t0) as f64)
+        }
+        _ => "unknown".into(),
+    }
+}
+
 /// One network's figures: training step at `batch`, inference at `batch` and at 1.
 fn bench_net(name: &str, spec: &ArchSpec, batch: usize, budget: Duration) -> BenchResult {
     let mut net = spec.build(0)?;
@@ -183,6 +209,7 @@ fn bench_net(name: &str, spec: &ArchSpec, batch: usize, budget: Duration) -> Ben
     let mut adam = Adam::new(&AdamConfig::default())?;
 
     println!("{name}: load average {}", load_average());
+    let cpu_start = cpu_times();
     let train = rate(batch, budget, || {
         net.zero_grad();
         net.forward(&xb, Mode::Train)?;
@@ -201,7 +228,11 @@ fn bench_net(name: &str, spec: &ArchSpec, batch: usize, budget: Duration) -> Ben
         Ok(())
     })?;
     println!("{name} infer_b1: {infer1:.1} images/s");
-    println!("{name}: load average {}", load_average());
+    println!(
+        "{name}: load average {}, CPU time stolen by the hypervisor during the figures {}",
+        load_average(),
+        steal_since(cpu_start)
+    );
 
     if std::env::var("FACEPRINT_BENCH_PROFILE").is_ok_and(|v| v == "1") {
         profile_train(&mut net, &xb, &dy)?;

@@ -93,6 +93,24 @@ def load_average():
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def cpu_times():
+    """(steal, total) CPU jiffies since boot from /proc/stat, or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+        return fields[7], sum(fields)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def steal_since(start):
+    """Share of CPU time the hypervisor gave to other guests since `start`."""
+    end = cpu_times()
+    if start is None or end is None or end[1] <= start[1]:
+        return "unknown"
+    return f"{100 * (end[0] - start[0]) / (end[1] - start[1]):.0f}%"
+
+
 def bench(name, net, batch, size, seconds):
     torch.manual_seed(0)
     h, w = size
@@ -108,6 +126,7 @@ def bench(name, net, batch, size, seconds):
         adam.step()
 
     print(f"{name}: load average {load_average()}", flush=True)
+    cpu_start = cpu_times()
     net.train()
     train = rate(batch, seconds, train_step)
     print(f"{name} train_step_b{batch}: {train:.1f} images/s", flush=True)
@@ -118,7 +137,11 @@ def bench(name, net, batch, size, seconds):
         print(f"{name} infer_b{batch}: {infer_b:.1f} images/s", flush=True)
         infer1 = rate(1, seconds, lambda: net(x1))
         print(f"{name} infer_b1: {infer1:.1f} images/s", flush=True)
-    print(f"{name}: load average {load_average()}", flush=True)
+    print(
+        f"{name}: load average {load_average()}, CPU time stolen by the hypervisor "
+        f"during the figures {steal_since(cpu_start)}",
+        flush=True,
+    )
 
 
 def main():

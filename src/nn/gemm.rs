@@ -20,7 +20,9 @@ pub enum Op {
 /// One product `c (m, n) = [c +] op(a) (m, k) · op(b) (k, n)`.
 ///
 /// `a` holds `m·k` values stored `(m, k)` for `Op::N` or `(k, m)` for `Op::T`; likewise
-/// `b` is stored `(k, n)` or `(n, k)`; `c` is `(m, n)`.
+/// `b` is stored `(k, n)` or `(n, k)`; `c` is `(m, n)`. Each may be a block of a wider
+/// matrix: `ld` gives the distance between the starts of consecutive stored rows
+/// (`None`: packed, the stored width).
 #[derive(Debug, Clone, Copy)]
 pub struct Gemm {
     pub m: usize,
@@ -33,6 +35,8 @@ pub struct Gemm {
     /// Let the kernel use the rayon pool. Off when the caller already runs one product
     /// per rayon task (convolution over the batch).
     pub parallel: bool,
+    /// Row strides of `a`, `b` and `c` as stored.
+    pub ld: [Option<usize>; 3],
 }
 
 impl Gemm {
@@ -46,6 +50,7 @@ impl Gemm {
             op_b: Op::N,
             accumulate: false,
             parallel: false,
+            ld: [None; 3],
         }
     }
 
@@ -61,27 +66,75 @@ impl Gemm {
         Gemm { parallel, ..self }
     }
 
+    /// Row strides of `a`, `b` and `c` as stored (`None`: packed).
+    pub fn leading(self, lda: Option<usize>, ldb: Option<usize>, ldc: Option<usize>) -> Self {
+        Gemm {
+            ld: [lda, ldb, ldc],
+            ..self
+        }
+    }
+
+    /// `(rows, width, row stride)` of `a`, `b` and `c` as stored.
+    fn stored(&self) -> [(usize, usize, usize); 3] {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let a = match self.op_a {
+            Op::N => (m, k),
+            Op::T => (k, m),
+        };
+        let b = match self.op_b {
+            Op::N => (k, n),
+            Op::T => (n, k),
+        };
+        let mut out = [(a.0, a.1, a.1), (b.0, b.1, b.1), (m, n, n)];
+        for (shape, ld) in out.iter_mut().zip(self.ld) {
+            if let Some(ld) = ld {
+                shape.2 = ld;
+            }
+        }
+        out
+    }
+
     /// Row and column strides of `a` and `b` as the kernel sees them (element (i, p) of
     /// op(a) sits at `i·rs + p·cs`).
     fn strides(&self) -> ((isize, isize), (isize, isize)) {
-        let (m, n, k) = (self.m as isize, self.n as isize, self.k as isize);
+        let [(_, _, lda), (_, _, ldb), _] = self.stored();
+        let (lda, ldb) = (lda as isize, ldb as isize);
         let a = match self.op_a {
-            Op::N => (k, 1),
-            Op::T => (1, m),
+            Op::N => (lda, 1),
+            Op::T => (1, lda),
         };
         let b = match self.op_b {
-            Op::N => (n, 1),
-            Op::T => (1, k),
+            Op::N => (ldb, 1),
+            Op::T => (1, ldb),
         };
         (a, b)
     }
 
     /// The lengths are internal invariants of the layers (shapes are checked with proper
-    /// errors before any product), so a mismatch is a bug and must not reach `unsafe`.
+    /// errors before any product), so a mismatch is a bug and must not reach `unsafe`:
+    /// each slice must reach the last element of its last stored row, and a row stride
+    /// must not be shorter than a row.
     fn check_lengths(&self, a: &[f32], b: &[f32], c: &[f32]) {
-        assert_eq!(a.len(), self.m * self.k, "gemm: length of a");
-        assert_eq!(b.len(), self.k * self.n, "gemm: length of b");
-        assert_eq!(c.len(), self.m * self.n, "gemm: length of c");
+        for ((name, len), (rows, width, ld)) in [("a", a.len()), ("b", b.len()), ("c", c.len())]
+            .into_iter()
+            .zip(self.stored())
+        {
+            assert!(ld >= width, "gemm: row stride of {name}");
+            let needed = if rows == 0 || width == 0 {
+                0
+            } else {
+                (rows - 1) * ld + width
+            };
+            assert!(len >= needed, "gemm: length of {name}");
+            if self.ld.iter().all(Option::is_none) {
+                assert_eq!(len, rows * width, "gemm: length of {name}");
+            }
+        }
+    }
+
+    /// The row stride of `c`.
+    fn ldc(&self) -> usize {
+        self.stored()[2].2
     }
 
     /// The fast product.
@@ -92,7 +145,10 @@ impl Gemm {
         }
         if self.k == 0 {
             if !self.accumulate {
-                c.fill(0.0);
+                let ldc = self.ldc();
+                for i in 0..self.m {
+                    c[i * ldc..i * ldc + self.n].fill(0.0);
+                }
             }
             return;
         }
@@ -112,7 +168,7 @@ impl Gemm {
                 self.k,
                 c.as_mut_ptr(),
                 1,
-                self.n as isize,
+                self.ldc() as isize,
                 self.accumulate,
                 a.as_ptr(),
                 a_cs,
@@ -143,7 +199,7 @@ impl Gemm {
                     let bv = b[(p as isize * b_rs + j as isize * b_cs) as usize];
                     sum += f64::from(av) * f64::from(bv);
                 }
-                let out = &mut c[i * self.n + j];
+                let out = &mut c[i * self.ldc() + j];
                 *out = if self.accumulate {
                     *out + sum as f32
                 } else {
@@ -190,6 +246,53 @@ mod tests {
                                 );
                             }
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows `[.., width)` of every `ld`-wide stored row, packed.
+    fn pack(m: &[f32], rows: usize, width: usize, ld: usize) -> Vec<f32> {
+        (0..rows)
+            .flat_map(|r| m[r * ld..r * ld + width].iter().copied())
+            .collect()
+    }
+
+    #[test]
+    fn blocks_of_wider_matrices_multiply_as_their_packed_copies_and_leave_the_rest() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (m, n, k) = (9, 13, 7);
+        for op_a in [Op::N, Op::T] {
+            for op_b in [Op::N, Op::T] {
+                let (a_rows, a_width) = if op_a == Op::N { (m, k) } else { (k, m) };
+                let (b_rows, b_width) = if op_b == Op::N { (k, n) } else { (n, k) };
+                let (lda, ldb, ldc) = (a_width + 3, b_width + 5, n + 4);
+                let a = random((a_rows - 1) * lda + a_width, &mut rng);
+                let b = random((b_rows - 1) * ldb + b_width, &mut rng);
+                let c0 = random(m * ldc, &mut rng);
+                let g = Gemm::new(m, n, k).ops(op_a, op_b).accumulate(true);
+                let mut strided = c0.clone();
+                g.leading(Some(lda), Some(ldb), Some(ldc))
+                    .run(&a, &b, &mut strided);
+                let mut packed = pack(&c0, m, n, ldc);
+                g.run_naive(
+                    &pack(&a, a_rows, a_width, lda),
+                    &pack(&b, b_rows, b_width, ldb),
+                    &mut packed,
+                );
+                for i in 0..m {
+                    for j in 0..ldc {
+                        let got = strided[i * ldc + j];
+                        let want = if j < n {
+                            packed[i * n + j]
+                        } else {
+                            c0[i * ldc + j]
+                        };
+                        assert!(
+                            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                            "{op_a:?} {op_b:?}: ({i}, {j}): {got} vs {want}"
+                        );
                     }
                 }
             }

@@ -1,6 +1,8 @@
 //! Unfolding image patches into columns (im2col) and folding them back (col2im), the
 //! data movement that turns a convolution into one matrix product per image.
 
+use std::ops::Range;
+
 /// Geometry of one convolution over one image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -60,9 +62,19 @@ fn range_inside(len: usize, stride: usize, k: usize, pad: usize, size: usize) ->
 /// `cols (C·kh·kw, Ho·Wo)` from `x (C, H, W)`; row `(c, ki, kj)`, column `(oy, ox)` holds
 /// `x[c, oy·s + ki − p, ox·s + kj − p]`, zero outside the image.
 pub fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    im2col_band(g, x, 0..g.ho, cols);
+}
+
+/// The columns of output rows `band` only: `cols (C·kh·kw, |band|·Wo)`, the block of
+/// `im2col`'s matrix a convolution computes one band of its output from.
+pub fn im2col_band(g: &Geometry, x: &[f32], band: Range<usize>, cols: &mut [f32]) {
     debug_assert_eq!(x.len(), g.c * g.h * g.w);
-    debug_assert_eq!(cols.len(), g.rows() * g.cols());
-    let mut rows = cols.chunks_exact_mut(g.cols());
+    debug_assert!(band.end <= g.ho);
+    debug_assert_eq!(cols.len(), g.rows() * band.len() * g.wo);
+    if band.is_empty() || g.wo == 0 {
+        return;
+    }
+    let mut rows = cols.chunks_exact_mut(band.len() * g.wo);
     for c in 0..g.c {
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.kh {
@@ -70,7 +82,7 @@ pub fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
             for kj in 0..g.kw {
                 let Some(row) = rows.next() else { return };
                 let (ox_lo, ox_hi) = g.valid_ox(kj);
-                for (oy, out) in row.chunks_exact_mut(g.wo).enumerate() {
+                for (out, oy) in row.chunks_exact_mut(g.wo).zip(band.clone()) {
                     if oy < oy_lo || oy >= oy_hi || ox_lo == ox_hi {
                         out.fill(0.0);
                         continue;
@@ -98,9 +110,18 @@ pub fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
 
 /// The adjoint of `im2col`: adds every column entry back into `dx (C, H, W)`.
 pub fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
+    col2im_band(g, cols, 0..g.ho, dx);
+}
+
+/// The adjoint of `im2col_band`: adds the columns of output rows `band` into `dx`.
+pub fn col2im_band(g: &Geometry, cols: &[f32], band: Range<usize>, dx: &mut [f32]) {
     debug_assert_eq!(dx.len(), g.c * g.h * g.w);
-    debug_assert_eq!(cols.len(), g.rows() * g.cols());
-    let mut rows = cols.chunks_exact(g.cols());
+    debug_assert!(band.end <= g.ho);
+    debug_assert_eq!(cols.len(), g.rows() * band.len() * g.wo);
+    if band.is_empty() || g.wo == 0 {
+        return;
+    }
+    let mut rows = cols.chunks_exact(band.len() * g.wo);
     for c in 0..g.c {
         let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.kh {
@@ -111,8 +132,9 @@ pub fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
                 if ox_lo == ox_hi {
                     continue;
                 }
-                for oy in oy_lo..oy_hi {
-                    let src = &row[oy * g.wo + ox_lo..oy * g.wo + ox_hi];
+                for oy in oy_lo.max(band.start)..oy_hi.min(band.end) {
+                    let at = (oy - band.start) * g.wo;
+                    let src = &row[at + ox_lo..at + ox_hi];
                     let iy = oy * g.stride + ki - g.pad;
                     let ix0 = ox_lo * g.stride + kj - g.pad;
                     let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
@@ -186,6 +208,29 @@ mod tests {
             let mut cols = vec![f32::NAN; g.rows() * g.cols()];
             im2col(&g, &x, &mut cols);
             assert_eq!(cols, im2col_naive(&g, &x), "{g:?}");
+        }
+    }
+
+    #[test]
+    fn bands_of_rows_are_blocks_of_the_whole_matrix_and_fold_back_the_same() {
+        for (c, h, w, k, s, p) in [(2, 7, 5, 3, 1, 1), (1, 9, 6, 3, 2, 1), (3, 6, 7, 2, 2, 0)] {
+            let g = geometry(c, h, w, k, s, p);
+            let x: Vec<f32> = (0..c * h * w).map(|v| v as f32 + 1.0).collect();
+            let whole = im2col_naive(&g, &x);
+            let mut folded_whole = vec![0.0; x.len()];
+            col2im(&g, &whole, &mut folded_whole);
+            let mut folded_bands = vec![0.0; x.len()];
+            for band in [0..2, 2..3, 3..g.ho] {
+                let width = band.len() * g.wo;
+                let mut cols = vec![f32::NAN; g.rows() * width];
+                im2col_band(&g, &x, band.clone(), &mut cols);
+                for (r, row) in cols.chunks_exact(width.max(1)).enumerate() {
+                    let from = r * g.cols() + band.start * g.wo;
+                    assert_eq!(row, &whole[from..from + width], "{g:?} {band:?} row {r}");
+                }
+                col2im_band(&g, &cols, band, &mut folded_bands);
+            }
+            assert_eq!(folded_bands, folded_whole, "{g:?}");
         }
     }
 
