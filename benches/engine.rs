@@ -57,6 +57,11 @@ fn compare_kernels(rng: &mut ChaCha8Rng) {
         (288, 672, 64),
         (64, 288, 672),
         (64, 256, 5376),
+        // ResNet-14's first stage: one band of four output rows, the same product
+        // transposed, and the unbanded product of one image.
+        (32, 384, 288),
+        (384, 32, 288),
+        (32, 10752, 288),
     ];
     for (m, n, k) in shapes {
         let a = Array2::from_shape_simple_fn((m, k), || rng.random_range(-1.0f32..1.0));
