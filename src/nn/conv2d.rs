@@ -134,8 +134,9 @@ impl Conv2d {
     /// `y_img (O, Ho·Wo) = bias + W · cols`, band by band. With `inner` (fewer images
     /// than threads) the bands run in parallel, each into its own block that is then
     /// copied into place: per-band products are too small to split inside the kernel
-    /// (that measured 17 % slower than one thread on a residual network at batch 1). A
-    /// convolution of one band splits its one product instead.
+    /// (splitting them made a residual network's batch-1 inference 17 % slower than
+    /// the unbanded convolution had been). A convolution of one band splits its one
+    /// product instead.
     fn product(
         &self,
         g: &Geometry,
