@@ -52,8 +52,8 @@ impl Conv2dConfig {
 /// (32×112×96 in a residual network's first stage) one image's whole matrix is 12 MB,
 /// and writing it out and streaming it back through the product cost more than the
 /// arithmetic. Backward unfolds the input again rather than keeping `N` column matrices
-/// (9× the input) in memory, which measured faster. With `input_grad` off (the first layer, whose input is data),
-/// backward skips dE/dx and returns zeros.
+/// (9× the input) in memory, which measured faster. With `input_grad` off (the first
+/// layer, whose input is data), backward skips dE/dx and returns zeros.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     config: Conv2dConfig,
@@ -146,6 +146,7 @@ impl Conv2d {
         inner: bool,
     ) {
         let o = self.config.out_channels;
+        let one_band = band_rows(g) == g.ho;
         let band_product = |cols: &mut Vec<f32>, band: Range<usize>, out: &mut [f32], ld| {
             let width = band.len() * g.wo;
             cols.resize(g.rows() * width, 0.0);
@@ -155,11 +156,11 @@ impl Conv2d {
             }
             Gemm::new(o, width, g.rows())
                 .accumulate(true)
-                .parallel(inner && band_rows(g) == g.ho)
+                .parallel(inner && one_band)
                 .leading(None, None, Some(ld))
                 .run(w, cols, out);
         };
-        if inner && band_rows(g) < g.ho {
+        if inner && !one_band {
             let blocks: Vec<(Range<usize>, Vec<f32>)> = bands(g)
                 .collect::<Vec<_>>()
                 .into_par_iter()

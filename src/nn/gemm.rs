@@ -191,6 +191,7 @@ impl Gemm {
     pub fn run_naive(&self, a: &[f32], b: &[f32], c: &mut [f32]) {
         self.check_lengths(a, b, c);
         let ((a_rs, a_cs), (b_rs, b_cs)) = self.strides();
+        let ldc = self.ldc();
         for i in 0..self.m {
             for j in 0..self.n {
                 let mut sum = 0.0f64;
@@ -199,7 +200,7 @@ impl Gemm {
                     let bv = b[(p as isize * b_rs + j as isize * b_cs) as usize];
                     sum += f64::from(av) * f64::from(bv);
                 }
-                let out = &mut c[i * self.ldc() + j];
+                let out = &mut c[i * ldc + j];
                 *out = if self.accumulate {
                     *out + sum as f32
                 } else {

@@ -60,7 +60,10 @@ fn range_inside(len: usize, stride: usize, k: usize, pad: usize, size: usize) ->
 }
 
 /// `cols (C·kh·kw, Ho·Wo)` from `x (C, H, W)`; row `(c, ki, kj)`, column `(oy, ox)` holds
-/// `x[c, oy·s + ki − p, ox·s + kj − p]`, zero outside the image.
+/// `x[c, oy·s + ki − p, ox·s + kj − p]`, zero outside the image. The whole image's
+/// matrix, the definition the bands are checked against (the convolution unfolds band
+/// by band).
+#[cfg(test)]
 pub fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
     im2col_band(g, x, 0..g.ho, cols);
 }
@@ -109,6 +112,7 @@ pub fn im2col_band(g: &Geometry, x: &[f32], band: Range<usize>, cols: &mut [f32]
 }
 
 /// The adjoint of `im2col`: adds every column entry back into `dx (C, H, W)`.
+#[cfg(test)]
 pub fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
     col2im_band(g, cols, 0..g.ho, dx);
 }
