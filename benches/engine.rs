@@ -7,7 +7,8 @@
 //! `E = Σ R ⊙ y` for a fixed random R (dE/dy = R), the same in both, so the step times
 //! the network and the optimiser, not a particular loss. The load average
 //! (`/proc/loadavg`) is printed before and after, because figures taken on a busy
-//! machine are not comparable with idle ones.
+//! machine are not comparable with idle ones. After the training figure it prints the
+//! peak resident memory since the network was built (Linux's `VmHWM`).
 //!
 //! Environment: `FACEPRINT_BENCH_SECONDS` sets the time per figure (default 5);
 //! `FACEPRINT_BENCH_NET` = `cnn` (default), `resnet` or `both`;
@@ -203,8 +204,24 @@ fn steal_since(start: Option<(u64, u64)>) -> String {
     }
 }
 
+/// Resets the process's peak resident memory to its current one (Linux: writing 5 to
+/// /proc/self/clear_refs); false where that is not possible.
+fn reset_peak_memory() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The process's peak resident memory in MB since the last `reset_peak_memory`
+/// (`VmHWM` in /proc/self/status).
+fn peak_memory_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 /// One network's figures: training step at `batch`, inference at `batch` and at 1.
 fn bench_net(name: &str, spec: &ArchSpec, batch: usize, budget: Duration) -> BenchResult {
+    let peak_reset = reset_peak_memory();
     let mut net = spec.build(0)?;
     let [h, w] = spec.input();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -223,6 +240,14 @@ fn bench_net(name: &str, spec: &ArchSpec, batch: usize, budget: Duration) -> Ben
         Ok(())
     })?;
     println!("{name} train_step_b{batch}: {train:.1} images/s");
+    // The peak since the network was built: its parameters, the inputs, the optimiser's
+    // state and whatever a training step holds at its fullest. Memory an earlier network
+    // of the same run freed may still be resident (the allocator keeps it), so compare
+    // runs of one network each (`FACEPRINT_BENCH_NET=cnn` or `resnet`).
+    match peak_memory_mb().filter(|_| peak_reset) {
+        Some(mb) => println!("{name} train_step_b{batch}: peak resident memory {mb:.1} MB"),
+        None => println!("{name} train_step_b{batch}: peak resident memory unknown"),
+    }
     let infer_b = rate(batch, budget, || {
         net.infer(&xb)?;
         Ok(())
