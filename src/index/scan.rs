@@ -15,6 +15,8 @@
 //! is below `L` cannot be one. The floor only rises during the pass, so a row kept
 //! against an earlier floor is checked again against the final one.
 
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
 use rayon::prelude::*;
 
 use super::FaceId;
@@ -136,7 +138,8 @@ fn scan_codes(
         .iter()
         .map(|q| Probe::with_kernel(q.vector, integer))
         .collect();
-    let range = |start, end| scan_codes_range(rows, codes, queries, &probes, start, end);
+    let shared: Vec<SharedFloor> = queries.iter().map(|_| SharedFloor::new()).collect();
+    let range = |start, end| scan_codes_range(rows, codes, queries, &probes, &shared, start, end);
     let parts = if parallel && n > CHUNK_ROWS {
         (0..n.div_ceil(CHUNK_ROWS))
             .into_par_iter()
@@ -173,11 +176,38 @@ fn scan_codes(
         .collect()
 }
 
+/// A query's floor as far as any chunk of the pass knows it: the highest of the chunks'
+/// own floors so far (f32 bits; it only rises).
+///
+/// Each chunk's floor is the `K`-th best lower bound among the rows it has read, never
+/// above the final floor over every row, so a row whose upper bound is below any chunk's
+/// floor cannot be in the answer, and its lower bound cannot be among the top `K`
+/// either. Without it every chunk starts from −∞ and keeps most of its first rows.
+struct SharedFloor(AtomicU32);
+
+impl SharedFloor {
+    fn new() -> Self {
+        SharedFloor(AtomicU32::new(f32::NEG_INFINITY.to_bits()))
+    }
+
+    fn get(&self) -> f32 {
+        f32::from_bits(self.0.load(Relaxed))
+    }
+
+    /// Raises the floor to `x` if `x` is higher.
+    fn raise(&self, x: f32) {
+        let _ = self.0.fetch_update(Relaxed, Relaxed, |bits| {
+            (x > f32::from_bits(bits)).then_some(x.to_bits())
+        });
+    }
+}
+
 fn scan_codes_range(
     rows: &Rows<'_>,
     codes: &Codes,
     queries: &[Query<'_>],
     probes: &[Probe<'_>],
+    shared: &[SharedFloor],
     start: usize,
     end: usize,
 ) -> Vec<Candidates> {
@@ -197,10 +227,14 @@ fn scan_codes_range(
         let products = &mut products[..last - first];
         let raw = &mut raw[..last - first];
         let halves = &mut halves[..last - first];
-        for (probe, part) in probes.iter().zip(parts.iter_mut()) {
+        for ((probe, part), shared) in probes.iter().zip(parts.iter_mut()).zip(shared) {
             probe.products(codes, first, products, raw);
             probe.intervals(codes, first, products, halves);
-            let mut floor = part.lower.floor();
+            let mut floor = part.lower.floor().max(shared.get());
+            // Once the floor has risen, most blocks hold no row that could reach it.
+            if highest_upper(products, halves) < floor {
+                continue;
+            }
             for (i, (&approx, &half)) in products.iter().zip(halves.iter()).enumerate() {
                 let r = first + i;
                 if approx + half >= floor {
@@ -211,7 +245,11 @@ fn scan_codes_range(
                             face: rows.faces[r],
                             slot: rows.owners[r],
                         });
-                        floor = part.lower.floor();
+                        let own = part.lower.floor();
+                        if own > floor {
+                            shared.raise(own);
+                            floor = own;
+                        }
                     }
                 }
             }
@@ -219,6 +257,26 @@ fn scan_codes_range(
         first = last;
     }
     parts
+}
+
+/// The largest `approx + half` of a block (−∞ when empty), lane by lane so that the
+/// compiler vectorises it: the per-row test of the scan then runs only for the blocks
+/// where some row passes.
+fn highest_upper(approx: &[f32], halves: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut top = [f32::NEG_INFINITY; LANES];
+    let (a, a_tail) = approx.as_chunks::<LANES>();
+    let (h, h_tail) = halves.as_chunks::<LANES>();
+    for (a, h) in a.iter().zip(h) {
+        for i in 0..LANES {
+            let u = a[i] + h[i];
+            top[i] = if u > top[i] { u } else { top[i] };
+        }
+    }
+    let tail = a_tail.iter().zip(h_tail).map(|(a, h)| a + h);
+    top.into_iter()
+        .chain(tail)
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 #[cfg(test)]
