@@ -11,6 +11,13 @@ use super::{
 
 impl Store {
     /// One page of a gallery's faces with embeddings, ordered by face id, after `after`.
+    ///
+    /// The `+` in the join keeps SQLite from reaching the faces through their
+    /// `identity_id` index: with it, every page walked all of the gallery's identities,
+    /// sorted their faces and kept the first `limit`, so loading a million faces took
+    /// 100 such walks (393 ms a page against 8.5 ms). Without the index the faces are
+    /// read in id order from `after` and each one's identity is found by primary key,
+    /// stopping at `limit`. PostgreSQL reads `+x` as `x`.
     pub async fn faces_page(
         &self,
         gallery_id: i64,
@@ -19,7 +26,7 @@ impl Store {
     ) -> Result<Vec<StoredFace>, StoreError> {
         let rows = sqlx::query(
             "SELECT f.id, f.identity_id, f.embedding FROM faces f \
-             JOIN identities i ON i.id = f.identity_id \
+             JOIN identities i ON i.id = +f.identity_id \
              WHERE i.gallery_id = $1 AND f.id > $2 ORDER BY f.id LIMIT $3",
         )
         .bind(gallery_id)
