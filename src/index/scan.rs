@@ -298,6 +298,31 @@ mod tests {
         v
     }
 
+    #[test]
+    fn the_highest_upper_bound_is_the_largest_sum_whatever_the_length() {
+        assert_eq!(highest_upper(&[], &[]), f32::NEG_INFINITY);
+        for n in [1, 15, 16, 37, 128] {
+            let approx: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+                .collect();
+            let halves: Vec<f32> = (0..n).map(|i| (i % 5) as f32 * 0.01).collect();
+            let want = approx
+                .iter()
+                .zip(&halves)
+                .map(|(a, h)| a + h)
+                .fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(highest_upper(&approx, &halves), want, "n = {n}");
+            // The largest in the tail past the last full group of sixteen.
+            let mut tail = approx.clone();
+            tail[n - 1] = 5.0;
+            assert_eq!(
+                highest_upper(&tail, &halves),
+                5.0 + halves[n - 1],
+                "n = {n}"
+            );
+        }
+    }
+
     /// Both kernels of the int8 pass (whichever the CPU prefers, the server uses one)
     /// against the f32 scan, serial and in parallel chunks, with near-duplicate rows.
     #[test]
