@@ -213,7 +213,8 @@ mod x86 {
 
     /// Groups of sixteen rows of `P` 64-byte pieces (`D = 64·P`, the common embedding
     /// sizes): the query stays in registers and the loops unroll, which halves the time
-    /// a row takes against the general loop (1.1 against 2.4 ns at D = 128, in L1).
+    /// a row takes against the general loop (0.8–1.1 against 2.3–2.4 ns at D = 128,
+    /// codes in L1).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
     fn groups_of_pieces<'a, const P: usize>(
