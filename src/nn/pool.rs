@@ -175,30 +175,71 @@ impl MaxPool2d {
         let x = data(x);
         let (k, s) = (self.kernel, self.stride);
         let mut y = vec![0.0f32; n * c * ho * wo];
+        // MTCNN pools many small planes (a 24×24 R-Net input has 28 of 22×22 per face):
+        // a rayon task and a buffer per plane cost more than pooling it.
+        let per_task = (MIN_TASK_INPUTS / (h * w)).max(1);
         y.par_chunks_mut(ho * wo)
             .zip(x.par_chunks(h * w))
-            .for_each(|(y_pl, x_pl)| {
-                // Column maxima over one output row's input rows: (W).
-                let mut cols = vec![0.0f32; w];
-                for (oy, y_row) in y_pl.chunks_exact_mut(wo).enumerate() {
-                    let start = oy * s;
-                    let end = (start + k).min(h);
-                    cols.copy_from_slice(&x_pl[start * w..(start + 1) * w]);
-                    for x_row in x_pl[(start + 1) * w..end * w].chunks_exact(w) {
-                        for (m, &v) in cols.iter_mut().zip(x_row) {
-                            *m = nan_max(*m, v);
+            .with_min_len(per_task)
+            .for_each_init(
+                || vec![0.0f32; w],
+                |cols, (y_pl, x_pl)| {
+                    // `cols`: column maxima over one output row's input rows, (W).
+                    for (oy, y_row) in y_pl.chunks_exact_mut(wo).enumerate() {
+                        let start = oy * s;
+                        let end = (start + k).min(h);
+                        cols.copy_from_slice(&x_pl[start * w..(start + 1) * w]);
+                        for x_row in x_pl[(start + 1) * w..end * w].chunks_exact(w) {
+                            for (m, &v) in cols.iter_mut().zip(x_row) {
+                                *m = nan_max(*m, v);
+                            }
                         }
+                        window_maxima(cols, k, s, y_row);
                     }
-                    for (ox, out) in y_row.iter_mut().enumerate() {
-                        let first = ox * s;
-                        let last = (first + k).min(w);
-                        *out = cols[first..last]
-                            .iter()
-                            .fold(f32::NEG_INFINITY, |m, &v| nan_max(m, v));
-                    }
-                }
-            });
+                },
+            );
         from_vec(&[n, c, ho, wo], y)
+    }
+}
+
+/// Input elements one rayon task of [`MaxPool2d::run_max`] pools at least.
+const MIN_TASK_INPUTS: usize = 16 * 1024;
+
+/// `out[ox]` = the maximum of `cols[ox·s .. min(ox·s + k, W)]`, taken left to right as
+/// the general fold does (so ties and NaN resolve the same way). MTCNN's windows — 2
+/// and 3 wide at stride 2 — skip the general fold's slicing and bounds arithmetic.
+#[inline]
+fn window_maxima(cols: &[f32], k: usize, s: usize, out: &mut [f32]) {
+    match (k, s) {
+        (2, 2) => {
+            let (pairs, rest) = cols.as_chunks::<2>();
+            for (o, p) in out.iter_mut().zip(pairs) {
+                *o = nan_max(p[0], p[1]);
+            }
+            // Ceil mode with an odd width: the last window holds one column.
+            if let (Some(o), [last]) = (out.get_mut(pairs.len()), rest) {
+                *o = *last;
+            }
+        }
+        (3, 2) => {
+            for (ox, o) in out.iter_mut().enumerate() {
+                *o = match cols.get(2 * ox..2 * ox + 3) {
+                    Some(&[a, b, c]) => nan_max(nan_max(a, b), c),
+                    _ => cols[2 * ox..]
+                        .iter()
+                        .fold(f32::NEG_INFINITY, |m, &v| nan_max(m, v)),
+                };
+            }
+        }
+        _ => {
+            for (ox, o) in out.iter_mut().enumerate() {
+                let first = ox * s;
+                let last = (first + k).min(cols.len());
+                *o = cols[first..last]
+                    .iter()
+                    .fold(f32::NEG_INFINITY, |m, &v| nan_max(m, v));
+            }
+        }
     }
 }
 
