@@ -8,6 +8,7 @@ use super::tensor::{data, from_vec, nchw, same_shape};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rand::Rng;
 use rayon::prelude::*;
+use std::cell::Cell;
 use std::ops::Range;
 
 /// Hyper-parameters of a convolution; square stride and padding as in the reference CNN.
@@ -164,7 +165,7 @@ impl Conv2d {
             let blocks: Vec<(Range<usize>, Vec<f32>)> = bands(g)
                 .collect::<Vec<_>>()
                 .into_par_iter()
-                .map_init(Vec::new, |cols, band| {
+                .map_init(Scratch::take, |Scratch((cols, _)), band| {
                     let mut out = vec![0.0f32; o * band.len() * g.wo];
                     band_product(cols, band.clone(), &mut out, band.len() * g.wo);
                     (band, out)
@@ -199,8 +200,7 @@ impl Conv2d {
         let (w, b) = (data(&self.weight.value), data(&self.bias.value));
         let inner = n < rayon::current_num_threads();
         let mut y = vec![0.0f32; n * o * ho * wo];
-        let image = |(cols, tile): &mut (Vec<f32>, Vec<f32>),
-                     (y_img, x_img): (&mut [f32], &[f32])| {
+        let image = |Scratch((cols, tile)): &mut Scratch, (y_img, x_img): (&mut [f32], &[f32])| {
             if chain.is_empty() {
                 self.product(&g, (&w, &b), (x_img, cols), y_img, inner);
             } else {
@@ -209,7 +209,7 @@ impl Conv2d {
                 epilogue::apply(chain, (o, g.ho, g.wo), tile, y_img);
             }
         };
-        let scratch = || (Vec::new(), Vec::new());
+        let scratch = Scratch::take;
         if inner {
             let mut buffers = scratch();
             y.chunks_mut(o * ho * wo)
@@ -381,6 +381,33 @@ fn bands(g: &Geometry) -> impl Iterator<Item = Range<usize>> {
     (0..ho)
         .step_by(step)
         .map(move |start| start..(start + step).min(ho))
+}
+
+thread_local! {
+    /// This thread's column matrix and epilogue tile between inference calls.
+    static SCRATCH: Cell<(Vec<f32>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// A thread's column and tile buffers, taken from [`SCRATCH`] and put back on drop. New
+/// buffers for every call were zero-filled by `resize` before im2col overwrote them: 2%
+/// of a face import's time, with the allocations. They grow to the largest band a
+/// thread has unfolded (at most `COLUMN_BYTES`) plus the largest tile, and stay. A call
+/// nested inside another on the same thread (rayon runs stolen work while it waits)
+/// finds them taken and starts with empty ones.
+struct Scratch((Vec<f32>, Vec<f32>));
+
+impl Scratch {
+    fn take() -> Self {
+        Scratch(SCRATCH.try_with(Cell::take).unwrap_or_default())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let buffers = std::mem::take(&mut self.0);
+        // Fails only while the thread is exiting; the buffers are then just freed.
+        let _ = SCRATCH.try_with(|s| s.set(buffers));
+    }
 }
 
 /// One group's share of the weight and bias gradients.
