@@ -155,7 +155,8 @@ fn max_pool_infer_equals_the_training_forward_nan_included() {
         (2, 2, true),
         (3, 2, true),
     ] {
-        for (h, w) in [(7, 6), (6, 6), (5, 9)] {
+        // 46 wide: O-Net's first pooling, long enough for the vectorised window loops.
+        for (h, w) in [(7, 6), (6, 6), (5, 9), (5, 46), (6, 47)] {
             let mut layer = if ceil {
                 MaxPool2d::ceil(k, s).unwrap()
             } else {

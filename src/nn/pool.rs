@@ -222,24 +222,28 @@ fn window_maxima(cols: &[f32], k: usize, s: usize, out: &mut [f32]) {
             }
         }
         (3, 2) => {
-            for (ox, o) in out.iter_mut().enumerate() {
-                *o = match cols.get(2 * ox..2 * ox + 3) {
-                    Some(&[a, b, c]) => nan_max(nan_max(a, b), c),
-                    _ => cols[2 * ox..]
-                        .iter()
-                        .fold(f32::NEG_INFINITY, |m, &v| nan_max(m, v)),
-                };
+            // Window `ox` is pair `ox` and the first of pair `ox + 1`: no index
+            // arithmetic or bounds checks in the loop, which then vectorises.
+            let (pairs, _) = cols.as_chunks::<2>();
+            let mut done = 0;
+            for ((o, p), q) in out.iter_mut().zip(pairs).zip(pairs.iter().skip(1)) {
+                *o = nan_max(nan_max(p[0], p[1]), q[0]);
+                done += 1;
             }
+            fold_windows(cols, k, s, out, done);
         }
-        _ => {
-            for (ox, o) in out.iter_mut().enumerate() {
-                let first = ox * s;
-                let last = (first + k).min(cols.len());
-                *o = cols[first..last]
-                    .iter()
-                    .fold(f32::NEG_INFINITY, |m, &v| nan_max(m, v));
-            }
-        }
+        _ => fold_windows(cols, k, s, out, 0),
+    }
+}
+
+/// [`window_maxima`] for windows `from..` by the general fold.
+fn fold_windows(cols: &[f32], k: usize, s: usize, out: &mut [f32], from: usize) {
+    for (ox, o) in out.iter_mut().enumerate().skip(from) {
+        let first = ox * s;
+        let last = (first + k).min(cols.len());
+        *o = cols[first..last]
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, &v| nan_max(m, v));
     }
 }
 
