@@ -164,14 +164,47 @@ pub fn align_in(image: &GrayImage, landmarks: &[[f32; 2]; 5], frame: Frame) -> O
     let (width, height) = frame.size();
     Some(GrayImage::from_fn(width, height, |u, v| {
         let [x, y] = to_image.apply([u as f32, v as f32]);
-        // Rounded and clamped to 0–255: the cast cannot truncate.
-        Luma([plane.bilinear(x, y).round().clamp(0.0, 255.0) as u8])
+        Luma([round_to_u8(plane.bilinear(x, y))])
     }))
+}
+
+/// `v.round().clamp(0.0, 255.0) as u8` (halves away from zero, NaN to 0) without
+/// `round`, a library call on the baseline x86-64 target: clamped first (the same for
+/// every `v`), the fraction of a value in 0–255 is exact.
+#[inline]
+fn round_to_u8(v: f32) -> u8 {
+    let v = v.clamp(0.0, 255.0);
+    let whole = v as u8;
+    whole + u8::from(v - f32::from(whole) >= 0.5)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounding_to_u8_is_round_then_clamp() {
+        let edges = [
+            f32::NAN,
+            f32::NEG_INFINITY,
+            f32::INFINITY,
+            -0.5,
+            -0.49999997,
+            -0.0,
+            0.49999997,
+            0.5,
+            254.5,
+            254.49998,
+            255.0,
+            255.49998,
+            255.5,
+            1e9,
+        ];
+        let grid = (-4000..=270_000).map(|i| i as f32 / 1000.0);
+        for v in edges.into_iter().chain(grid) {
+            assert_eq!(round_to_u8(v), v.round().clamp(0.0, 255.0) as u8, "{v}");
+        }
+    }
 
     #[test]
     fn estimate_recovers_a_known_similarity_and_its_inverse() {

@@ -27,8 +27,10 @@ impl Plane {
         let max_y = (self.height - 1) as f32;
         let x = x.clamp(0.0, max_x);
         let y = y.clamp(0.0, max_y);
-        // Clamped to the image: the casts cannot go out of range.
-        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+        // Clamped to the image: the casts cannot go out of range, and truncating a
+        // non-negative value is its floor (`floor` is a library call on the baseline
+        // x86-64 target, 2% of a face import).
+        let (x0, y0) = (x as usize, y as usize);
         let (x1, y1) = ((x0 + 1).min(self.width - 1), (y0 + 1).min(self.height - 1));
         let (fx, fy) = (x - x0 as f32, y - y0 as f32);
         let at = |xx: usize, yy: usize| self.data[yy * self.width + xx];
