@@ -9,7 +9,9 @@
 //! landmarks of a face crop sent with `detect=false`, beside O-Net alone on it.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod support;
 
 use faceprint::detect::{DetectConfig, FaceDetector};
 use image::{GrayImage, imageops};
@@ -50,18 +52,11 @@ fn scene(w: u32, h: u32, scale: u32) -> GrayImage {
 }
 
 fn main() {
-    let budget = Duration::from_secs_f64(
-        std::env::var("FACEPRINT_BENCH_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(5.0),
-    );
+    let budget = support::budget();
     println!(
         "threads: {}, load average: {}",
         rayon::current_num_threads(),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
+        support::load_average()
     );
     let scenes = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-scenes");
     for (w, h, scale) in [(640, 480, 1), (1920, 1080, 3)] {
@@ -120,15 +115,8 @@ fn crop_landmarks(budget: Duration) {
 }
 
 /// "m ms median (min–max, n runs)" of `run`, repeated for `budget` and at least 5 times.
-fn median_ms(budget: Duration, mut run: impl FnMut()) -> String {
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while start.elapsed() < budget || times.len() < 5 {
-        let t = Instant::now();
-        run();
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
+fn median_ms(budget: Duration, run: impl FnMut()) -> String {
+    let times = support::times_ms(budget, run);
     format!(
         "{:.2} ms median ({:.2}–{:.2}, {} runs)",
         times[times.len() / 2],

@@ -1,0 +1,92 @@
+//! The CPU a bulk import spends on one face crop (`faceprint-server import` with
+//! `detect=false`, the shipped model): the crop's landmarks and alignment (MTCNN), then
+//! the embedding, eight aligned crops per forward pass as the import runs them. One
+//! rayon thread, as each of the import's workers runs its own faces: milliseconds of one
+//! core per face, so `1000 / (align + embed) × cores` bounds the import's faces/s.
+//!
+//! Run: `cargo bench --bench import`. `FACEPRINT_BENCH_SECONDS` sets the time per
+//! figure (default 5). Inputs: the twelve ORL crops of `tests/fixtures/server` and the
+//! Yale B crops of `tests/fixtures/detect`.
+
+use std::path::Path;
+use std::time::Duration;
+
+mod support;
+
+use faceprint::detect::{FaceDetector, align::align_in};
+use faceprint::model::Embedder;
+use image::GrayImage;
+
+fn crops() -> Vec<GrayImage> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut paths: Vec<_> = (1..=4)
+        .flat_map(|s| (1..=3).map(move |i| format!("server/s{s}/{i}.png")))
+        .chain([
+            "detect/yale_yaleB06.pgm".into(),
+            "detect/yale_yaleB09.pgm".into(),
+        ])
+        .chain([
+            "detect/yale_yaleB10.pgm".into(),
+            "detect/yale_yaleB06_tight.pgm".into(),
+        ])
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| match image::open(root.join(p)) {
+            Ok(image) => image.to_luma8(),
+            Err(e) => panic!("fixture {p}: {e}"),
+        })
+        .collect()
+}
+
+fn main() {
+    let budget = support::budget();
+    println!("load average: {}", support::load_average());
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.safetensors");
+    let embedder = Embedder::load(&model).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
+    let config = embedder.meta().detector.clone().unwrap_or_default();
+    let detector = FaceDetector::new(config)
+        .unwrap_or_else(|e| panic!("detector: {e}"))
+        .with_frame(embedder.meta().frame);
+    let crops = crops();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap_or_else(|e| panic!("thread pool: {e}"));
+    pool.install(|| {
+        // As the import reads a crop: its landmarks, then the warp into the model's frame.
+        let align = |crop: &GrayImage| {
+            detector
+                .crop_landmarks(crop)
+                .and_then(|p| align_in(crop, &p.map(|p| [p.x, p.y]), detector.frame()))
+                .unwrap_or_else(|| crop.clone())
+        };
+        let aligned: Vec<GrayImage> = crops.iter().map(align).collect();
+        let per_face = |total_ms: f64| total_ms / crops.len() as f64;
+        let landmarks = median_ms(budget, || {
+            for crop in &crops {
+                std::hint::black_box(align(std::hint::black_box(crop)));
+            }
+        });
+        let embed = median_ms(budget, || {
+            for part in aligned.chunks(8) {
+                std::hint::black_box(embedder.embed(std::hint::black_box(part)).ok());
+            }
+        });
+        let (landmarks, embed) = (per_face(landmarks), per_face(embed));
+        println!(
+            "one core, ms per face ({} crops): landmarks and alignment {landmarks:.2}, \
+             embedding {embed:.2}, total {:.2} (≤ {:.0} faces/s a core)",
+            crops.len(),
+            landmarks + embed,
+            1000.0 / (landmarks + embed)
+        );
+    });
+}
+
+/// The median of `run`'s times in milliseconds over `budget` (at least 5 runs).
+fn median_ms(budget: Duration, run: impl FnMut()) -> f64 {
+    let times = support::times_ms(budget, run);
+    times[times.len() / 2]
+}
