@@ -29,7 +29,7 @@ impl Plane {
         let y = y.clamp(0.0, max_y);
         // Clamped to the image: the casts cannot go out of range, and truncating a
         // non-negative value is its floor (`floor` is a library call on the baseline
-        // x86-64 target, 2% of a face import).
+        // x86-64 target, 1% of a face import's samples).
         let (x0, y0) = (x as usize, y as usize);
         let (x1, y1) = ((x0 + 1).min(self.width - 1), (y0 + 1).min(self.height - 1));
         let (fx, fy) = (x - x0 as f32, y - y0 as f32);
