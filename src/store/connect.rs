@@ -30,6 +30,9 @@ impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = normalise_url(url)?;
+        if backend == Backend::Sqlite {
+            check_directory(&url)?;
+        }
         let options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
@@ -63,6 +66,23 @@ async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     let busy = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}");
     conn.execute(sqlx::AssertSqlSafe(busy)).await?;
     Ok(())
+}
+
+/// A SQLite file in a directory that does not exist: SQLite's own answer is "unable to
+/// open database file" (code 14), which names neither the file nor the reason.
+fn check_directory(url: &str) -> Result<(), StoreError> {
+    let Some(file) = super::sqlite_path(url) else {
+        return Ok(());
+    };
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            Err(StoreError::MissingDirectory {
+                file: file.display().to_string(),
+                dir: dir.display().to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The backend of `url`; SQLite URLs get `mode=rwc` (create if missing) unless they name
@@ -121,6 +141,34 @@ mod tests {
             assert_eq!(backend, Backend::Sqlite, "{given}");
             assert_eq!(url, expected, "{given}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_in_a_missing_directory_is_refused_by_name_and_nothing_is_created() {
+        let root = std::env::temp_dir().join(format!("faceprint-nodir-{}", std::process::id()));
+        let file = root.join("missing").join("faceprint.db");
+        let url = format!("sqlite://{}", file.display());
+        let err = match Store::connect(&url, 1).await {
+            Ok(_) => panic!("connected to {url}"),
+            Err(e) => e,
+        };
+        let message = err.to_string();
+        assert!(
+            matches!(err, StoreError::MissingDirectory { .. }),
+            "{message}"
+        );
+        assert!(message.contains(&file.display().to_string()), "{message}");
+        assert!(message.contains("does not exist"), "{message}");
+        assert!(!root.exists(), "{} was created", root.display());
+        // A file name alone (the working directory) and an existing directory still open.
+        let dir = std::env::temp_dir().join(format!("faceprint-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}", dir.join("ok.db").display());
+        let opened = Store::connect(&url, 1).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(opened.is_ok(), "{url}: {:?}", opened.err());
+        assert!(check_directory("sqlite://faceprint.db?mode=rwc").is_ok());
+        assert!(check_directory("sqlite::memory:").is_ok());
     }
 
     #[test]

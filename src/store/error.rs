@@ -5,6 +5,11 @@
 pub enum StoreError {
     #[error("database URL {url:?} names no supported backend: expected sqlite://… or postgres://…")]
     UnsupportedUrl { url: String },
+    #[error(
+        "cannot create the SQLite file {file}: its directory {dir} does not exist (create \
+         it, or point database.url at an existing directory)"
+    )]
+    MissingDirectory { file: String, dir: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
