@@ -20,6 +20,9 @@ SIZES=("${@:-1000 10000 100000}")
 read -r -a SIZES <<<"${SIZES[*]}"
 
 MODEL=${MODEL:-models/default.safetensors}
+if [ -n "${SEED_DIR:-}" ]; then
+  mkdir -p "$SEED_DIR"
+fi
 if [ -z "${BIN:-}" ]; then
   cargo build --release --bin faceprint-server >&2
   BIN=target/release/faceprint-server
@@ -44,6 +47,12 @@ start_server() {
     FACEPRINT_LIMITS__MAX_CONCURRENT_REQUESTS=64 RUST_LOG=warn "$BIN" >&2 &
   SERVER_PID=$!
   for _ in $(seq 1 6000); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      wait "$SERVER_PID" || true
+      SERVER_PID=
+      echo "the server exited before it was ready (its error is above)" >&2
+      exit 1
+    fi
     if curl -fs "$URL/readyz" >/dev/null 2>&1; then
       now=$(date +%s.%N)
       echo "$now - $start" | bc -l >"$WORK/ready_s"
