@@ -225,11 +225,11 @@ fn window_maxima(cols: &[f32], k: usize, s: usize, out: &mut [f32]) {
             // Window `ox` is pair `ox` and the first of pair `ox + 1`: no index
             // arithmetic or bounds checks in the loop, which then vectorises.
             let (pairs, _) = cols.as_chunks::<2>();
-            let mut done = 0;
             for ((o, p), q) in out.iter_mut().zip(pairs).zip(pairs.iter().skip(1)) {
                 *o = nan_max(nan_max(p[0], p[1]), q[0]);
-                done += 1;
             }
+            // The zip above stops at the shortest of its three sequences.
+            let done = out.len().min(pairs.len().saturating_sub(1));
             fold_windows(cols, k, s, out, done);
         }
         _ => fold_windows(cols, k, s, out, 0),
