@@ -2,7 +2,7 @@
 
 use super::epilogue::{self, Epilogue};
 use super::gemm::{Gemm, Op};
-use super::im2col::{Geometry, col2im_band, im2col_band};
+use super::im2col::{Geometry, col2im_band, im2col_band, im2col_band_strided};
 use super::init::Init;
 use super::tensor::{data, from_vec, nchw, same_shape};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
@@ -188,6 +188,48 @@ impl Conv2d {
         }
     }
 
+    /// The outputs of several images `x (G, C, H, W)` from one product: their column
+    /// matrices side by side (`(C·kh·kw, G·Ho·Wo)`), then each image's block of the
+    /// result put through `chain` into `y (G, O, H', W')`. For maps too small to fill
+    /// the kernel's panels alone (see [`images_per_product`]).
+    fn shared_product(
+        &self,
+        g: &Geometry,
+        (w, bias): (&[f32], &[f32]),
+        chain: &[Epilogue],
+        Scratch((cols, tile)): &mut Scratch,
+        x: &[f32],
+        y: &mut [f32],
+    ) {
+        let (o, p) = (self.config.out_channels, g.cols());
+        let images = x.len() / (g.c * g.h * g.w);
+        let width = images * p;
+        cols.resize(g.rows() * width, 0.0);
+        for (i, x_img) in x.chunks_exact(g.c * g.h * g.w).enumerate() {
+            im2col_band_strided(g, x_img, 0..g.ho, &mut cols[i * p..], width);
+        }
+        tile.resize(o * width, 0.0);
+        for (row, &b) in tile.chunks_exact_mut(width).zip(bias) {
+            row.fill(b);
+        }
+        Gemm::new(o, width, g.rows())
+            .accumulate(true)
+            .run(w, cols, tile);
+        let mut image = Vec::with_capacity(if chain.is_empty() { 0 } else { o * p });
+        for (i, y_img) in y.chunks_exact_mut(y.len() / images).enumerate() {
+            let block = tile.chunks_exact(width).map(|row| &row[i * p..(i + 1) * p]);
+            if chain.is_empty() {
+                for (dst, src) in y_img.chunks_exact_mut(p).zip(block) {
+                    dst.copy_from_slice(src);
+                }
+            } else {
+                image.clear();
+                block.for_each(|src| image.extend_from_slice(src));
+                epilogue::apply(chain, (o, g.ho, g.wo), &mut image, y_img);
+            }
+        }
+    }
+
     /// The eval forward, each image's output put through `chain` before it leaves the
     /// cache (see `epilogue`). Threading: one image per rayon task with single-threaded
     /// products when there are at least as many images as threads; otherwise (batch 1 at
@@ -210,7 +252,14 @@ impl Conv2d {
             }
         };
         let scratch = Scratch::take;
-        if inner {
+        let group = images_per_product(&g, n, rayon::current_num_threads());
+        if group > 1 {
+            y.par_chunks_mut(group * o * ho * wo)
+                .zip(x.par_chunks(group * g.c * g.h * g.w))
+                .for_each_init(scratch, |buffers, (y_group, x_group)| {
+                    self.shared_product(&g, (&w, &b), chain, buffers, x_group, y_group)
+                });
+        } else if inner {
             let mut buffers = scratch();
             y.chunks_mut(o * ho * wo)
                 .zip(x.chunks(g.c * g.h * g.w))
@@ -383,6 +432,30 @@ fn bands(g: &Geometry) -> impl Iterator<Item = Range<usize>> {
         .map(move |start| start..(start + step).min(ho))
 }
 
+/// Output positions below which a convolution's images share their products (R-Net's
+/// and O-Net's last maps are 3×3, dlib's network ends at 8×8, 3×3 and 1×1): a product
+/// that narrow fills a fraction of the kernel's 16-row panels and pays its packing for
+/// little work.
+const SMALL_MAP: usize = 128;
+
+/// The columns a shared product aims for.
+const SHARED_COLUMNS: usize = 128;
+
+/// Images per product for `n` images on `threads` threads: 1 (each image its own
+/// product) unless the map is smaller than [`SMALL_MAP`]; otherwise enough images for
+/// [`SHARED_COLUMNS`] columns, within [`COLUMN_BYTES`] of column matrix, and no more than
+/// leaves every thread a product.
+fn images_per_product(g: &Geometry, n: usize, threads: usize) -> usize {
+    let p = g.cols();
+    if p == 0 || p >= SMALL_MAP {
+        return 1;
+    }
+    let by_width = SHARED_COLUMNS.div_ceil(p);
+    let by_bytes = COLUMN_BYTES / (g.rows() * p * std::mem::size_of::<f32>()).max(1);
+    let by_threads = n.div_ceil(threads.max(1));
+    by_width.min(by_bytes).min(by_threads).max(1)
+}
+
 thread_local! {
     /// This thread's column matrix and epilogue tile between inference calls.
     static SCRATCH: Cell<(Vec<f32>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
@@ -442,10 +515,11 @@ fn image_groups(n: usize, threads: usize) -> Vec<(usize, usize)> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::epilogue::Epilogue;
     use super::super::init::Init;
     use super::super::tensor::{data, from_vec};
     use super::super::{Layer, Mode, Tensor};
-    use super::{Conv2d, Conv2dConfig, band_rows, image_groups};
+    use super::{Conv2d, Conv2dConfig, band_rows, image_groups, images_per_product};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -497,6 +571,14 @@ mod tests {
         (y, dx, dw, db)
     }
 
+    /// A layer with He-initialised weights and a bias drawn from [−1, 1).
+    fn random_layer(config: Conv2dConfig, rng: &mut ChaCha8Rng) -> Conv2d {
+        let mut layer = Conv2d::new(config, Init::HeNormal, rng).unwrap();
+        layer.bias.value =
+            Tensor::from_shape_simple_fn(vec![config.out_channels], || rng.random_range(-1.0..1.0));
+        layer
+    }
+
     fn close(what: &str, got: &[f32], want: &[f64]) {
         assert_eq!(got.len(), want.len(), "{what}: length");
         for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -508,6 +590,68 @@ mod tests {
     }
 
     #[test]
+    fn small_maps_shared_by_several_images_equal_the_definition() {
+        // 4×4 and 3×3 outputs (same and strided, as dlib's network ends) and a 1×1 map;
+        // batches that split into equal and unequal groups on one and on two threads.
+        for (config, hw) in [
+            (Conv2dConfig::square(6, 5, 3, 1, 1), [4, 4]),
+            (Conv2dConfig::square(6, 5, 3, 2, 0), [8, 8]),
+            (Conv2dConfig::square(6, 5, 3, 1, 0), [3, 3]),
+        ] {
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            let mut layer = random_layer(config, &mut rng);
+            for (n, threads) in [(2, 1), (5, 1), (5, 2), (8, 2)] {
+                let shape = [n, 6, hw[0], hw[1]];
+                let (_, g) = layer.geometry(&shape).unwrap();
+                assert!(images_per_product(&g, n, threads) > 1, "{g:?} n {n}");
+                let x =
+                    Tensor::from_shape_simple_fn(shape.to_vec(), || rng.random_range(-1.0f32..1.0));
+                let (y, ..) = naive(&layer, &x, &vec![0.0; n * 5 * g.ho * g.wo]);
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    close("infer", &data(&layer.infer(&x).unwrap()), &y);
+                    close(
+                        "forward",
+                        &data(&layer.forward(&x, Mode::Eval).unwrap()),
+                        &y,
+                    );
+                    // With an epilogue: each image's block rectified (and pooled 2×2
+                    // where the map allows) into its own output.
+                    let pool = g.ho >= 2;
+                    let mut chain = vec![Epilogue::Relu];
+                    chain.extend(pool.then_some(Epilogue::MaxPool2x2));
+                    let (out, used) = layer.infer_then(&x, &chain).unwrap();
+                    assert_eq!(used, chain.len());
+                    let f = if pool { 2 } else { 1 };
+                    let (ph, pw) = (g.ho / f, g.wo / f);
+                    assert_eq!(out.shape(), &[n, 5, ph, pw]);
+                    let pooled: Vec<f64> = (0..n * 5 * ph * pw)
+                        .map(|i| {
+                            let (plane, oy, ox) = (i / (ph * pw), i / pw % ph, i % pw);
+                            let at = |dy, dx| y[(plane * g.ho + f * oy + dy) * g.wo + f * ox + dx];
+                            let window = [(0, 0), (0, 1), (1, 0), (1, 1)].into_iter().take(f * f);
+                            window.fold(0.0, |m, (dy, dx)| at(dy, dx).max(m))
+                        })
+                        .collect();
+                    close("infer_then", &data(&out), &pooled);
+                });
+            }
+        }
+        // Maps of 128 positions and more keep one product per image.
+        let layer = Conv2d::new(
+            Conv2dConfig::square(6, 5, 3, 1, 1),
+            Init::HeNormal,
+            &mut ChaCha8Rng::seed_from_u64(1),
+        )
+        .unwrap();
+        let (_, g) = layer.geometry(&[8, 6, 8, 16]).unwrap();
+        assert_eq!(images_per_product(&g, 8, 1), 1);
+    }
+
+    #[test]
     fn convolutions_cut_into_bands_of_rows_equal_the_definition() {
         // Column matrices of 40·3·3 rows by 32·36 (or 32·35) columns: several bands.
         for (config, hw) in [
@@ -515,9 +659,7 @@ mod tests {
             (Conv2dConfig::square(40, 3, 3, 2, 1), [64, 70]),
         ] {
             let mut rng = ChaCha8Rng::seed_from_u64(5);
-            let mut layer = Conv2d::new(config, Init::HeNormal, &mut rng).unwrap();
-            layer.bias.value =
-                Tensor::from_shape_simple_fn(vec![3], || rng.random_range(-1.0..1.0));
+            let mut layer = random_layer(config, &mut rng);
             for n in [1, 3] {
                 let shape = [n, 40, hw[0], hw[1]];
                 let (_, g) = layer.geometry(&shape).unwrap();

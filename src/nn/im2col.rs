@@ -71,16 +71,33 @@ pub fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
 /// The columns of output rows `band` only: `cols (C·kh·kw, |band|·Wo)`, the block of
 /// `im2col`'s matrix a convolution computes one band of its output from.
 pub fn im2col_band(g: &Geometry, x: &[f32], band: Range<usize>, cols: &mut [f32]) {
+    let width = band.len() * g.wo;
+    debug_assert_eq!(cols.len(), g.rows() * width);
+    im2col_band_strided(g, x, band, cols, width);
+}
+
+/// [`im2col_band`] into a block of a wider matrix whose rows start `ld` floats apart
+/// (`ld ≥ |band|·Wo`): the column matrices of several images side by side, so that one
+/// product computes all of them (`Conv2d`'s small maps). Only the block is written.
+pub fn im2col_band_strided(
+    g: &Geometry,
+    x: &[f32],
+    band: Range<usize>,
+    cols: &mut [f32],
+    ld: usize,
+) {
+    let width = band.len() * g.wo;
     debug_assert_eq!(x.len(), g.c * g.h * g.w);
     debug_assert!(band.end <= g.ho);
-    debug_assert_eq!(cols.len(), g.rows() * band.len() * g.wo);
+    debug_assert!(ld >= width);
+    debug_assert!(g.rows() == 0 || cols.len() >= (g.rows() - 1) * ld + width);
     if band.is_empty() || g.wo == 0 {
         return;
     }
+    let mut rows = cols.chunks_mut(ld).map(|row| &mut row[..width]);
     if g.stride == 1 && g.wo == g.w {
-        return im2col_band_same(g, x, band, cols);
+        return im2col_band_same(g, x, band, rows);
     }
-    let mut rows = cols.chunks_exact_mut(band.len() * g.wo);
     for c in 0..g.c {
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.kh {
@@ -154,9 +171,13 @@ fn zero_short(out: &mut [f32]) {
 /// at once, and only the `|kj − pad|` entries per row that ran over from the
 /// neighbouring input row are zeroed. Row by row, a 3×3 convolution on a 36-wide map
 /// made one library call per 36 floats.
-fn im2col_band_same(g: &Geometry, x: &[f32], band: Range<usize>, cols: &mut [f32]) {
+fn im2col_band_same<'a>(
+    g: &Geometry,
+    x: &[f32],
+    band: Range<usize>,
+    mut rows: impl Iterator<Item = &'a mut [f32]>,
+) {
     let w = g.w;
-    let mut rows = cols.chunks_exact_mut(band.len() * w);
     for plane in x.chunks_exact(g.h * w) {
         for ki in 0..g.kh {
             let (oy_lo, oy_hi) = g.valid_oy(ki);
@@ -319,7 +340,26 @@ mod tests {
             let x: Vec<f32> = (0..c * h * w).map(|v| v as f32 + 1.0).collect();
             let mut cols = vec![f32::NAN; g.rows() * g.cols()];
             im2col(&g, &x, &mut cols);
-            assert_eq!(cols, im2col_naive(&g, &x), "{g:?}");
+            let want = im2col_naive(&g, &x);
+            assert_eq!(cols, want, "{g:?}");
+            // The same block inside a wider matrix, two columns in: the rest untouched.
+            let ld = g.cols() + 5;
+            let mut wide = vec![-7.0; g.rows() * ld];
+            im2col_band_strided(&g, &x, 0..g.ho, &mut wide[2..], ld);
+            for (r, row) in wide.chunks_exact(ld).enumerate() {
+                let block = &row[2..2 + g.cols()];
+                assert_eq!(
+                    block,
+                    &want[r * g.cols()..(r + 1) * g.cols()],
+                    "{g:?} row {r}"
+                );
+                assert!(
+                    row[..2]
+                        .iter()
+                        .chain(&row[2 + g.cols()..])
+                        .all(|&v| v == -7.0)
+                );
+            }
         }
     }
 
