@@ -233,7 +233,9 @@ impl Conv2d {
     /// The eval forward, each image's output put through `chain` before it leaves the
     /// cache (see `epilogue`). Threading: one image per rayon task with single-threaded
     /// products when there are at least as many images as threads; otherwise (batch 1 at
-    /// inference) the images run in turn and each product uses every thread.
+    /// inference) the images run in turn and each product uses every thread. Maps under
+    /// [`SMALL_MAP`] positions go a group of images per task, one product per group
+    /// ([`images_per_product`]).
     fn run(&self, x: &Tensor, chain: &[Epilogue]) -> Result<Tensor> {
         let (n, g) = self.geometry(x.shape())?;
         let o = self.config.out_channels;
