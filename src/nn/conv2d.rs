@@ -643,12 +643,10 @@ mod tests {
             }
         }
         // Maps of 128 positions and more keep one product per image.
-        let layer = Conv2d::new(
+        let layer = random_layer(
             Conv2dConfig::square(6, 5, 3, 1, 1),
-            Init::HeNormal,
             &mut ChaCha8Rng::seed_from_u64(1),
-        )
-        .unwrap();
+        );
         let (_, g) = layer.geometry(&[8, 6, 8, 16]).unwrap();
         assert_eq!(images_per_product(&g, 8, 1), 1);
     }
