@@ -108,10 +108,12 @@ impl Conv2d {
         let [n, c, h, w] = nchw("conv2d", shape, Some(self.config.in_channels))?;
         let (kh, kw) = self.config.kernel;
         let (s, p) = (self.config.stride, self.config.padding);
-        if h + 2 * p < kh || w + 2 * p < kw {
+        // An empty map is refused even when its padding alone would cover the kernel:
+        // there is no image to convolve.
+        if h == 0 || w == 0 || h + 2 * p < kh || w + 2 * p < kw {
             return Err(NnError::shape(
                 "conv2d",
-                format!("[N, {c}, H, W] with H + 2·{p} ≥ {kh} and W + 2·{p} ≥ {kw}"),
+                format!("[N, {c}, H, W] with H, W ≥ 1, H + 2·{p} ≥ {kh} and W + 2·{p} ≥ {kw}"),
                 shape,
             ));
         }

@@ -331,6 +331,7 @@ fn batch_norm_refuses_training_on_one_value_per_channel() {
 #[test]
 fn wrong_input_shapes_are_errors_naming_actual_and_expected_shapes() {
     let conv = Conv2dConfig::square(3, 4, 3, 1, 0);
+    let padded = Conv2dConfig::square(3, 4, 3, 1, 2);
     type Case = (&'static str, Box<dyn Layer>, Vec<usize>, &'static str);
     let cases: Vec<Case> = vec![
         (
@@ -356,6 +357,12 @@ fn wrong_input_shapes_are_errors_naming_actual_and_expected_shapes() {
             Box::new(Conv2d::new(conv, Init::HeNormal, &mut rng(0)).unwrap()),
             vec![1, 3, 2, 8],
             "≥ 3",
+        ),
+        (
+            "conv2d on an empty map that its padding would make large enough",
+            Box::new(Conv2d::new(padded, Init::HeNormal, &mut rng(0)).unwrap()),
+            vec![1, 3, 0, 8],
+            "H, W ≥ 1",
         ),
         (
             "conv2d on vectors",
