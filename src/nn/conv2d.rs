@@ -108,9 +108,9 @@ impl Conv2d {
         let [n, c, h, w] = nchw("conv2d", shape, Some(self.config.in_channels))?;
         let (kh, kw) = self.config.kernel;
         let (s, p) = (self.config.stride, self.config.padding);
-        // An empty map is refused even when its padding alone would cover the kernel:
-        // there is no image to convolve.
-        if h == 0 || w == 0 || h + 2 * p < kh || w + 2 * p < kw {
+        // `nchw` has refused an empty map, even one whose padding alone would cover
+        // the kernel.
+        if h + 2 * p < kh || w + 2 * p < kw {
             return Err(NnError::shape(
                 "conv2d",
                 format!("[N, {c}, H, W] with H, W ≥ 1, H + 2·{p} ≥ {kh} and W + 2·{p} ≥ {kw}"),

@@ -383,6 +383,18 @@ fn wrong_input_shapes_are_errors_naming_actual_and_expected_shapes() {
             "[N, 4]",
         ),
         (
+            "batch norm on an empty map",
+            Box::new(BatchNorm::new(3).unwrap()),
+            vec![2, 3, 0, 5],
+            "H, W ≥ 1",
+        ),
+        (
+            "prelu on an empty map",
+            Box::new(PRelu::new(3).unwrap()),
+            vec![2, 3, 5, 0],
+            "H, W ≥ 1",
+        ),
+        (
             "prelu with the wrong channels",
             Box::new(PRelu::new(4).unwrap()),
             vec![2, 3],
@@ -405,6 +417,18 @@ fn wrong_input_shapes_are_errors_naming_actual_and_expected_shapes() {
             Box::new(GlobalAvgPool::new()),
             vec![2, 3],
             "[N, C, H, W]",
+        ),
+        (
+            "global average pool on an empty map",
+            Box::new(GlobalAvgPool::new()),
+            vec![2, 3, 4, 0],
+            "H, W ≥ 1",
+        ),
+        (
+            "average pooling an empty map",
+            Box::new(AvgPool2d::new(1, 1).unwrap()),
+            vec![1, 2, 0, 3],
+            "H, W ≥ 1",
         ),
         (
             "flatten on a vector",

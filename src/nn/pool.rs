@@ -333,7 +333,7 @@ impl Layer for GlobalAvgPool {
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
         let [n, c, h, w] = nchw("global_avg_pool", x.shape(), None)?;
-        let area = (h * w).max(1) as f32;
+        let area = (h * w) as f32;
         let y = data(x)
             .chunks(h * w)
             .map(|plane| plane.iter().sum::<f32>() / area)

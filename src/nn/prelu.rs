@@ -54,7 +54,7 @@ impl Layer for PRelu {
         let a = data(&self.slope.value);
         let mut y = data(x).into_owned();
         // One channel plane (s values) at a time: no index arithmetic per value.
-        for (plane, ys) in y.chunks_mut(s.max(1)).enumerate() {
+        for (plane, ys) in y.chunks_mut(s).enumerate() {
             let slope = a[plane % c];
             for v in ys {
                 // A select, not a branch: the loop vectorises.

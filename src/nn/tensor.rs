@@ -17,20 +17,25 @@ pub fn from_vec(shape: &[usize], values: Vec<f32>) -> Result<Tensor> {
         .map_err(|e| NnError::Invalid(format!("tensor of shape {shape:?}: {e}")))
 }
 
-/// `x` must be `(N, C, H, W)`, with `C = channels` when given.
+/// `x` must be `(N, C, H, W)` with `H, W ≥ 1`, and `C = channels` when given. An empty
+/// map has no image to convolve or pool, and would make a layer's per-plane loops step
+/// by zero; `N = 0` (an empty batch) is allowed.
 pub fn nchw(op: &'static str, shape: &[usize], channels: Option<usize>) -> Result<[usize; 4]> {
     let expected = || match channels {
-        Some(c) => format!("[N, {c}, H, W]"),
-        None => "[N, C, H, W]".to_string(),
+        Some(c) => format!("[N, {c}, H, W] with H, W ≥ 1"),
+        None => "[N, C, H, W] with H, W ≥ 1".to_string(),
     };
     match *shape {
-        [n, c, h, w] if channels.is_none_or(|want| want == c) => Ok([n, c, h, w]),
+        [n, c, h, w] if h >= 1 && w >= 1 && channels.is_none_or(|want| want == c) => {
+            Ok([n, c, h, w])
+        }
         _ => Err(NnError::shape(op, expected(), shape)),
     }
 }
 
-/// `x` must be `(N, C)` or `(N, C, H, W)` with `C = channels`; returns `(N, C, H·W)`
-/// (`H·W = 1` for the 2-D case), the view per-channel layers work on.
+/// `x` must be `(N, C)` or `(N, C, H, W)` with `C = channels` (and `H, W ≥ 1`, as in
+/// [`nchw`]); returns `(N, C, H·W)` (`H·W = 1` for the 2-D case), the view per-channel
+/// layers work on.
 pub fn per_channel(
     op: &'static str,
     shape: &[usize],
@@ -38,10 +43,10 @@ pub fn per_channel(
 ) -> Result<(usize, usize, usize)> {
     match *shape {
         [n, c] if c == channels => Ok((n, c, 1)),
-        [n, c, h, w] if c == channels => Ok((n, c, h * w)),
+        [n, c, h, w] if c == channels && h >= 1 && w >= 1 => Ok((n, c, h * w)),
         _ => Err(NnError::shape(
             op,
-            format!("[N, {channels}] or [N, {channels}, H, W]"),
+            format!("[N, {channels}] or [N, {channels}, H, W] with H, W ≥ 1"),
             shape,
         )),
     }
