@@ -152,7 +152,7 @@ impl Conv2d {
         let one_band = band_rows(g) == g.ho;
         let band_product = |cols: &mut Vec<f32>, band: Range<usize>, out: &mut [f32], ld| {
             let width = band.len() * g.wo;
-            cols.resize(g.rows() * width, 0.0);
+            let cols = prefix(cols, g.rows() * width);
             im2col_band(g, x_img, band, cols);
             for (row, &b) in out.chunks_mut(ld).zip(bias) {
                 row[..width].fill(b);
@@ -206,11 +206,11 @@ impl Conv2d {
         let (o, p) = (self.config.out_channels, g.cols());
         let images = x.len() / (g.c * g.h * g.w);
         let width = images * p;
-        cols.resize(g.rows() * width, 0.0);
+        let cols = prefix(cols, g.rows() * width);
         for (i, x_img) in x.chunks_exact(g.c * g.h * g.w).enumerate() {
             im2col_band_strided(g, x_img, 0..g.ho, &mut cols[i * p..], width);
         }
-        tile.resize(o * width, 0.0);
+        let tile = prefix(tile, o * width);
         for (row, &b) in tile.chunks_exact_mut(width).zip(bias) {
             row.fill(b);
         }
@@ -250,7 +250,7 @@ impl Conv2d {
             if chain.is_empty() {
                 self.product(&g, (&w, &b), (x_img, cols), y_img, inner);
             } else {
-                tile.resize(o * g.cols(), 0.0);
+                let tile = prefix(tile, o * g.cols());
                 self.product(&g, (&w, &b), (x_img, cols), tile, inner);
                 epilogue::apply(chain, (o, g.ho, g.wo), tile, y_img);
             }
@@ -363,22 +363,22 @@ impl Layer for Conv2d {
                     for band in bands(&g) {
                         let width = band.len() * g.wo;
                         let dy_band = &dy_img[band.start * g.wo..];
-                        cols.resize(g.rows() * width, 0.0);
+                        let cols = prefix(&mut cols, g.rows() * width);
                         // dW (O, I·kh·kw) += dY_band (O, |band|·Wo) · colsᵀ
-                        im2col_band(&g, x_img, band.clone(), &mut cols);
+                        im2col_band(&g, x_img, band.clone(), cols);
                         Gemm::new(o, g.rows(), width)
                             .ops(Op::N, Op::T)
                             .accumulate(true)
                             .leading(Some(g.cols()), None, None)
-                            .run(dy_band, &cols, &mut acc.dw);
+                            .run(dy_band, cols, &mut acc.dw);
                         if input_grad {
                             // dcols = Wᵀ · dY_band, folded back into the image (reusing
                             // the buffer).
                             Gemm::new(g.rows(), width, o)
                                 .ops(Op::T, Op::N)
                                 .leading(None, Some(g.cols()), None)
-                                .run(&w, dy_band, &mut cols);
-                            col2im_band(&g, &cols, band, dx_img);
+                                .run(&w, dy_band, cols);
+                            col2im_band(&g, cols, band, dx_img);
                         }
                     }
                 }
@@ -458,6 +458,18 @@ fn images_per_product(g: &Geometry, n: usize, threads: usize) -> usize {
     let by_bytes = COLUMN_BYTES / (g.rows() * p * std::mem::size_of::<f32>()).max(1);
     let by_threads = n.div_ceil(threads.max(1));
     by_width.min(by_bytes).min(by_threads).max(1)
+}
+
+/// The first `len` floats of `buf`, zero-filled only where `buf` grows past its longest
+/// use so far. Every caller overwrites all it takes (im2col writes padding zeros itself,
+/// products start from the bias or overwrite), so `resize`'s refill after a shorter use
+/// (a band, layer or image of another size) would be a wasted `memset`: 1–2 % of a face
+/// import, in `Conv2d::product` alone.
+fn prefix(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
 }
 
 thread_local! {
@@ -686,6 +698,40 @@ mod tests {
                 close("dW", layer.weight.grad.as_slice().unwrap(), &dw);
                 close("db", layer.bias.grad.as_slice().unwrap(), &db);
             }
+        }
+    }
+
+    #[test]
+    fn what_an_earlier_call_left_in_the_threads_buffers_never_reaches_an_output() {
+        // The buffers are reused without being cleared (`prefix`): fill them with NaN,
+        // longer than any call below needs, before each convolution on a one-thread
+        // pool; one NaN read would show in the output.
+        let cases = [
+            // One product per image, with and without an epilogue tile.
+            (Conv2dConfig::square(4, 3, 3, 1, 1), [2, 4, 12, 14]),
+            // Several images' columns in one product (small maps).
+            (Conv2dConfig::square(4, 3, 3, 2, 0), [5, 4, 7, 7]),
+        ];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        for (config, shape) in cases {
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let layer = random_layer(config, &mut rng);
+            let x = Tensor::from_shape_simple_fn(shape.to_vec(), || rng.random_range(-1.0f32..1.0));
+            let (_, g) = layer.geometry(&shape).unwrap();
+            let (y, ..) = naive(&layer, &x, &vec![0.0; shape[0] * 3 * g.ho * g.wo]);
+            let relu: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
+            pool.install(|| {
+                let poison =
+                    || super::SCRATCH.set((vec![f32::NAN; 1 << 16], vec![f32::NAN; 1 << 16]));
+                poison();
+                close("infer", &data(&layer.infer(&x).unwrap()), &y);
+                poison();
+                let (out, _) = layer.infer_then(&x, &[Epilogue::Relu]).unwrap();
+                close("infer_then", &data(&out), &relu);
+            });
         }
     }
 
