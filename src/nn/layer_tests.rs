@@ -163,7 +163,12 @@ fn max_pool_infer_equals_the_training_forward_nan_included() {
                 MaxPool2d::new(k, s).unwrap()
             };
             let mut x = uniform(&[2, 3, h, w], (k + h) as u64);
+            // NaN in the first, a middle and the last row and column of some window,
+            // and in a plane of its own at the last (in ceil mode partial) corner.
             x[[1, 2, 3, 4]] = f32::NAN;
+            x[[0, 0, 0, 0]] = f32::NAN;
+            x[[0, 1, 1, 1]] = f32::NAN;
+            x[[1, 0, h - 1, w - 1]] = f32::NAN;
             let trained = layer.forward(&x, Mode::Train).unwrap();
             let inferred = layer.infer(&x).unwrap();
             assert_eq!(trained.shape(), inferred.shape());

@@ -157,16 +157,21 @@ impl MaxPool2d {
     }
 }
 
-/// The running maximum `best` after seeing `v`: [`beats`]'s rule (NaN propagates).
+/// The running maximum `best` after seeing `v`, as a value: what [`beats`] keeps, up to
+/// which NaN (a NaN `v` is taken whatever `best` is, a NaN `best` kept against any
+/// number). One comparison fewer than [`beats`], which also needs the first NaN's
+/// position for the gradient.
 #[inline]
 fn nan_max(best: f32, v: f32) -> f32 {
-    if beats(v, best) { v } else { best }
+    if (v > best) | v.is_nan() { v } else { best }
 }
 
 impl MaxPool2d {
     /// Eval-mode pooling without the argmax backward needs: a window's maximum is the
     /// maximum over its columns of each column's maximum. For each output row the `k`
-    /// input rows are reduced element by element first (contiguous, so vectorised), then
+    /// input rows are reduced element by element first (contiguous, so vectorised; two or
+    /// three rows in one pass over them, which made MTCNN's 3×3 pooling 1.6–1.8× faster
+    /// than a copy of the first row and a pass per further row), then
     /// the windows of that one reduced row: the strided, scalar part runs over `Ho` rows
     /// instead of `H`. Equal to [`MaxPool2d::run`]'s values (`tests`:
     /// `infer_equals_the_training_forward`).
@@ -188,10 +193,29 @@ impl MaxPool2d {
                     for (oy, y_row) in y_pl.chunks_exact_mut(wo).enumerate() {
                         let start = oy * s;
                         let end = (start + k).min(h);
-                        cols.copy_from_slice(&x_pl[start * w..(start + 1) * w]);
-                        for x_row in x_pl[(start + 1) * w..end * w].chunks_exact(w) {
-                            for (m, &v) in cols.iter_mut().zip(x_row) {
-                                *m = nan_max(*m, v);
+                        let rows = &x_pl[start * w..end * w];
+                        match rows.len() / w {
+                            // MTCNN's 3-row windows in one pass over the three rows.
+                            3 => {
+                                let (r0, rest) = rows.split_at(w);
+                                let (r1, r2) = rest.split_at(w);
+                                for (((m, &a), &b), &c) in cols.iter_mut().zip(r0).zip(r1).zip(r2) {
+                                    *m = nan_max(nan_max(a, b), c);
+                                }
+                            }
+                            2 => {
+                                let (r0, r1) = rows.split_at(w);
+                                for ((m, &a), &b) in cols.iter_mut().zip(r0).zip(r1) {
+                                    *m = nan_max(a, b);
+                                }
+                            }
+                            _ => {
+                                cols.copy_from_slice(&rows[..w]);
+                                for x_row in rows[w..].chunks_exact(w) {
+                                    for (m, &v) in cols.iter_mut().zip(x_row) {
+                                        *m = nan_max(*m, v);
+                                    }
+                                }
                             }
                         }
                         window_maxima(cols, k, s, y_row);
