@@ -173,8 +173,8 @@ impl MaxPool2d {
     /// three rows in one pass over them, which made MTCNN's 3×3 pooling 1.6–1.8× faster
     /// than a copy of the first row and a pass per further row), then
     /// the windows of that one reduced row: the strided, scalar part runs over `Ho` rows
-    /// instead of `H`. Equal to [`MaxPool2d::run`]'s values (`tests`:
-    /// `infer_equals_the_training_forward`).
+    /// instead of `H`. Equal to [`MaxPool2d::run`]'s values (`layer_tests.rs`:
+    /// `max_pool_infer_equals_the_training_forward_nan_included`).
     fn run_max(&self, x: &Tensor) -> Result<Tensor> {
         let ([n, c, h, w], ho, wo) = self.dims(x.shape())?;
         let x = data(x);
