@@ -55,6 +55,10 @@ impl Conv2dConfig {
 /// arithmetic. Backward unfolds the input again rather than keeping `N` column matrices
 /// (9× the input) in memory, which measured faster. With `input_grad` off (the first
 /// layer, whose input is data), backward skips dE/dx and returns zeros.
+///
+/// At stride 1 with at least [`ROW_DEPTH`] input channels × kernel columns, the forward
+/// unfolds the input along kernel columns only and runs one product per kernel row
+/// ([`unfolds_by_kernel_row`]): a third of the copy for a 3×3 kernel.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     config: Conv2dConfig,
@@ -139,32 +143,71 @@ impl Conv2d {
     /// copied into place: per-band products are too small to split inside the kernel
     /// (splitting them made a residual network's batch-1 inference 17 % slower than
     /// the unbanded convolution had been). A convolution of one band splits its one
-    /// product instead.
+    /// product instead. With `by_rows` (the weights as [`weights_by_kernel_row`] lays
+    /// them out) a band is `kh` products over the input unfolded along kernel columns
+    /// only (see [`unfolds_by_kernel_row`]).
     fn product(
         &self,
         g: &Geometry,
-        (w, bias): (&[f32], &[f32]),
+        (w, bias, by_rows): (&[f32], &[f32], Option<&[f32]>),
         (x_img, cols): (&[f32], &mut Vec<f32>),
         y_img: &mut [f32],
         inner: bool,
     ) {
         let o = self.config.out_channels;
-        let one_band = band_rows(g) == g.ho;
+        let most = if by_rows.is_some() {
+            row_band_rows(g)
+        } else {
+            band_rows(g)
+        };
+        let step = even_bands(
+            g.ho,
+            most,
+            if inner {
+                rayon::current_num_threads()
+            } else {
+                1
+            },
+        );
+        let one_band = step == g.ho;
         let band_product = |cols: &mut Vec<f32>, band: Range<usize>, out: &mut [f32], ld| {
             let width = band.len() * g.wo;
-            let cols = prefix(cols, g.rows() * width);
-            im2col_band(g, x_img, band, cols);
             for (row, &b) in out.chunks_mut(ld).zip(bias) {
                 row[..width].fill(b);
             }
-            Gemm::new(o, width, g.rows())
-                .accumulate(true)
-                .parallel(inner && one_band)
-                .leading(None, None, Some(ld))
-                .run(w, cols, out);
+            let gemm = |k| {
+                Gemm::new(o, width, k)
+                    .accumulate(true)
+                    .parallel(inner && one_band)
+            };
+            match by_rows {
+                Some(w_rows) => {
+                    // Unfolded row `t` (input row `t − p`) feeds output row `t − ki`
+                    // through kernel row `ki`: product `ki` reads the unfolded band
+                    // `ki` rows down.
+                    let rows = band.start..band.end + g.kh - 1;
+                    let (depth, span) = (g.c * g.kw, rows.len() * g.wo);
+                    let unfolded = prefix(cols, depth * span);
+                    im2col_band(&row_geometry(g), x_img, rows, unfolded);
+                    for (ki, w_ki) in w_rows.chunks_exact(o * depth).enumerate() {
+                        gemm(depth).leading(None, Some(span), Some(ld)).run(
+                            w_ki,
+                            &unfolded[ki * g.wo..],
+                            out,
+                        );
+                    }
+                }
+                None => {
+                    let cols = prefix(cols, g.rows() * width);
+                    im2col_band(g, x_img, band, cols);
+                    gemm(g.rows())
+                        .leading(None, None, Some(ld))
+                        .run(w, cols, out);
+                }
+            }
         };
         if inner && !one_band {
-            let blocks: Vec<(Range<usize>, Vec<f32>)> = bands(g)
+            let blocks: Vec<(Range<usize>, Vec<f32>)> = bands(g.ho, step)
                 .collect::<Vec<_>>()
                 .into_par_iter()
                 .map_init(Scratch::take, |Scratch((cols, _)), band| {
@@ -183,7 +226,7 @@ impl Conv2d {
                 }
             }
         } else {
-            for band in bands(g) {
+            for band in bands(g.ho, step) {
                 let start = band.start * g.wo;
                 band_product(cols, band, &mut y_img[start..], g.cols());
             }
@@ -246,17 +289,20 @@ impl Conv2d {
         let (w, b) = (data(&self.weight.value), data(&self.bias.value));
         let inner = n < rayon::current_num_threads();
         let mut y = vec![0.0f32; n * o * ho * wo];
+        let group = images_per_product(&g, n, rayon::current_num_threads());
+        let by_rows = (group == 1 && unfolds_by_kernel_row(&g, inner))
+            .then(|| weights_by_kernel_row(&w, o, &g));
+        let by_rows = by_rows.as_deref();
         let image = |Scratch((cols, tile)): &mut Scratch, (y_img, x_img): (&mut [f32], &[f32])| {
             if chain.is_empty() {
-                self.product(&g, (&w, &b), (x_img, cols), y_img, inner);
+                self.product(&g, (&w, &b, by_rows), (x_img, cols), y_img, inner);
             } else {
                 let tile = prefix(tile, o * g.cols());
-                self.product(&g, (&w, &b), (x_img, cols), tile, inner);
+                self.product(&g, (&w, &b, by_rows), (x_img, cols), tile, inner);
                 epilogue::apply(chain, (o, g.ho, g.wo), tile, y_img);
             }
         };
         let scratch = Scratch::take;
-        let group = images_per_product(&g, n, rayon::current_num_threads());
         if group > 1 {
             y.par_chunks_mut(group * o * ho * wo)
                 .zip(x.par_chunks(group * g.c * g.h * g.w))
@@ -360,7 +406,7 @@ impl Layer for Conv2d {
                     for (sum, row) in acc.db.iter_mut().zip(dy_img.chunks_exact(g.cols())) {
                         *sum += row.iter().sum::<f32>();
                     }
-                    for band in bands(&g) {
+                    for band in bands(g.ho, band_rows(&g)) {
                         let width = band.len() * g.wo;
                         let dy_band = &dy_img[band.start * g.wo..];
                         let cols = prefix(&mut cols, g.rows() * width);
@@ -428,12 +474,78 @@ fn band_rows(g: &Geometry) -> usize {
     (COLUMN_BYTES / row_bytes.max(1)).clamp(1, g.ho.max(1))
 }
 
-/// The bands of output rows, in order.
-fn bands(g: &Geometry) -> impl Iterator<Item = Range<usize>> {
-    let (step, ho) = (band_rows(g), g.ho);
+/// The bands of `step` output rows out of `ho`, in order.
+fn bands(ho: usize, step: usize) -> impl Iterator<Item = Range<usize>> {
     (0..ho)
         .step_by(step)
         .map(move |start| start..(start + step).min(ho))
+}
+
+/// Rows per band for `ho` output rows in bands of at most `most`: as even as they can
+/// be, and, when the bands run in parallel on `threads`, as many as a multiple of them
+/// (112 rows in bands of at most 26 made five, three on one thread and two on the
+/// other: residual-network inference at batch 1 was about 10 % slower than with six of
+/// 19, BENCHMARKS.md).
+/// A map that fits one band stays one band.
+fn even_bands(ho: usize, most: usize, threads: usize) -> usize {
+    let count = ho.div_ceil(most.max(1));
+    if count <= 1 {
+        return ho.max(1);
+    }
+    ho.div_ceil(count.next_multiple_of(threads.max(1)))
+}
+
+/// Unfolded input channels × kernel columns from which a convolution unfolds one kernel
+/// row at a time: the depth of each of its `kh` products. A shallower product (the
+/// first layer of a grey network: 1 channel × 3 columns) would spend more of its time
+/// on the output it reads and writes `kh` times than on multiply-adds.
+const ROW_DEPTH: usize = 64;
+
+/// Whether a convolution runs as `kh` products over its input unfolded along kernel
+/// columns only (`C·kw` rows of `H + 2p` padded input rows each), rather than one product
+/// over the whole column matrix (`C·kh·kw` rows of `Ho` output rows each): the copy
+/// shrinks `kh`-fold (3× for the 3×3 convolutions of residual networks), and the
+/// products read it `ki` rows down for kernel row `ki`. Only at stride 1, where moving
+/// one output row down moves one input row down. Not when the image's product would be
+/// split across threads (`inner`, one band): each of the `kh` products would then pay
+/// the split's fork and join, and batch-1 inference of the reference CNN (28×24 and
+/// 14×12 maps, one band each) measured about 15 % slower that way (BENCHMARKS.md).
+fn unfolds_by_kernel_row(g: &Geometry, inner: bool) -> bool {
+    g.stride == 1 && g.kh > 1 && g.c * g.kw >= ROW_DEPTH && !(inner && row_band_rows(g) >= g.ho)
+}
+
+/// The geometry whose column matrix is the input unfolded along kernel columns only: a
+/// 1×kw kernel, every padded input row an output row. Its row `(c, kj)`, column
+/// `(t, ox)` holds `x[c, t − p, ox + kj − p]`.
+fn row_geometry(g: &Geometry) -> Geometry {
+    Geometry {
+        kh: 1,
+        ho: g.h + 2 * g.pad,
+        ..*g
+    }
+}
+
+/// Output rows per band when unfolding by kernel row: as many as keep the band's
+/// unfolded input (`|band| + kh − 1` rows) within `COLUMN_BYTES`, at least one.
+fn row_band_rows(g: &Geometry) -> usize {
+    let row_bytes = g.c * g.kw * g.wo * std::mem::size_of::<f32>();
+    (COLUMN_BYTES / row_bytes.max(1))
+        .saturating_sub(g.kh - 1)
+        .clamp(1, g.ho.max(1))
+}
+
+/// The weights `(O, C, kh, kw)` as `kh` matrices `(O, C·kw)`, kernel row `ki`'s first:
+/// the left operands of [`unfolds_by_kernel_row`]'s products.
+fn weights_by_kernel_row(w: &[f32], o: usize, g: &Geometry) -> Vec<f32> {
+    let (c, kh, kw) = (g.c, g.kh, g.kw);
+    let mut out = Vec::with_capacity(w.len());
+    for ki in 0..kh {
+        for oc in 0..o * c {
+            let start = (oc * kh + ki) * kw;
+            out.extend_from_slice(&w[start..start + kw]);
+        }
+    }
+    out
 }
 
 /// Output positions below which a convolution's images share their products (R-Net's
@@ -535,7 +647,10 @@ mod tests {
     use super::super::init::Init;
     use super::super::tensor::{data, from_vec};
     use super::super::{Layer, Mode, Tensor};
-    use super::{Conv2d, Conv2dConfig, band_rows, image_groups, images_per_product};
+    use super::{
+        Conv2d, Conv2dConfig, band_rows, even_bands, image_groups, images_per_product,
+        row_band_rows, unfolds_by_kernel_row,
+    };
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -667,7 +782,9 @@ mod tests {
 
     #[test]
     fn convolutions_cut_into_bands_of_rows_equal_the_definition() {
-        // Column matrices of 40·3·3 rows by 32·36 (or 32·35) columns: several bands.
+        // Column matrices of 40·3·3 rows by 32·36 (or 32·35) columns: several bands, in
+        // both directions at stride 2; at stride 1 in the backward (the forward unfolds
+        // by kernel row, see the next test).
         for (config, hw) in [
             (Conv2dConfig::square(40, 3, 3, 1, 1), [32, 36]),
             (Conv2dConfig::square(40, 3, 3, 2, 1), [64, 70]),
@@ -702,6 +819,87 @@ mod tests {
     }
 
     #[test]
+    fn convolutions_unfolded_by_kernel_row_equal_the_definition() {
+        // Stride 1, at least ROW_DEPTH channels × kernel columns: square and tall
+        // kernels, with and without padding, one band and several (the last case's
+        // 96 × 3 rows of 200 floats are 77 KB a row), on one thread and on two (batch 1
+        // then runs its bands in parallel), forward, backward and the epilogue, from
+        // scratch buffers full of NaN.
+        let cases = [
+            (Conv2dConfig::square(24, 5, 3, 1, 1), [20, 18]),
+            (
+                Conv2dConfig {
+                    in_channels: 22,
+                    out_channels: 4,
+                    kernel: (5, 3),
+                    stride: 1,
+                    padding: 2,
+                },
+                [14, 11],
+            ),
+            (Conv2dConfig::square(32, 3, 2, 1, 0), [13, 13]),
+            (Conv2dConfig::square(32, 3, 3, 1, 1), [30, 200]),
+        ];
+        for (case, (config, hw)) in cases.into_iter().enumerate() {
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            let mut layer = random_layer(config, &mut rng);
+            let co = config.out_channels;
+            for (n, threads) in [(1, 1), (1, 2), (3, 2)] {
+                let shape = [n, config.in_channels, hw[0], hw[1]];
+                let (_, g) = layer.geometry(&shape).unwrap();
+                let several = row_band_rows(&g) < g.ho;
+                let inner = n < threads;
+                // Batch 1 on two threads: by kernel row only with bands to run in
+                // parallel; one band is one product split across the threads, unfolded
+                // whole.
+                assert_eq!(unfolds_by_kernel_row(&g, inner), several || !inner, "{g:?}");
+                assert_eq!(images_per_product(&g, n, threads), 1, "{g:?}");
+                assert_eq!(several, case == 3, "{g:?}");
+                let x =
+                    Tensor::from_shape_simple_fn(shape.to_vec(), || rng.random_range(-1.0f32..1.0));
+                let out = [n, co, g.ho, g.wo];
+                let dy: Vec<f32> = (0..out.iter().product::<usize>())
+                    .map(|_| rng.random_range(-1.0f32..1.0))
+                    .collect();
+                let (y, dx, dw, db) = naive(&layer, &x, &dy);
+                let relu: Vec<f64> = y.iter().map(|v| v.max(0.0)).collect();
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let poison = || {
+                    rayon::broadcast(|_| {
+                        super::SCRATCH.set((vec![f32::NAN; 1 << 20], vec![f32::NAN; 1 << 20]))
+                    })
+                };
+                pool.install(|| {
+                    poison();
+                    close("infer", &data(&layer.infer(&x).unwrap()), &y);
+                    poison();
+                    let (relu_out, _) = layer.infer_then(&x, &[Epilogue::Relu]).unwrap();
+                    close("infer_then", &data(&relu_out), &relu);
+                    layer.weight.grad.fill(0.0);
+                    layer.bias.grad.fill(0.0);
+                    poison();
+                    let y_train = layer.forward(&x, Mode::Train).unwrap();
+                    close("forward", &data(&y_train), &y);
+                    let back = layer.backward(&from_vec(&out, dy).unwrap()).unwrap();
+                    close("dx", &data(&back), &dx);
+                    close("dW", layer.weight.grad.as_slice().unwrap(), &dw);
+                    close("db", layer.bias.grad.as_slice().unwrap(), &db);
+                });
+            }
+        }
+        // Fewer: the whole kernel unfolded, as before.
+        let shallow = random_layer(
+            Conv2dConfig::square(21, 3, 3, 1, 1),
+            &mut ChaCha8Rng::seed_from_u64(1),
+        );
+        let (_, g) = shallow.geometry(&[1, 21, 20, 20]).unwrap();
+        assert!(!unfolds_by_kernel_row(&g, false));
+    }
+
+    #[test]
     fn what_an_earlier_call_left_in_the_threads_buffers_never_reaches_an_output() {
         // The buffers are reused without being cleared (`prefix`): fill them with NaN,
         // longer than any call below needs, before each convolution on a one-thread
@@ -732,6 +930,31 @@ mod tests {
                 let (out, _) = layer.infer_then(&x, &[Epilogue::Relu]).unwrap();
                 close("infer_then", &data(&out), &relu);
             });
+        }
+    }
+
+    #[test]
+    fn bands_are_even_and_a_multiple_of_the_threads_running_them() {
+        // 112 rows in bands of at most 26: five of 23 alone, six of 19 on two threads.
+        assert_eq!(even_bands(112, 26, 1), 23);
+        assert_eq!(even_bands(112, 26, 2), 19);
+        // A map that fits stays one band, whatever the threads.
+        assert_eq!(even_bands(35, 76, 2), 35);
+        assert_eq!(even_bands(35, 35, 8), 35);
+        for ho in 1..60 {
+            for most in 1..20 {
+                for threads in 1..5 {
+                    let step = even_bands(ho, most, threads);
+                    let count = ho.div_ceil(step);
+                    if ho <= most {
+                        assert_eq!(step, ho);
+                    } else {
+                        // Within the budget, and the last band not empty.
+                        assert!((1..=most).contains(&step), "{ho} {most} {threads}");
+                        assert!(step * (count - 1) < ho, "{ho} {most} {threads}");
+                    }
+                }
+            }
         }
     }
 
