@@ -463,8 +463,10 @@ impl Layer for Conv2d {
 
 /// The most bytes one band's column matrix may take: half of a core's L2 cache here
 /// (2 MB), leaving room for the product's packed blocks and the output band. 512 KB
-/// measured the same; 1 MB keeps every convolution of the reference CNN (at most
-/// 774 KB, its second layer) in one band, so its recipes train bit for bit as before.
+/// measured the same; 1 MB keeps every convolution of the reference CNN in one band
+/// (its second layer's whole column matrix is 774 KB, a third of that unfolded by
+/// kernel row). The kernel-row products round differently from the one product they
+/// replaced; the recipes' new reference weights are recorded in BENCHMARKS.md.
 const COLUMN_BYTES: usize = 1 << 20;
 
 /// Output rows per band: as many as fit `COLUMN_BYTES`, at least one; a convolution
@@ -485,8 +487,7 @@ fn bands(ho: usize, step: usize) -> impl Iterator<Item = Range<usize>> {
 /// be, and, when the bands run in parallel on `threads`, as many as a multiple of them
 /// (112 rows in bands of at most 26 made five, three on one thread and two on the
 /// other: residual-network inference at batch 1 was about 10 % slower than with six of
-/// 19, BENCHMARKS.md).
-/// A map that fits one band stays one band.
+/// 19, BENCHMARKS.md). A map that fits one band stays one band.
 fn even_bands(ho: usize, most: usize, threads: usize) -> usize {
     let count = ho.div_ceil(most.max(1));
     if count <= 1 {
