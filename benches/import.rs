@@ -6,16 +6,20 @@
 //!
 //! Run: `cargo bench --bench import`. `FACEPRINT_BENCH_SECONDS` sets the time per
 //! figure (default 5). Inputs: the twelve ORL crops of `tests/fixtures/server` and the
-//! Yale B crops of `tests/fixtures/detect`.
+//! Yale B crops of `tests/fixtures/detect`. `FACEPRINT_BENCH_PROFILE=1` also prints the
+//! time of each layer of the network for one pass of eight aligned crops.
 
 use std::path::Path;
 use std::time::Duration;
 
+#[path = "support/profile.rs"]
+mod profile;
 mod support;
 
 use faceprint::detect::{FaceDetector, align::align_in};
-use faceprint::model::Embedder;
+use faceprint::model::{Embedder, ModelFile};
 use image::GrayImage;
+use ndarray::Axis;
 
 fn crops() -> Vec<GrayImage> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -82,7 +86,26 @@ fn main() {
             landmarks + embed,
             1000.0 / (landmarks + embed)
         );
+        if std::env::var("FACEPRINT_BENCH_PROFILE").is_ok_and(|v| v == "1") {
+            profile_embedding(&model, &aligned[..8]);
+        }
     });
+}
+
+/// The embedding network's time per layer for one pass over `crops`, preprocessed as
+/// `Embedder::embed` does.
+fn profile_embedding(model: &Path, crops: &[GrayImage]) {
+    let file = ModelFile::load(model).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
+    let inputs: Vec<_> = crops
+        .iter()
+        .map(|c| match file.meta.preprocessing.apply_grey(c) {
+            Ok(a) => a.insert_axis(Axis(0)),
+            Err(e) => panic!("preprocessing: {e}"),
+        })
+        .collect();
+    let views: Vec<_> = inputs.iter().map(|a| a.view()).collect();
+    let batch = ndarray::stack(Axis(0), &views).unwrap_or_else(|e| panic!("stack: {e}"));
+    profile::profile_infer(&file.net, &batch.into_dyn()).unwrap_or_else(|e| panic!("profile: {e}"));
 }
 
 /// The median of `run`'s times in milliseconds over `budget` (at least 5 runs).
