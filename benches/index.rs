@@ -14,6 +14,8 @@
 //! #   HNSW with other graph parameters (defaults: IndexConfig's)
 //! cargo bench --bench index -- --sizes 100000 --skip-extras --graph-dir /tmp/graphs
 //! #   also save each HNSW graph, load it back, and check the loaded graph's answers
+//! cargo bench --bench index -- --sizes 100000 --skip-extras --shuffle
+//! #   HNSW built from the faces in a random order instead of identity by identity
 //! ```
 //!
 //! Data (tests/support/index.rs): identities × 4 faces, each face `normalise(centre + e)`,
@@ -38,6 +40,9 @@ use faceprint::index::{
     ExactIndex, FaceIndex, HnswIndex, IdentityHit, IndexConfig, ScanPrecision, UnitCosine, dot_many,
 };
 use hnsw_rs::hnsw::Hnsw;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use support::index::{Gallery, gallery, probes};
 
@@ -56,6 +61,9 @@ struct Args {
     /// The HNSW index's configuration (`--m`, `--ef-construction`).
     hnsw: IndexConfig,
     graph_dir: Option<PathBuf>,
+    /// Insert the faces into the graph in a random order (`--shuffle`) instead of
+    /// identity by identity, each identity's faces together (the order of a database).
+    shuffle: bool,
 }
 
 fn list(s: &str) -> Vec<usize> {
@@ -74,6 +82,7 @@ fn parse_args() -> Args {
         scan_sizes: Vec::new(),
         hnsw: IndexConfig::default(),
         graph_dir: None,
+        shuffle: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
@@ -94,6 +103,7 @@ fn parse_args() -> Args {
                 a.hnsw.ef_construction = value().parse().unwrap_or(a.hnsw.ef_construction)
             }
             "--graph-dir" => a.graph_dir = Some(PathBuf::from(value())),
+            "--shuffle" => a.shuffle = true,
             _ => {} // cargo passes `--bench`
         }
     }
@@ -225,7 +235,11 @@ fn bench_size(n: usize, args: &Args) {
         .as_ref()
         .map(|d| d.join(format!("gallery-{n}")));
     let hnsw = HnswIndex::with_graph_dir(D, args.hnsw.clone(), graph_dir.clone()).unwrap();
-    let ((), t_hnsw) = timed(|| hnsw.insert_batch(&g.items).unwrap());
+    let mut order = g.items.clone();
+    if args.shuffle {
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(n as u64));
+    }
+    let ((), t_hnsw) = timed(|| hnsw.insert_batch(&order).unwrap());
     let rss_hnsw = rss_bytes().saturating_sub(rss1);
     let mut ours = String::new(); // ef, face recall, face q/s, build s — for bench_hnswlib.py
     for &ef in &args.efs {
