@@ -29,6 +29,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -229,11 +230,14 @@ fn bench_size(n: usize, args: &Args) {
         rss_exact / n as u64
     );
 
-    // Before the memory reading: the copy is the benchmark's, not the graph's.
-    let mut order = g.items.clone();
-    if args.shuffle {
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(n as u64));
-    }
+    // Before the memory reading: the shuffled copy is the benchmark's, not the graph's.
+    let order: Cow<'_, [_]> = if args.shuffle {
+        let mut items = g.items.clone();
+        items.shuffle(&mut ChaCha8Rng::seed_from_u64(n as u64));
+        Cow::Owned(items)
+    } else {
+        Cow::Borrowed(&g.items)
+    };
     let rss1 = rss_bytes();
     let graph_dir = args
         .graph_dir

@@ -163,6 +163,11 @@ fn copy_row(dst: &mut [f32], src: &[f32]) {
 #[inline]
 fn copy_even(dst: &mut [f32], src: &[f32]) {
     let n = dst.len();
+    debug_assert!(
+        src.len() + 1 >= 2 * n,
+        "{} floats for {n} outputs",
+        src.len()
+    );
     let pairs = (src.len() / 2).min(n);
     let (head, tail) = dst.split_at_mut(pairs);
     let src_pairs = &src[..2 * pairs];
