@@ -1,6 +1,7 @@
 //! Batch normalisation (Ioffe & Szegedy, 2015) over `(N, C)` and `(N, C, H, W)`.
 
 use super::epilogue::Epilogue;
+use super::pool;
 use super::tensor::{CHUNK, data, from_vec, lane_sum, per_channel, same_shape};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rayon::prelude::*;
@@ -35,6 +36,49 @@ struct Cache {
     /// Whether the forward applied the ReLU after this layer (`forward_then`); its
     /// derivative, `γ·x̂ + β > 0`, is recomputed from x̂ rather than stored.
     relu: bool,
+    /// The 2×2 max pooling after this layer (and its ReLU), when the forward applied it.
+    pool: Option<Pool>,
+}
+
+/// What the backward of a 2×2 max pooling applied in this layer's forward needs.
+#[derive(Debug, Clone)]
+struct Pool {
+    /// Output shape `(N, C, H/2, W/2)`.
+    shape: [usize; 4],
+    /// Position of each output's maximum inside its plane, as `MaxPool2d` keeps it.
+    argmax: Vec<u32>,
+}
+
+/// The gradient at this layer's output (`γ·x̂ + β`, or its ReLU), one run of S values
+/// (one image, one channel) at a time: `dy` itself, or, when this layer pooled, the
+/// pooled gradient spread back onto each window's maximum in a buffer of the run's size,
+/// which stays in L1. The full-size map of a separate pooling layer's backward is never
+/// written: it was three passes over the largest maps of the reference CNN (zeroing,
+/// scattering, and reading it back here).
+enum Upstream<'a> {
+    Full(&'a [f32]),
+    /// `dy` and `argmax` are `(N, C, Ho, Wo)`, `plane = Ho·Wo`.
+    Pooled {
+        dy: &'a [f32],
+        argmax: &'a [u32],
+        plane: usize,
+    },
+}
+
+impl Upstream<'_> {
+    /// The gradient over run `run`; `buf` is S values of scratch, S the run's length.
+    fn run<'b>(&'b self, run: usize, buf: &'b mut [f32]) -> &'b [f32] {
+        let s = buf.len();
+        match *self {
+            Upstream::Full(dy) => &dy[run * s..(run + 1) * s],
+            Upstream::Pooled { dy, argmax, plane } => {
+                let at = run * plane..(run + 1) * plane;
+                buf.fill(0.0);
+                pool::scatter(&dy[at.clone()], &argmax[at], buf);
+                buf
+            }
+        }
+    }
 }
 
 /// Per-channel mean and biased variance over a `(N, C, S)` view in one pass over memory:
@@ -76,23 +120,25 @@ fn gated(d: f32, h: f32, (g, b): (f32, f32), relu: bool) -> f32 {
 /// one pass over memory: each run (one image, one channel) is summed while it is in L1
 /// (f32 lanes), runs of one channel are added in f64.
 fn grad_sums(
-    dy: &[f32],
+    dy: &Upstream<'_>,
     xhat: &[f32],
     (n, c, s): (usize, usize, usize),
     (gamma, beta): (&[f32], &[f32]),
     relu: bool,
 ) -> (Vec<f64>, Vec<f64>) {
-    let runs: Vec<(f64, f64)> = dy
-        .par_chunks(s)
-        .zip(xhat.par_chunks(s))
+    let runs: Vec<(f64, f64)> = (0..n * c)
+        .into_par_iter()
         .with_min_len((CHUNK / s).max(1))
-        .enumerate()
-        .map(|(run, (d, h))| {
-            let gb = (gamma[run % c], beta[run % c]);
-            let sum_dy = lane_sum(d, h, |d, h| gated(d, h, gb, relu));
-            let sum_dy_xhat = lane_sum(d, h, |d, h| gated(d, h, gb, relu) * h);
-            (f64::from(sum_dy), f64::from(sum_dy_xhat))
-        })
+        .map_init(
+            || vec![0.0f32; s],
+            |buf, run| {
+                let (d, h) = (dy.run(run, buf), &xhat[run * s..(run + 1) * s]);
+                let gb = (gamma[run % c], beta[run % c]);
+                let sum_dy = lane_sum(d, h, |d, h| gated(d, h, gb, relu));
+                let sum_dy_xhat = lane_sum(d, h, |d, h| gated(d, h, gb, relu) * h);
+                (f64::from(sum_dy), f64::from(sum_dy_xhat))
+            },
+        )
         .collect();
     let of_channel = |ch: usize, part: fn(&(f64, f64)) -> f64| -> f64 {
         (0..n).map(|img| part(&runs[img * c + ch])).sum()
@@ -125,8 +171,9 @@ impl BatchNorm {
         self.gamma.value.len()
     }
 
-    /// The forward; with `relu`, `max(0, y)` (see `forward_then`).
-    fn train_forward(&mut self, x: &Tensor, mode: Mode, relu: bool) -> Result<Tensor> {
+    /// The forward; with `relu`, `max(0, y)`, and with `pool`, 2×2 max pooling of that
+    /// (see `forward_then`).
+    fn train_forward(&mut self, x: &Tensor, mode: Mode, relu: bool, pool: bool) -> Result<Tensor> {
         if mode == Mode::Eval {
             return self.infer(x);
         }
@@ -147,24 +194,51 @@ impl BatchNorm {
             .collect();
         // One pass writes x̂ = (x − μ)·inv_std and y = γ·x̂ + β (then max(0, y)).
         let (gamma, beta) = (data(&self.gamma.value), data(&self.beta.value));
+        let normalise = |run: usize, h: &mut [f32], o: &mut [f32], x: &[f32]| {
+            let ch = run % c;
+            let (mu, k, g, b) = (mean[ch] as f32, inv_std[ch], gamma[ch], beta[ch]);
+            for ((h, o), &v) in h.iter_mut().zip(o.iter_mut()).zip(x) {
+                *h = (v - mu) * k;
+                *o = g * *h + b;
+            }
+            if relu {
+                o.iter_mut().for_each(|o| *o = o.max(0.0));
+            }
+        };
         let mut xhat = vec![0.0f32; xs.len()];
-        let mut y = vec![0.0f32; xs.len()];
-        xhat.par_chunks_mut(s)
-            .zip(y.par_chunks_mut(s))
-            .zip(xs.par_chunks(s))
-            .with_min_len((CHUNK / s).max(1))
-            .enumerate()
-            .for_each(|(run, ((h, o), x))| {
-                let ch = run % c;
-                let (mu, k, g, b) = (mean[ch] as f32, inv_std[ch], gamma[ch], beta[ch]);
-                for ((h, o), &v) in h.iter_mut().zip(o.iter_mut()).zip(x) {
-                    *h = (v - mu) * k;
-                    *o = g * *h + b;
-                }
-                if relu {
-                    o.iter_mut().for_each(|o| *o = o.max(0.0));
-                }
-            });
+        let (y, out_shape, pooled) = match (pool, x.shape()) {
+            (true, &[_, _, h, w]) => {
+                // Each run's y only in an L1 buffer, pooled from there.
+                let (ho, wo) = (h / 2, w / 2);
+                let mut y = vec![0.0f32; n * c * ho * wo];
+                let mut argmax = vec![0u32; y.len()];
+                xhat.par_chunks_mut(s)
+                    .zip(y.par_chunks_mut(ho * wo))
+                    .zip(argmax.par_chunks_mut(ho * wo))
+                    .zip(xs.par_chunks(s))
+                    .with_min_len((CHUNK / s).max(1))
+                    .enumerate()
+                    .for_each_init(
+                        || vec![0.0f32; s],
+                        |full, (run, (((h, o), at), x))| {
+                            normalise(run, h, full, x);
+                            pool::pool_2x2(full, w, wo, o, at);
+                        },
+                    );
+                let shape = [n, c, ho, wo];
+                (y, shape.to_vec(), Some(Pool { shape, argmax }))
+            }
+            _ => {
+                let mut y = vec![0.0f32; xs.len()];
+                xhat.par_chunks_mut(s)
+                    .zip(y.par_chunks_mut(s))
+                    .zip(xs.par_chunks(s))
+                    .with_min_len((CHUNK / s).max(1))
+                    .enumerate()
+                    .for_each(|(run, ((h, o), x))| normalise(run, h, o, x));
+                (y, x.shape().to_vec(), None)
+            }
+        };
 
         let mom = self.momentum;
         let unbiased = m as f64 / (m - 1) as f64;
@@ -179,8 +253,9 @@ impl BatchNorm {
             xhat,
             inv_std,
             relu,
+            pool: pooled,
         });
-        from_vec(x.shape(), y)
+        from_vec(&out_shape, y)
     }
 
     /// The eval-mode map as `y = scale[c]·x + shift[c]`:
@@ -233,20 +308,29 @@ impl Layer for BatchNorm {
     }
 
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.train_forward(x, mode, false)
+        self.train_forward(x, mode, false, false)
     }
 
-    /// In training, a ReLU right after this layer is applied in the same pass (it would
-    /// otherwise read and write the whole output once more each way), and its backward
-    /// is taken by this layer's.
+    /// In training, a ReLU right after this layer, and a 2×2 max pooling after that (or
+    /// right after this layer), are applied in the same pass: the full-size output is
+    /// then never written, and the pooling layer's argmax comes from a copy of each run
+    /// that is still in L1. Run as layers, they read and write the whole map once more
+    /// each way, forward and backward. Their backward is taken by this layer's.
     fn forward_then(
         &mut self,
         x: &Tensor,
         mode: Mode,
         chain: &[Epilogue],
     ) -> Result<(Tensor, usize)> {
-        let relu = mode == Mode::Train && chain.first() == Some(&Epilogue::Relu);
-        Ok((self.train_forward(x, mode, relu)?, usize::from(relu)))
+        if mode != Mode::Train {
+            return Ok((self.forward(x, mode)?, 0));
+        }
+        let relu = chain.first() == Some(&Epilogue::Relu);
+        // The pooling layer refuses maps under 2×2 itself (with its own error).
+        let poolable = matches!(x.shape(), &[_, _, h, w] if h >= 2 && w >= 2);
+        let pool = poolable && chain.get(usize::from(relu)) == Some(&Epilogue::MaxPool2x2);
+        let y = self.train_forward(x, mode, relu, pool)?;
+        Ok((y, usize::from(relu) + usize::from(pool)))
     }
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
@@ -268,14 +352,28 @@ impl Layer for BatchNorm {
             .cache
             .as_ref()
             .ok_or(NnError::NoForwardCache { op: "batch_norm" })?;
-        same_shape("batch_norm", dy, &cache.shape)?;
         let dims @ (n, c, s) = per_channel("batch_norm", &cache.shape, self.channels())?;
-        let m = (n * s) as f64;
         let dys = data(dy);
+        let upstream = match &cache.pool {
+            Some(pool) => {
+                same_shape("batch_norm", dy, &pool.shape)?;
+                let [_, _, ho, wo] = pool.shape;
+                Upstream::Pooled {
+                    dy: &dys,
+                    argmax: &pool.argmax,
+                    plane: ho * wo,
+                }
+            }
+            None => {
+                same_shape("batch_norm", dy, &cache.shape)?;
+                Upstream::Full(&dys)
+            }
+        };
+        let m = (n * s) as f64;
         let xhat = &cache.xhat;
         let (gamma, beta) = (data(&self.gamma.value), data(&self.beta.value));
         let relu = cache.relu;
-        let (sum_dy, sum_dy_xhat) = grad_sums(&dys, xhat, dims, (&gamma, &beta), relu);
+        let (sum_dy, sum_dy_xhat) = grad_sums(&upstream, xhat, dims, (&gamma, &beta), relu);
         for ch in 0..c {
             self.beta.grad[ch] += sum_dy[ch] as f32;
             self.gamma.grad[ch] += sum_dy_xhat[ch] as f32;
@@ -283,24 +381,24 @@ impl Layer for BatchNorm {
         let k: Vec<f32> = (0..c).map(|ch| gamma[ch] * cache.inv_std[ch]).collect();
         let mean_dy: Vec<f32> = sum_dy.iter().map(|&v| (v / m) as f32).collect();
         let mean_dy_xhat: Vec<f32> = sum_dy_xhat.iter().map(|&v| (v / m) as f32).collect();
-        let mut dx = vec![0.0f32; dys.len()];
+        let mut dx = vec![0.0f32; xhat.len()];
         dx.par_chunks_mut(c * s)
-            .zip(dys.par_chunks(c * s))
             .zip(xhat.par_chunks(c * s))
-            .for_each(|((dx_img, dy_img), xh_img)| {
-                for ch in 0..c {
-                    let r = ch * s..(ch + 1) * s;
-                    let (kc, md, mdx) = (k[ch], mean_dy[ch], mean_dy_xhat[ch]);
-                    let gb = (gamma[ch], beta[ch]);
-                    for ((o, &d), &h) in dx_img[r.clone()]
-                        .iter_mut()
-                        .zip(&dy_img[r.clone()])
-                        .zip(&xh_img[r])
-                    {
-                        *o = kc * (gated(d, h, gb, relu) - md - h * mdx);
+            .enumerate()
+            .for_each_init(
+                || vec![0.0f32; s],
+                |buf, (img, (dx_img, xh_img))| {
+                    for ch in 0..c {
+                        let r = ch * s..(ch + 1) * s;
+                        let d = upstream.run(img * c + ch, buf);
+                        let (kc, md, mdx) = (k[ch], mean_dy[ch], mean_dy_xhat[ch]);
+                        let gb = (gamma[ch], beta[ch]);
+                        for ((o, &d), &h) in dx_img[r.clone()].iter_mut().zip(d).zip(&xh_img[r]) {
+                            *o = kc * (gated(d, h, gb, relu) - md - h * mdx);
+                        }
                     }
-                }
-            });
+                },
+            );
         from_vec(&cache.shape, dx)
     }
 

@@ -41,8 +41,9 @@ fn beats(v: f32, best: f32) -> bool {
 }
 
 /// The 2×2, stride-2 window of the reference CNN, without the general loop's bounds
-/// arithmetic: `y (Ho, Wo)` and `argmax` from one input plane `x (H, W)`.
-fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], argmax: &mut [u32]) {
+/// arithmetic: `y (Ho, Wo)` and `argmax` from one input plane `x (H, W)`. Batch norm
+/// calls it too when it applies the pooling after it in training (`BatchNorm::forward_then`).
+pub(super) fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], argmax: &mut [u32]) {
     for (oy, (y_row, arg_row)) in y
         .chunks_exact_mut(wo)
         .zip(argmax.chunks_exact_mut(wo))
@@ -314,12 +315,16 @@ impl Layer for MaxPool2d {
         dx.par_chunks_mut(h * w)
             .zip(dy.par_chunks(plane_out))
             .zip(cache.argmax.par_chunks(plane_out))
-            .for_each(|((dx_pl, dy_pl), arg_pl)| {
-                for (&g, &at) in dy_pl.iter().zip(arg_pl) {
-                    dx_pl[at as usize] += g;
-                }
-            });
+            .for_each(|((dx_pl, dy_pl), arg_pl)| scatter(dy_pl, arg_pl, dx_pl));
         from_vec(&[n, c, h, w], dx)
+    }
+}
+
+/// The backward of one plane: each output's gradient `dy` added to the input element that
+/// was its window's maximum (`argmax`), into `dx (H, W)`, which the caller has zeroed.
+pub(super) fn scatter(dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
+    for (&g, &at) in dy.iter().zip(argmax) {
+        dx[at as usize] += g;
     }
 }
 

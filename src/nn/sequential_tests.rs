@@ -193,3 +193,64 @@ fn infer_matches_an_eval_forward() {
         net.forward(&input(2), Mode::Eval).unwrap()
     );
 }
+
+/// Batch norm applies the ReLU and the 2×2 pooling after it in its own training pass
+/// (`BatchNorm::forward_then`): outputs, input gradients and parameter gradients must be
+/// those of the layers run one by one, to the bit, ties between window elements included.
+#[test]
+fn a_fused_training_pass_equals_the_layers_run_one_by_one() {
+    type Build = fn() -> Box<dyn super::Layer>;
+    let bn: Build = || {
+        let mut bn = BatchNorm::new(3).unwrap();
+        bn.gamma.value = Tensor::from_shape_vec(vec![3], vec![0.7, -1.3, 2.0]).unwrap();
+        bn.beta.value = Tensor::from_shape_vec(vec![3], vec![0.1, 0.4, -0.2]).unwrap();
+        Box::new(bn)
+    };
+    let relu: Build = || Box::new(Activation::relu());
+    let pool: Build = || Box::new(MaxPool2d::new(2, 2).unwrap());
+    let chains: [&[Build]; 3] = [&[bn, relu, pool], &[bn, pool], &[bn, relu]];
+    for chain in chains {
+        for shape in [[2, 3, 5, 7], [3, 3, 4, 4]] {
+            let mut rng = ChaCha8Rng::seed_from_u64(shape[2] as u64);
+            // Quarter steps: equal values in a window, besides the ReLU's zeros.
+            let x = Tensor::from_shape_simple_fn(shape.to_vec(), || {
+                rng.random_range(-8i32..8) as f32 / 4.0
+            });
+            let mut fused = Sequential::new();
+            let mut alone: Vec<Box<dyn super::Layer>> = Vec::new();
+            for build in chain {
+                fused.push_boxed(build());
+                alone.push(build());
+            }
+            // Batch norm does take the rest in its pass.
+            let rest = &fused.layers()[1..];
+            let (_, used) = bn()
+                .forward_then(&x, Mode::Train, &super::epilogue::chain(rest))
+                .unwrap();
+            assert_eq!(used, rest.len());
+            let y = fused.forward(&x, Mode::Train).unwrap();
+            let y_alone = alone
+                .iter_mut()
+                .try_fold(x.clone(), |x, layer| layer.forward(&x, Mode::Train))
+                .unwrap();
+            assert_eq!(y, y_alone, "{} layers, {shape:?}", chain.len());
+            let dy =
+                Tensor::from_shape_simple_fn(y.shape().to_vec(), || rng.random_range(-1.0f32..1.0));
+            let dx = fused.backward(&dy).unwrap();
+            let dx_alone = alone
+                .iter_mut()
+                .rev()
+                .try_fold(dy.clone(), |d, layer| layer.backward(&d))
+                .unwrap();
+            assert_eq!(dx, dx_alone, "{} layers, {shape:?}", chain.len());
+            let grads =
+                |ps: Vec<&super::Param>| ps.iter().map(|p| p.grad.clone()).collect::<Vec<_>>();
+            assert_eq!(grads(fused.params()), grads(alone[0].params()));
+            assert!(
+                grads(fused.params())
+                    .iter()
+                    .all(|g| g.iter().any(|&v| v != 0.0))
+            );
+        }
+    }
+}
