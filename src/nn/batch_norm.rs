@@ -2,9 +2,10 @@
 
 use super::epilogue::Epilogue;
 use super::pool;
-use super::tensor::{CHUNK, data, from_vec, lane_sum, per_channel, same_shape};
+use super::tensor::{CHUNK, data, from_vec, into_data, lane_sum, per_channel, same_shape};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// `y = γ · (x − μ) / √(σ² + ε) + β`, per channel `C`.
 ///
@@ -29,8 +30,14 @@ pub struct BatchNorm {
 #[derive(Debug, Clone)]
 struct Cache {
     shape: Vec<usize>,
-    /// Normalised input (x − μ)/√(σ² + ε). Same shape as x.
-    xhat: Vec<f32>,
+    /// The input x. The backward recomputes x̂ = (x − μ)·inv_std from it, the same
+    /// operations as the forward's, so the same values: a stored x̂ would be one more
+    /// full-size write every step. When the caller hands its input over
+    /// (`forward_then_owned`), this is that buffer, not a copy, and the backward writes
+    /// dE/dx over it.
+    x: Vec<f32>,
+    /// μ. (C)
+    mean: Vec<f32>,
     /// 1/√(σ² + ε). (C)
     inv_std: Vec<f32>,
     /// Whether the forward applied the ReLU after this layer (`forward_then`); its
@@ -111,9 +118,12 @@ fn mean_var(xs: &[f32], (n, c, s): (usize, usize, usize)) -> (Vec<f64>, Vec<f64>
 
 /// The gradient reaching `γ·x̂ + β`: `dy` itself, or, when the ReLU after this layer
 /// was applied in its forward (`relu`), `dy` where `γ·x̂ + β > 0` and 0 elsewhere.
+/// The bitwise `|` (not `||`) keeps the loops that call it free of branches, so they
+/// vectorise: with `||` the compiler tested each lane's mask bit in turn, which made the
+/// backward's passes twice as slow once x̂ was recomputed in them.
 #[inline]
 fn gated(d: f32, h: f32, (g, b): (f32, f32), relu: bool) -> f32 {
-    if !relu || g * h + b > 0.0 { d } else { 0.0 }
+    if !relu | (g * h + b > 0.0) { d } else { 0.0 }
 }
 
 /// Per-channel `Σ dy` and `Σ dy·x̂` (`dy` gated by [`gated`]) over a `(N, C, S)` view in
@@ -121,7 +131,7 @@ fn gated(d: f32, h: f32, (g, b): (f32, f32), relu: bool) -> f32 {
 /// (f32 lanes), runs of one channel are added in f64.
 fn grad_sums(
     dy: &Upstream<'_>,
-    xhat: &[f32],
+    (x, mean, inv_std): (&[f32], &[f32], &[f32]),
     (n, c, s): (usize, usize, usize),
     (gamma, beta): (&[f32], &[f32]),
     relu: bool,
@@ -132,10 +142,14 @@ fn grad_sums(
         .map_init(
             || vec![0.0f32; s],
             |buf, run| {
-                let (d, h) = (dy.run(run, buf), &xhat[run * s..(run + 1) * s]);
-                let gb = (gamma[run % c], beta[run % c]);
-                let sum_dy = lane_sum(d, h, |d, h| gated(d, h, gb, relu));
-                let sum_dy_xhat = lane_sum(d, h, |d, h| gated(d, h, gb, relu) * h);
+                let (d, x) = (dy.run(run, buf), &x[run * s..(run + 1) * s]);
+                let ch = run % c;
+                let (gb, mu, k) = ((gamma[ch], beta[ch]), mean[ch], inv_std[ch]);
+                let sum_dy = lane_sum(d, x, |d, v| gated(d, (v - mu) * k, gb, relu));
+                let sum_dy_xhat = lane_sum(d, x, |d, v| {
+                    let h = (v - mu) * k;
+                    gated(d, h, gb, relu) * h
+                });
                 (f64::from(sum_dy), f64::from(sum_dy_xhat))
             },
         )
@@ -171,11 +185,35 @@ impl BatchNorm {
         self.gamma.value.len()
     }
 
+    /// `forward_then` on a borrowed or a handed-over input.
+    fn forward_chain(
+        &mut self,
+        x: Cow<'_, Tensor>,
+        mode: Mode,
+        chain: &[Epilogue],
+    ) -> Result<(Tensor, usize)> {
+        if mode != Mode::Train {
+            return Ok((self.train_forward(x, mode, false, false)?, 0));
+        }
+        let relu = chain.first() == Some(&Epilogue::Relu);
+        // The pooling layer refuses maps under 2×2 itself (with its own error).
+        let poolable = matches!(x.shape(), &[_, _, h, w] if h >= 2 && w >= 2);
+        let pool = poolable && chain.get(usize::from(relu)) == Some(&Epilogue::MaxPool2x2);
+        let y = self.train_forward(x, mode, relu, pool)?;
+        Ok((y, usize::from(relu) + usize::from(pool)))
+    }
+
     /// The forward; with `relu`, `max(0, y)`, and with `pool`, 2×2 max pooling of that
     /// (see `forward_then`).
-    fn train_forward(&mut self, x: &Tensor, mode: Mode, relu: bool, pool: bool) -> Result<Tensor> {
+    fn train_forward(
+        &mut self,
+        x: Cow<'_, Tensor>,
+        mode: Mode,
+        relu: bool,
+        pool: bool,
+    ) -> Result<Tensor> {
         if mode == Mode::Eval {
-            return self.infer(x);
+            return self.infer(&x);
         }
         let dims @ (n, c, s) = per_channel("batch_norm", x.shape(), self.channels())?;
         let m = n * s;
@@ -186,42 +224,44 @@ impl BatchNorm {
                 x.shape(),
             ));
         }
-        let xs = data(x);
-        let (mean, var) = mean_var(&xs, dims);
+        let shape = x.shape().to_vec();
+        let xs = match x {
+            Cow::Borrowed(x) => data(x).into_owned(),
+            Cow::Owned(x) => into_data(x),
+        };
+        let (mean_f64, var) = mean_var(&xs, dims);
+        let mean: Vec<f32> = mean_f64.iter().map(|&m| m as f32).collect();
         let inv_std: Vec<f32> = var
             .iter()
             .map(|&v| (1.0 / (v + f64::from(self.eps)).sqrt()) as f32)
             .collect();
-        // One pass writes x̂ = (x − μ)·inv_std and y = γ·x̂ + β (then max(0, y)).
+        // One pass writes y = γ·x̂ + β (then max(0, y)), x̂ = (x − μ)·inv_std.
         let (gamma, beta) = (data(&self.gamma.value), data(&self.beta.value));
-        let normalise = |run: usize, h: &mut [f32], o: &mut [f32], x: &[f32]| {
+        let normalise = |run: usize, o: &mut [f32], x: &[f32]| {
             let ch = run % c;
-            let (mu, k, g, b) = (mean[ch] as f32, inv_std[ch], gamma[ch], beta[ch]);
-            for ((h, o), &v) in h.iter_mut().zip(o.iter_mut()).zip(x) {
-                *h = (v - mu) * k;
-                *o = g * *h + b;
+            let (mu, k, g, b) = (mean[ch], inv_std[ch], gamma[ch], beta[ch]);
+            for (o, &v) in o.iter_mut().zip(x) {
+                *o = g * ((v - mu) * k) + b;
             }
             if relu {
                 o.iter_mut().for_each(|o| *o = o.max(0.0));
             }
         };
-        let mut xhat = vec![0.0f32; xs.len()];
-        let (y, out_shape, pooled) = match (pool, x.shape()) {
+        let (y, out_shape, pooled) = match (pool, shape.as_slice()) {
             (true, &[_, _, h, w]) => {
                 // Each run's y only in an L1 buffer, pooled from there.
                 let (ho, wo) = (h / 2, w / 2);
                 let mut y = vec![0.0f32; n * c * ho * wo];
                 let mut argmax = vec![0u32; y.len()];
-                xhat.par_chunks_mut(s)
-                    .zip(y.par_chunks_mut(ho * wo))
+                y.par_chunks_mut(ho * wo)
                     .zip(argmax.par_chunks_mut(ho * wo))
                     .zip(xs.par_chunks(s))
                     .with_min_len((CHUNK / s).max(1))
                     .enumerate()
                     .for_each_init(
                         || vec![0.0f32; s],
-                        |full, (run, (((h, o), at), x))| {
-                            normalise(run, h, full, x);
+                        |full, (run, ((o, at), x))| {
+                            normalise(run, full, x);
                             pool::pool_2x2(full, w, wo, o, at);
                         },
                     );
@@ -230,27 +270,27 @@ impl BatchNorm {
             }
             _ => {
                 let mut y = vec![0.0f32; xs.len()];
-                xhat.par_chunks_mut(s)
-                    .zip(y.par_chunks_mut(s))
+                y.par_chunks_mut(s)
                     .zip(xs.par_chunks(s))
                     .with_min_len((CHUNK / s).max(1))
                     .enumerate()
-                    .for_each(|(run, ((h, o), x))| normalise(run, h, o, x));
-                (y, x.shape().to_vec(), None)
+                    .for_each(|(run, (o, x))| normalise(run, o, x));
+                (y, shape.clone(), None)
             }
         };
 
         let mom = self.momentum;
         let unbiased = m as f64 / (m - 1) as f64;
         for (ch, r) in self.running_mean.iter_mut().enumerate() {
-            *r = (1.0 - mom) * *r + mom * mean[ch] as f32;
+            *r = (1.0 - mom) * *r + mom * mean[ch];
         }
         for (ch, r) in self.running_var.iter_mut().enumerate() {
             *r = (1.0 - mom) * *r + mom * (var[ch] * unbiased) as f32;
         }
         self.cache = Some(Cache {
-            shape: x.shape().to_vec(),
-            xhat,
+            shape,
+            x: xs,
+            mean,
             inv_std,
             relu,
             pool: pooled,
@@ -308,7 +348,7 @@ impl Layer for BatchNorm {
     }
 
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.train_forward(x, mode, false, false)
+        self.train_forward(Cow::Borrowed(x), mode, false, false)
     }
 
     /// In training, a ReLU right after this layer, and a 2×2 max pooling after that (or
@@ -322,15 +362,17 @@ impl Layer for BatchNorm {
         mode: Mode,
         chain: &[Epilogue],
     ) -> Result<(Tensor, usize)> {
-        if mode != Mode::Train {
-            return Ok((self.forward(x, mode)?, 0));
-        }
-        let relu = chain.first() == Some(&Epilogue::Relu);
-        // The pooling layer refuses maps under 2×2 itself (with its own error).
-        let poolable = matches!(x.shape(), &[_, _, h, w] if h >= 2 && w >= 2);
-        let pool = poolable && chain.get(usize::from(relu)) == Some(&Epilogue::MaxPool2x2);
-        let y = self.train_forward(x, mode, relu, pool)?;
-        Ok((y, usize::from(relu) + usize::from(pool)))
+        self.forward_chain(Cow::Borrowed(x), mode, chain)
+    }
+
+    /// Keeps the handed-over input itself for the backward (see `Cache::x`).
+    fn forward_then_owned(
+        &mut self,
+        x: Tensor,
+        mode: Mode,
+        chain: &[Epilogue],
+    ) -> Result<(Tensor, usize)> {
+        self.forward_chain(Cow::Owned(x), mode, chain)
     }
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
@@ -347,16 +389,34 @@ impl Layer for BatchNorm {
     /// With `M = N·H·W` values per channel:
     /// `dβ = Σ dy`, `dγ = Σ dy·x̂`,
     /// `dx = γ/√(σ² + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))`.
+    ///
+    /// The backward spends the forward's cache (dE/dx is written over the kept input), as
+    /// PyTorch frees a graph's saved tensors: a second backward needs a new forward.
     fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {
         let cache = self
             .cache
             .as_ref()
             .ok_or(NnError::NoForwardCache { op: "batch_norm" })?;
-        let dims @ (n, c, s) = per_channel("batch_norm", &cache.shape, self.channels())?;
+        let out_shape = cache
+            .pool
+            .as_ref()
+            .map_or(&cache.shape[..], |p| &p.shape[..]);
+        same_shape("batch_norm", dy, out_shape)?;
+        let Some(Cache {
+            shape,
+            x: mut dx,
+            mean,
+            inv_std,
+            relu,
+            pool,
+        }) = self.cache.take()
+        else {
+            unreachable!("checked above");
+        };
+        let dims @ (n, c, s) = per_channel("batch_norm", &shape, self.channels())?;
         let dys = data(dy);
-        let upstream = match &cache.pool {
+        let upstream = match &pool {
             Some(pool) => {
-                same_shape("batch_norm", dy, &pool.shape)?;
                 let [_, _, ho, wo] = pool.shape;
                 Upstream::Pooled {
                     dy: &dys,
@@ -364,42 +424,35 @@ impl Layer for BatchNorm {
                     plane: ho * wo,
                 }
             }
-            None => {
-                same_shape("batch_norm", dy, &cache.shape)?;
-                Upstream::Full(&dys)
-            }
+            None => Upstream::Full(&dys),
         };
         let m = (n * s) as f64;
-        let xhat = &cache.xhat;
         let (gamma, beta) = (data(&self.gamma.value), data(&self.beta.value));
-        let relu = cache.relu;
-        let (sum_dy, sum_dy_xhat) = grad_sums(&upstream, xhat, dims, (&gamma, &beta), relu);
+        let kept = (dx.as_slice(), mean.as_slice(), inv_std.as_slice());
+        let (sum_dy, sum_dy_xhat) = grad_sums(&upstream, kept, dims, (&gamma, &beta), relu);
         for ch in 0..c {
             self.beta.grad[ch] += sum_dy[ch] as f32;
             self.gamma.grad[ch] += sum_dy_xhat[ch] as f32;
         }
-        let k: Vec<f32> = (0..c).map(|ch| gamma[ch] * cache.inv_std[ch]).collect();
+        let k: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv_std[ch]).collect();
         let mean_dy: Vec<f32> = sum_dy.iter().map(|&v| (v / m) as f32).collect();
         let mean_dy_xhat: Vec<f32> = sum_dy_xhat.iter().map(|&v| (v / m) as f32).collect();
-        let mut dx = vec![0.0f32; xhat.len()];
-        dx.par_chunks_mut(c * s)
-            .zip(xhat.par_chunks(c * s))
-            .enumerate()
-            .for_each_init(
-                || vec![0.0f32; s],
-                |buf, (img, (dx_img, xh_img))| {
-                    for ch in 0..c {
-                        let r = ch * s..(ch + 1) * s;
-                        let d = upstream.run(img * c + ch, buf);
-                        let (kc, md, mdx) = (k[ch], mean_dy[ch], mean_dy_xhat[ch]);
-                        let gb = (gamma[ch], beta[ch]);
-                        for ((o, &d), &h) in dx_img[r.clone()].iter_mut().zip(d).zip(&xh_img[r]) {
-                            *o = kc * (gated(d, h, gb, relu) - md - h * mdx);
-                        }
+        // In place: each element of x becomes its dE/dx.
+        dx.par_chunks_mut(c * s).enumerate().for_each_init(
+            || vec![0.0f32; s],
+            |buf, (img, dx_img)| {
+                for (ch, dx_run) in dx_img.chunks_exact_mut(s).enumerate() {
+                    let d = upstream.run(img * c + ch, buf);
+                    let (kc, md, mdx) = (k[ch], mean_dy[ch], mean_dy_xhat[ch]);
+                    let (gb, mu, inv) = ((gamma[ch], beta[ch]), mean[ch], inv_std[ch]);
+                    for (o, &d) in dx_run.iter_mut().zip(d) {
+                        let h = (*o - mu) * inv;
+                        *o = kc * (gated(d, h, gb, relu) - md - h * mdx);
                     }
-                },
-            );
-        from_vec(&cache.shape, dx)
+                }
+            },
+        );
+        from_vec(&shape, dx)
     }
 
     fn params(&self) -> Vec<&Param> {

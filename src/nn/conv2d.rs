@@ -4,7 +4,7 @@ use super::epilogue::{self, Epilogue};
 use super::gemm::{Gemm, Op};
 use super::im2col::{Geometry, col2im_band, im2col_band, im2col_band_strided};
 use super::init::Init;
-use super::tensor::{data, from_vec, nchw, same_shape};
+use super::tensor::{data, from_vec, into_data, nchw, same_shape};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rand::Rng;
 use rayon::prelude::*;
@@ -281,6 +281,17 @@ impl Conv2d {
     /// inference) the images run in turn and each product uses every thread. Maps under
     /// [`SMALL_MAP`] positions go a group of images per task, one product per group
     /// ([`images_per_product`]).
+    /// Caches the training forward's input `(N, C, H, W)` for the backward.
+    fn keep(&mut self, shape: &[usize], input: Vec<f32>) -> Result<()> {
+        let (batch, geometry) = self.geometry(shape)?;
+        self.cache = Some(Cache {
+            geometry,
+            batch,
+            input,
+        });
+        Ok(())
+    }
+
     fn run(&self, x: &Tensor, chain: &[Epilogue]) -> Result<Tensor> {
         let (n, g) = self.geometry(x.shape())?;
         let o = self.config.out_channels;
@@ -336,15 +347,24 @@ impl Layer for Conv2d {
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let y = self.run(x, &[])?;
         if mode == Mode::Train {
-            let (batch, geometry) = self.geometry(x.shape())?;
-            let input = data(x).into_owned();
-            self.cache = Some(Cache {
-                geometry,
-                batch,
-                input,
-            });
+            self.keep(x.shape(), data(x).into_owned())?;
         }
         Ok(y)
+    }
+
+    /// Keeps the handed-over input itself for the backward, not a copy.
+    fn forward_then_owned(
+        &mut self,
+        x: Tensor,
+        mode: Mode,
+        _chain: &[Epilogue],
+    ) -> Result<(Tensor, usize)> {
+        let y = self.run(&x, &[])?;
+        if mode == Mode::Train {
+            let shape = x.shape().to_vec();
+            self.keep(&shape, into_data(x))?;
+        }
+        Ok((y, 0))
     }
 
     fn infer(&self, x: &Tensor) -> Result<Tensor> {

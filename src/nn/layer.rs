@@ -48,6 +48,19 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
         Ok((self.forward(x, mode)?, 0))
     }
 
+    /// [`Layer::forward_then`] for a caller that hands over its input (`Sequential` passes
+    /// each layer's output on to the next and has no use for it afterwards): a layer that
+    /// keeps its input for the backward pass can keep `x` itself instead of a copy. The
+    /// default borrows it.
+    fn forward_then_owned(
+        &mut self,
+        x: Tensor,
+        mode: Mode,
+        chain: &[Epilogue],
+    ) -> Result<(Tensor, usize)> {
+        self.forward_then(&x, mode, chain)
+    }
+
     /// This layer's eval-mode computation as an epilogue the layer before it may apply
     /// instead (batch norm, ReLU, 2×2 max pooling), or `None`.
     fn as_epilogue(&self) -> Option<Epilogue> {

@@ -69,8 +69,13 @@ impl Sequential {
         let mut next = 0;
         while next < self.layers.len() {
             let chain = epilogue::chain(&self.layers[next + 1..]);
-            let input = y.as_ref().unwrap_or(x);
-            let (out, used) = self.layers[next].forward_then(input, mode, &chain)?;
+            // The caller's input is borrowed; every later input is the previous layer's
+            // output, handed over.
+            let layer = &mut self.layers[next];
+            let (out, used) = match y.take() {
+                Some(owned) => layer.forward_then_owned(owned, mode, &chain)?,
+                None => layer.forward_then(x, mode, &chain)?,
+            };
             self.ran.push(next);
             (y, next) = (Some(out), next + 1 + used);
         }

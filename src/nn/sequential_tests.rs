@@ -1,6 +1,6 @@
 //! Tests of the model container: order, gradients through a whole network, files.
 
-use super::activation::Activation;
+use super::activation::{Activation, ActivationKind};
 use super::batch_norm::BatchNorm;
 use super::conv2d::{Conv2d, Conv2dConfig};
 use super::flatten::Flatten;
@@ -10,7 +10,7 @@ use super::l2norm::L2Norm;
 use super::linear::Linear;
 use super::pool::MaxPool2d;
 use super::sequential::Sequential;
-use super::{Mode, NnError, Tensor};
+use super::{Layer, Mode, NnError, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -196,7 +196,8 @@ fn infer_matches_an_eval_forward() {
 
 /// Batch norm applies the ReLU and the 2×2 pooling after it in its own training pass
 /// (`BatchNorm::forward_then`): outputs, input gradients and parameter gradients must be
-/// those of the layers run one by one, to the bit, ties between window elements included.
+/// those of the layers run one by one, to the bit, ties between window elements included,
+/// whether batch norm borrows its input (first layer) or is handed it (after another).
 #[test]
 fn a_fused_training_pass_equals_the_layers_run_one_by_one() {
     type Build = fn() -> Box<dyn super::Layer>;
@@ -208,8 +209,17 @@ fn a_fused_training_pass_equals_the_layers_run_one_by_one() {
     };
     let relu: Build = || Box::new(Activation::relu());
     let pool: Build = || Box::new(MaxPool2d::new(2, 2).unwrap());
-    let chains: [&[Build]; 3] = [&[bn, relu, pool], &[bn, pool], &[bn, relu]];
-    for chain in chains {
+    let identity: Build = || Box::new(Activation::new(ActivationKind::Identity));
+    // Each chain with the position of its batch norm.
+    let chains: [(usize, &[Build]); 6] = [
+        (0, &[bn, relu, pool]),
+        (0, &[bn, pool]),
+        (0, &[bn, relu]),
+        (1, &[identity, bn, relu, pool]),
+        (1, &[identity, bn, pool]),
+        (1, &[identity, bn, relu]),
+    ];
+    for (at, chain) in chains {
         for shape in [[2, 3, 5, 7], [3, 3, 4, 4]] {
             let mut rng = ChaCha8Rng::seed_from_u64(shape[2] as u64);
             // Quarter steps: equal values in a window, besides the ReLU's zeros.
@@ -223,7 +233,7 @@ fn a_fused_training_pass_equals_the_layers_run_one_by_one() {
                 alone.push(build());
             }
             // Batch norm does take the rest in its pass.
-            let rest = &fused.layers()[1..];
+            let rest = &fused.layers()[at + 1..];
             let (_, used) = bn()
                 .forward_then(&x, Mode::Train, &super::epilogue::chain(rest))
                 .unwrap();
@@ -245,7 +255,7 @@ fn a_fused_training_pass_equals_the_layers_run_one_by_one() {
             assert_eq!(dx, dx_alone, "{} layers, {shape:?}", chain.len());
             let grads =
                 |ps: Vec<&super::Param>| ps.iter().map(|p| p.grad.clone()).collect::<Vec<_>>();
-            assert_eq!(grads(fused.params()), grads(alone[0].params()));
+            assert_eq!(grads(fused.params()), grads(alone[at].params()));
             assert!(
                 grads(fused.params())
                     .iter()
@@ -253,4 +263,26 @@ fn a_fused_training_pass_equals_the_layers_run_one_by_one() {
             );
         }
     }
+}
+
+/// Batch norm's backward writes dE/dx over the input it kept, so it spends its cache: a
+/// second backward is refused until the next forward. A gradient of the wrong shape is
+/// refused without spending it.
+#[test]
+fn batch_norm_backward_spends_its_cache_but_not_on_a_wrong_gradient() {
+    let mut bn = BatchNorm::new(2).unwrap();
+    let x = Tensor::from_shape_fn(vec![2, 2, 3, 3], |i| {
+        (i[0] * 5 + i[1] * 3 + i[2] * i[3]) as f32
+    });
+    let y = bn.forward(&x, Mode::Train).unwrap();
+    let wrong = Tensor::zeros(vec![2, 2, 3, 2]);
+    assert!(matches!(bn.backward(&wrong), Err(NnError::Shape { .. })));
+    let dy = y.mapv(|v| v.sin());
+    let dx = bn.backward(&dy).unwrap();
+    assert!(matches!(
+        bn.backward(&dy),
+        Err(NnError::NoForwardCache { op: "batch_norm" })
+    ));
+    bn.forward(&x, Mode::Train).unwrap();
+    assert_eq!(bn.backward(&dy).unwrap(), dx);
 }

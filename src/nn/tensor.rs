@@ -11,6 +11,22 @@ pub fn data(x: &Tensor) -> Cow<'_, [f32]> {
     }
 }
 
+/// The elements of `x` in row-major order, taking its buffer without a copy when `x`
+/// owns exactly its elements in standard layout (a layer's output always does).
+pub fn into_data(x: Tensor) -> Vec<f32> {
+    if !x.is_standard_layout() {
+        return x.iter().copied().collect();
+    }
+    let len = x.len();
+    let (mut values, offset) = x.into_raw_vec_and_offset();
+    let start = offset.unwrap_or(0);
+    if start == 0 && values.len() == len {
+        values
+    } else {
+        values.drain(start..start + len).collect()
+    }
+}
+
 /// A tensor from row-major values; the length must match (an internal invariant).
 pub fn from_vec(shape: &[usize], values: Vec<f32>) -> Result<Tensor> {
     Tensor::from_shape_vec(shape.to_vec(), values)
