@@ -74,6 +74,34 @@ fn linear_gradients_match_finite_differences() {
     check(&mut layer, &uniform(&[4, 5], 3));
 }
 
+/// The forward runs as `W · Xᵀ` cut between the threads and transposed back: every
+/// batch size (none, one, several) and an output width the threads cannot share evenly
+/// must still give `x · Wᵀ + b`.
+#[test]
+fn linear_outputs_equal_the_definition_for_every_batch_size() {
+    let mut layer = Linear::new(6, 5, Init::XavierNormal, &mut rng(4)).unwrap();
+    randomise(&mut layer, 5);
+    let (w, b) = (&layer.weight.value, &layer.bias.value);
+    for n in [0, 1, 2, 7] {
+        let x = uniform(&[n, 6], 6 + n as u64);
+        let y = layer.infer(&x).unwrap();
+        assert_eq!(y.shape(), &[n, 5]);
+        for r in 0..n {
+            for j in 0..5 {
+                let want: f64 = f64::from(b[j])
+                    + (0..6)
+                        .map(|k| f64::from(x[[r, k]]) * f64::from(w[[j, k]]))
+                        .sum::<f64>();
+                let got = f64::from(y[[r, j]]);
+                assert!(
+                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{n}: {got} vs {want}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn conv2d_gradients_match_finite_differences_with_padding_and_stride() {
     let configs = [

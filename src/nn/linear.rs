@@ -5,6 +5,7 @@ use super::init::Init;
 use super::tensor::{data, from_vec, same_shape};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rand::Rng;
+use rayon::prelude::*;
 
 /// `u = W x + b` for every row `x` of the batch.
 ///
@@ -70,17 +71,33 @@ impl Layer for Linear {
         Ok(y)
     }
 
+    /// Computed as `Yᵀ (O, N) = b + W · Xᵀ`, the output rows cut evenly between the
+    /// threads, each product on one thread, then transposed (O·N values). For the
+    /// reference CNN's 5376 → 256 layer at batch 64 this took 0.95–1.1 ms on one thread
+    /// where `X · Wᵀ` took 1.5–1.7 ms on one and 2.2–2.3 ms with the GEMM crate's own
+    /// split over two: the kernel runs best with W's rows as the product's rows.
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
         let n = self.check(x.shape())?;
         let (i, o) = (self.inputs(), self.outputs());
-        let b = data(&self.bias.value);
-        // (N, O): every row starts as the bias, then X · Wᵀ is added.
-        let mut y: Vec<f32> = (0..n).flat_map(|_| b.iter().copied()).collect();
-        Gemm::new(n, o, i)
-            .ops(Op::N, Op::T)
-            .accumulate(true)
-            .parallel(true)
-            .run(&data(x), &data(&self.weight.value), &mut y);
+        if n == 0 {
+            return Ok(Tensor::zeros(vec![0, o]));
+        }
+        let (x, w, b) = (data(x), data(&self.weight.value), data(&self.bias.value));
+        let mut yt: Vec<f32> = b.iter().flat_map(|&v| std::iter::repeat_n(v, n)).collect();
+        let rows = o.div_ceil(rayon::current_num_threads());
+        yt.par_chunks_mut(rows * n)
+            .zip(w.par_chunks(rows * i))
+            .for_each(|(yt, w)| {
+                Gemm::new(yt.len() / n, n, i)
+                    .ops(Op::N, Op::T)
+                    .accumulate(true)
+                    .run(w, &x, yt)
+            });
+        let y = if n == 1 {
+            yt
+        } else {
+            (0..n * o).map(|at| yt[(at % o) * n + at / o]).collect()
+        };
         from_vec(&[n, o], y)
     }
 
