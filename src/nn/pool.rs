@@ -383,3 +383,41 @@ impl Layer for GlobalAvgPool {
         from_vec(&[n, c, h, w], dx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`pool_2x2`] (also batch norm's, in training) against the window-by-window
+    /// definition: the first maximum in row-major order, a NaN winning (the first NaN),
+    /// with an odd width and height (the last column and row unused).
+    #[test]
+    fn the_2x2_pooling_equals_the_definition_ties_and_nan_included() {
+        let (h, w) = (7, 75);
+        let (ho, wo) = (h / 2, w / 2);
+        // Few distinct values (ties everywhere), a few NaN.
+        let x: Vec<f32> = (0..h * w)
+            .map(|i| match (i * 7919) % 97 {
+                0 | 1 => f32::NAN,
+                r => (r % 5) as f32 - 2.0,
+            })
+            .collect();
+        let (mut y, mut argmax) = (vec![0.0f32; ho * wo], vec![0u32; ho * wo]);
+        pool_2x2(&x, w, wo, &mut y, &mut argmax);
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let at = |dy: usize, dx: usize| (2 * oy + dy) * w + 2 * ox + dx;
+                let mut best = at(0, 0);
+                for pos in [at(0, 1), at(1, 0), at(1, 1)] {
+                    if beats(x[pos], x[best]) {
+                        best = pos;
+                    }
+                }
+                let o = oy * wo + ox;
+                assert_eq!(argmax[o] as usize, best, "window ({oy}, {ox})");
+                assert_eq!(y[o].to_bits(), x[best].to_bits(), "window ({oy}, {ox})");
+            }
+        }
+        assert!(y.iter().any(|v| v.is_nan()) && argmax.iter().any(|&a| a % 2 == 1));
+    }
+}
