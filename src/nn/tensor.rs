@@ -83,9 +83,11 @@ pub fn same_shape(op: &'static str, dy: &Tensor, expected: &[usize]) -> Result<(
 
 /// Runs `f` compiled for AVX2 when the CPU has it (AVX-512 when it has that): the
 /// build targets baseline x86-64, where the element-wise loops run four lanes wide.
-/// `f` is inlined into a function compiled with the wider instructions, so the loops in
-/// it use them; no operation changes (nothing is fused or reassociated), so the results
-/// are the same to the bit on every path. Meant for a whole run of a loop, not an element.
+/// `f` is called from a function compiled with the wider instructions; when the compiler
+/// inlines it there (it did for batch norm's loops, whose backward became 20 % faster),
+/// the loops in it use them. No operation changes (nothing is fused or reassociated), so
+/// the results are the same to the bit on every path. Meant for a whole run of a loop,
+/// not an element: the feature check runs on every call.
 #[inline]
 pub fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
