@@ -197,28 +197,19 @@ impl BatchNorm {
         chain: &[Epilogue],
     ) -> Result<(Tensor, usize)> {
         if mode != Mode::Train {
-            return Ok((self.train_forward(x, mode, false, false)?, 0));
+            return Ok((self.infer(&x)?, 0));
         }
         let relu = chain.first() == Some(&Epilogue::Relu);
         // The pooling layer refuses maps under 2×2 itself (with its own error).
         let poolable = matches!(x.shape(), &[_, _, h, w] if h >= 2 && w >= 2);
         let pool = poolable && chain.get(usize::from(relu)) == Some(&Epilogue::MaxPool2x2);
-        let y = self.train_forward(x, mode, relu, pool)?;
+        let y = self.train_forward(x, relu, pool)?;
         Ok((y, usize::from(relu) + usize::from(pool)))
     }
 
-    /// The forward; with `relu`, `max(0, y)`, and with `pool`, 2×2 max pooling of that
+    /// The training forward; with `relu`, `max(0, y)`, and with `pool`, 2×2 max pooling of that
     /// (see `forward_then`).
-    fn train_forward(
-        &mut self,
-        x: Cow<'_, Tensor>,
-        mode: Mode,
-        relu: bool,
-        pool: bool,
-    ) -> Result<Tensor> {
-        if mode == Mode::Eval {
-            return self.infer(&x);
-        }
+    fn train_forward(&mut self, x: Cow<'_, Tensor>, relu: bool, pool: bool) -> Result<Tensor> {
         let dims @ (n, c, s) = per_channel("batch_norm", x.shape(), self.channels())?;
         let m = n * s;
         if m < 2 {
@@ -354,7 +345,7 @@ impl Layer for BatchNorm {
     }
 
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.train_forward(Cow::Borrowed(x), mode, false, false)
+        Ok(self.forward_chain(Cow::Borrowed(x), mode, &[])?.0)
     }
 
     /// In training, a ReLU right after this layer, and a 2×2 max pooling after that (or
