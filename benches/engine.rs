@@ -12,6 +12,8 @@
 //!
 //! Environment: `FACEPRINT_BENCH_SECONDS` sets the time per figure (default 5);
 //! `FACEPRINT_BENCH_NET` = `cnn` (default), `resnet` or `both`;
+//! `FACEPRINT_BENCH_FIGURES` = a comma-separated subset of `train`, `infer_b` (inference
+//! at the training batch) and `infer_1` (default all three), for short A/B alternations;
 //! `FACEPRINT_BENCH_PROFILE=1` also prints the time spent in each layer (training step,
 //! inference at both batches) and compares the GEMM kernels.
 
@@ -198,10 +200,54 @@ fn bench_net(name: &str, spec: &ArchSpec, batch: usize, budget: Duration) -> Ben
 
     println!("{name}: load average {}", load_average());
     let cpu_start = cpu_times();
+    let wanted = |figure: &str| {
+        std::env::var("FACEPRINT_BENCH_FIGURES")
+            .map_or(true, |list| list.split(',').any(|f| f.trim() == figure))
+    };
+    if wanted("train") {
+        train_figure(name, (&mut net, &mut adam), (&xb, &dy), budget, peak_reset)?;
+    }
+    if wanted("infer_b") {
+        let infer_b = rate(batch, budget, || {
+            net.infer(&xb)?;
+            Ok(())
+        })?;
+        println!("{name} infer_b{batch}: {infer_b:.1} images/s");
+    }
+    if wanted("infer_1") {
+        let infer1 = rate(1, budget, || {
+            net.infer(&x1)?;
+            Ok(())
+        })?;
+        println!("{name} infer_b1: {infer1:.1} images/s");
+    }
+    println!(
+        "{name}: load average {}, CPU time stolen by the hypervisor during the figures {}",
+        load_average(),
+        steal_since(cpu_start)
+    );
+
+    if std::env::var("FACEPRINT_BENCH_PROFILE").is_ok_and(|v| v == "1") {
+        profile_train(&mut net, &xb, &dy)?;
+        profile_infer(&net, &xb)?;
+        profile_infer(&net, &x1)?;
+    }
+    Ok(())
+}
+
+/// The training step's images/s and the peak memory since the network was built.
+fn train_figure(
+    name: &str,
+    (net, adam): (&mut Sequential, &mut Adam),
+    (xb, dy): (&Tensor, &Tensor),
+    budget: Duration,
+    peak_reset: bool,
+) -> BenchResult {
+    let batch = xb.shape()[0];
     let train = rate(batch, budget, || {
         net.zero_grad();
-        net.forward(&xb, Mode::Train)?;
-        net.backward(&dy)?;
+        net.forward(xb, Mode::Train)?;
+        net.backward(dy)?;
         adam.step(&mut net.params_mut(), 1e-3)?;
         Ok(())
     })?;
@@ -213,27 +259,6 @@ fn bench_net(name: &str, spec: &ArchSpec, batch: usize, budget: Duration) -> Ben
     match peak_memory_mb().filter(|_| peak_reset) {
         Some(mb) => println!("{name} train_step_b{batch}: peak resident memory {mb:.1} MB"),
         None => println!("{name} train_step_b{batch}: peak resident memory unknown"),
-    }
-    let infer_b = rate(batch, budget, || {
-        net.infer(&xb)?;
-        Ok(())
-    })?;
-    println!("{name} infer_b{batch}: {infer_b:.1} images/s");
-    let infer1 = rate(1, budget, || {
-        net.infer(&x1)?;
-        Ok(())
-    })?;
-    println!("{name} infer_b1: {infer1:.1} images/s");
-    println!(
-        "{name}: load average {}, CPU time stolen by the hypervisor during the figures {}",
-        load_average(),
-        steal_since(cpu_start)
-    );
-
-    if std::env::var("FACEPRINT_BENCH_PROFILE").is_ok_and(|v| v == "1") {
-        profile_train(&mut net, &xb, &dy)?;
-        profile_infer(&net, &xb)?;
-        profile_infer(&net, &x1)?;
     }
     Ok(())
 }
