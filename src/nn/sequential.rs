@@ -87,6 +87,9 @@ impl Sequential {
     /// (`Layer::infer_then`, a convolution followed by batch norm, ReLU, pooling) does,
     /// and those layers are skipped.
     pub fn infer(&self, x: &Tensor) -> Result<Tensor> {
+        if rayon::current_thread_index().is_none() {
+            return rayon::scope(|_| self.infer(x));
+        }
         let Some(first) = self.layers.first() else {
             return Ok(x.clone());
         };
