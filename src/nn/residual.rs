@@ -3,9 +3,11 @@
 use super::activation::Activation;
 use super::batch_norm::BatchNorm;
 use super::conv2d::{Conv2d, Conv2dConfig};
+use super::epilogue::Epilogue;
 use super::init::Init;
 use super::prelu::PRelu;
 use super::sequential::Sequential;
+use super::tensor::{data, from_vec, into_data, par_add_assign};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use ndarray::Slice;
 use rand::Rng;
@@ -166,28 +168,40 @@ impl Residual {
 
     /// `body + shortcut`, elementwise; the shapes were checked by `sum_shape`.
     fn add(&self, body: Tensor, skip: &Tensor) -> Result<Tensor> {
-        if self.sum == SumRule::ZeroPadded && body.shape() != skip.shape() {
-            let shape: Vec<usize> = body
-                .shape()
-                .iter()
-                .zip(skip.shape())
-                .map(|(&a, &b)| a.max(b))
-                .collect();
-            let mut sum = Tensor::zeros(shape);
-            for branch in [&body, skip] {
-                sum.slice_each_axis_mut(|ax| Slice::from(0..branch.shape()[ax.axis.index()]))
-                    .zip_mut_with(branch, |s, &v| *s += v);
-            }
-            return Ok(sum);
+        self.add_then(body, skip, false)
+    }
+
+    /// `body + shortcut`, then with `relu` `max(0, ·)` of it. Equal shapes take one
+    /// parallel pass over `body`'s own buffer.
+    fn add_then(&self, body: Tensor, skip: &Tensor, relu: bool) -> Result<Tensor> {
+        if body.shape() == skip.shape() {
+            let shape = body.shape().to_vec();
+            let mut sum = into_data(body);
+            par_add_assign(&mut sum, &data(skip), relu);
+            return from_vec(&shape, sum);
         }
-        if body.shape() != skip.shape() {
+        if self.sum != SumRule::ZeroPadded {
             return Err(NnError::shape(
                 "residual",
                 format!("{:?} (the shortcut's output)", skip.shape()),
                 body.shape(),
             ));
         }
-        Ok(body + skip)
+        let shape: Vec<usize> = body
+            .shape()
+            .iter()
+            .zip(skip.shape())
+            .map(|(&a, &b)| a.max(b))
+            .collect();
+        let mut sum = Tensor::zeros(shape);
+        for branch in [&body, skip] {
+            sum.slice_each_axis_mut(|ax| Slice::from(0..branch.shape()[ax.axis.index()]))
+                .zip_mut_with(branch, |s, &v| *s += v);
+        }
+        if relu {
+            sum.mapv_inplace(|v| v.max(0.0));
+        }
+        Ok(sum)
     }
 }
 
@@ -235,10 +249,15 @@ impl Layer for Residual {
     fn infer(&self, x: &Tensor) -> Result<Tensor> {
         self.sum_shape(x.shape())?;
         let body = self.body.infer(x)?;
+        // A ReLU after the sum is applied in the same pass.
+        let relu = self.activation.as_epilogue() == Some(Epilogue::Relu);
         let sum = match &self.shortcut {
-            Some(s) => self.add(body, &s.infer(x)?)?,
-            None => self.add(body, x)?,
+            Some(s) => self.add_then(body, &s.infer(x)?, relu)?,
+            None => self.add_then(body, x, relu)?,
         };
+        if relu {
+            return Ok(sum);
+        }
         self.activation.infer(&sum)
     }
 

@@ -145,6 +145,57 @@ fn a_residual_adds_its_shortcut_exactly() {
     check_layer(&mut block, &x, &Tolerance::default(), 7, |_| {}).unwrap_or_else(|r| panic!("{r}"));
 }
 
+#[test]
+fn a_block_infers_its_branches_summed_then_activated_to_the_bit() {
+    // Maps larger than one parallel chunk of the sum, with an identity and a projection
+    // shortcut, a ReLU (summed and rectified in one pass) and a PReLU (applied after).
+    let cases = [
+        (8, 8, 1, BlockActivation::Relu),
+        (4, 8, 2, BlockActivation::Relu),
+        (8, 8, 1, BlockActivation::Prelu),
+    ];
+    for (seed, (i, o, stride, activation)) in (40..).zip(cases) {
+        let mut block = Residual::basic_block(i, o, stride, activation, &mut rng(seed)).unwrap();
+        randomise(&mut block, seed);
+        // Train once so batch norm's running statistics are not the defaults.
+        let x = uniform(&[2, i, 72, 64], seed + 100);
+        block.forward(&x, Mode::Train).unwrap();
+        let body = block.body().infer(&x).unwrap();
+        let skip = match block.shortcut() {
+            Some(s) => s.infer(&x).unwrap(),
+            None => x.clone(),
+        };
+        let mut sum = body.clone();
+        sum.zip_mut_with(&skip, |a, &b| *a += b);
+        let slopes = block
+            .named_tensors()
+            .into_iter()
+            .find_map(|(name, t)| (name == "activation.slope").then(|| t.clone()));
+        let expected = match &slopes {
+            Some(slope) => Tensor::from_shape_fn(sum.shape().to_vec(), |ix| {
+                let v = sum[&ix];
+                if v > 0.0 { v } else { slope[[ix[1]]] * v }
+            }),
+            None => sum.mapv(|v| v.max(0.0)),
+        };
+        assert!(sum.len() > super::tensor::CHUNK);
+        let got = block.infer(&x).unwrap();
+        let same = got
+            .iter()
+            .zip(&expected)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same,
+            "case {seed}: inference differs from the branches' sum"
+        );
+        assert_eq!(block.forward(&x, Mode::Eval).unwrap(), got, "case {seed}");
+        assert!(
+            got.iter().any(|&v| v < 0.0) == slopes.is_some(),
+            "case {seed}"
+        );
+    }
+}
+
 fn resnet_like(seed: u64) -> Sequential {
     let mut r = rng(seed);
     let mut net = Sequential::new();

@@ -140,6 +140,24 @@ pub fn par_zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> 
     out
 }
 
+/// `a += b` element by element, in parallel; then `max(0, ·)` with `relu`. The sums
+/// are the same additions a sequential loop makes, so the bits are too.
+pub fn par_add_assign(a: &mut [f32], b: &[f32], relu: bool) {
+    use rayon::prelude::*;
+    debug_assert_eq!(a.len(), b.len());
+    a.par_chunks_mut(CHUNK)
+        .zip(b.par_chunks(CHUNK))
+        .for_each(|(a, b)| {
+            if relu {
+                a.iter_mut()
+                    .zip(b)
+                    .for_each(|(a, &b)| *a = (*a + b).max(0.0));
+            } else {
+                a.iter_mut().zip(b).for_each(|(a, &b)| *a += b);
+            }
+        });
+}
+
 /// `max(0, x)` and, beside it, `1` where the result is positive, else `0` (a ReLU's
 /// derivative), in one parallel pass.
 pub fn par_relu_with_mask(xs: &[f32]) -> (Vec<f32>, Vec<u8>) {
