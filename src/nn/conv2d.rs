@@ -138,97 +138,167 @@ impl Conv2d {
         ))
     }
 
-    /// `y_img (O, Ho·Wo) = bias + W · cols`, band by band. With `inner` (fewer images
-    /// than threads) the bands run in parallel, each into its own block that is then
-    /// copied into place: per-band products are too small to split inside the kernel
-    /// (splitting them made a residual network's batch-1 inference 17 % slower than
-    /// the unbanded convolution had been). A convolution of one band splits its one
-    /// product instead. With `by_rows` (the weights as [`weights_by_kernel_row`] lays
-    /// them out) a band is `kh` products over the input unfolded along kernel columns
-    /// only (see [`unfolds_by_kernel_row`]).
+    /// `y_img (O, H', W')`: `chain` applied to `bias + W · cols`, computed band by band
+    /// of output rows. With `inner` (fewer images than threads) the bands run in
+    /// parallel, each into its own block of a thread's tile, put through `chain` and
+    /// written into its rows of every channel of `y_img`: per-band products are too small
+    /// to split inside the kernel (splitting them made a residual network's batch-1
+    /// inference 17 % slower than the unbanded convolution had been). A convolution of
+    /// one band splits its one product instead, and its channels go through `chain` in
+    /// parallel. With `by_rows` (the weights as [`weights_by_kernel_row`] lays them out)
+    /// a band is `kh` products over the input unfolded along kernel columns only (see
+    /// [`unfolds_by_kernel_row`]).
     fn product(
         &self,
         g: &Geometry,
-        (w, bias, by_rows): (&[f32], &[f32], Option<&[f32]>),
-        (x_img, cols): (&[f32], &mut Vec<f32>),
+        weights: (&[f32], &[f32], Option<&[f32]>),
+        chain: &[Epilogue],
+        (x_img, scratch): (&[f32], &mut Scratch),
         y_img: &mut [f32],
         inner: bool,
     ) {
         let o = self.config.out_channels;
-        let most = if by_rows.is_some() {
+        let most = if weights.2.is_some() {
             row_band_rows(g)
         } else {
             band_rows(g)
         };
-        let step = even_bands(
-            g.ho,
-            most,
-            if inner {
-                rayon::current_num_threads()
-            } else {
-                1
-            },
-        );
-        let one_band = step == g.ho;
-        let band_product = |cols: &mut Vec<f32>, band: Range<usize>, out: &mut [f32], ld| {
-            let width = band.len() * g.wo;
-            for (row, &b) in out.chunks_mut(ld).zip(bias) {
-                row[..width].fill(b);
-            }
-            let gemm = |k| {
-                Gemm::new(o, width, k)
-                    .accumulate(true)
-                    .parallel(inner && one_band)
-            };
-            match by_rows {
-                Some(w_rows) => {
-                    // Unfolded row `t` (input row `t − p`) feeds output row `t − ki`
-                    // through kernel row `ki`: product `ki` reads the unfolded band
-                    // `ki` rows down.
-                    let rows = band.start..band.end + g.kh - 1;
-                    let (depth, span) = (g.c * g.kw, rows.len() * g.wo);
-                    let unfolded = prefix(cols, depth * span);
-                    im2col_band(&row_geometry(g), x_img, rows, unfolded);
-                    for (ki, w_ki) in w_rows.chunks_exact(o * depth).enumerate() {
-                        gemm(depth).leading(None, Some(span), Some(ld)).run(
-                            w_ki,
-                            &unfolded[ki * g.wo..],
-                            out,
-                        );
-                    }
-                }
-                None => {
-                    let cols = prefix(cols, g.rows() * width);
-                    im2col_band(g, x_img, band, cols);
-                    gemm(g.rows())
-                        .leading(None, None, Some(ld))
-                        .run(w, cols, out);
-                }
-            }
-        };
-        if inner && !one_band {
-            let blocks: Vec<(Range<usize>, Vec<f32>)> = bands(g.ho, step)
-                .collect::<Vec<_>>()
-                .into_par_iter()
-                .map_init(Scratch::take, |Scratch((cols, _)), band| {
-                    let mut out = vec![0.0f32; o * band.len() * g.wo];
-                    band_product(cols, band.clone(), &mut out, band.len() * g.wo);
-                    (band, out)
-                })
-                .collect();
-            for (band, block) in blocks {
-                let span = band.start * g.wo..band.end * g.wo;
-                for (y_row, b_row) in y_img
-                    .chunks_exact_mut(g.cols())
-                    .zip(block.chunks_exact(span.len()))
-                {
-                    y_row[span.clone()].copy_from_slice(b_row);
-                }
-            }
+        let threads = if inner {
+            rayon::current_num_threads()
         } else {
+            1
+        };
+        let mut step = even_bands(g.ho, most, threads);
+        let one_band = step == g.ho;
+        if inner && !one_band {
+            // A pooled band must start on an even row.
+            if chain.contains(&Epilogue::MaxPool2x2) {
+                step = step.next_multiple_of(2);
+            }
+            return scratch.lend(|| self.parallel_bands(g, weights, chain, x_img, y_img, step));
+        }
+        let Scratch((cols, tile)) = scratch;
+        let run_bands = |cols: &mut Vec<f32>, out: &mut [f32]| {
             for band in bands(g.ho, step) {
                 let start = band.start * g.wo;
-                band_product(cols, band, &mut y_img[start..], g.cols());
+                self.band_product(
+                    g,
+                    weights,
+                    (x_img, cols),
+                    band,
+                    &mut out[start..],
+                    g.cols(),
+                    inner,
+                );
+            }
+        };
+        if chain.is_empty() {
+            return run_bands(cols, y_img);
+        }
+        let tile = prefix(tile, o * g.cols());
+        run_bands(cols, tile);
+        if !inner {
+            return epilogue::apply(chain, (o, g.ho, g.wo), tile, y_img);
+        }
+        let plane = y_img.len() / o.max(1);
+        tile.par_chunks_mut(g.cols())
+            .zip(y_img.par_chunks_mut(plane.max(1)))
+            .enumerate()
+            .for_each(|(ch, (x, y))| epilogue::apply_plane(chain, ch, (g.ho, g.wo), x, y));
+    }
+
+    /// The bands of `step` rows of one image in parallel (see [`Conv2d::product`]): each
+    /// computed into its thread's tile, put through `chain` and written into its rows of
+    /// every channel of `y_img (O, H', W')`.
+    fn parallel_bands(
+        &self,
+        g: &Geometry,
+        weights: (&[f32], &[f32], Option<&[f32]>),
+        chain: &[Epilogue],
+        x_img: &[f32],
+        y_img: &mut [f32],
+        step: usize,
+    ) {
+        let o = self.config.out_channels;
+        if y_img.is_empty() {
+            return; // pooled to nothing (a map one column wide)
+        }
+        let pooled = chain.contains(&Epilogue::MaxPool2x2);
+        let (_, wo_out) = epilogue::output_hw(chain, g.ho, g.wo);
+        let out_rows = |band: &Range<usize>| {
+            if pooled {
+                band.end / 2 - band.start / 2
+            } else {
+                band.len()
+            }
+        };
+        let list: Vec<Range<usize>> = bands(g.ho, step).collect();
+        // Each band's rows of each channel, split off the planes in order.
+        let mut pieces: Vec<Vec<&mut [f32]>> = list.iter().map(|_| Vec::with_capacity(o)).collect();
+        for plane in y_img.chunks_exact_mut(y_img.len() / o.max(1)) {
+            let mut rest = plane;
+            for (band, out) in list.iter().zip(pieces.iter_mut()) {
+                let (piece, tail) = rest.split_at_mut(out_rows(band) * wo_out);
+                out.push(piece);
+                rest = tail;
+            }
+        }
+        list.into_par_iter().zip(pieces).for_each_init(
+            Scratch::take,
+            |Scratch((cols, tile)), (band, outs)| {
+                let width = band.len() * g.wo;
+                let block = prefix(tile, o * width);
+                let rows = band.len();
+                self.band_product(g, weights, (x_img, cols), band, block, width, false);
+                for (ch, (x, y)) in block.chunks_exact_mut(width).zip(outs).enumerate() {
+                    epilogue::apply_plane(chain, ch, (rows, g.wo), x, y);
+                }
+            },
+        );
+    }
+
+    /// One band of output rows, `out (O, |band|·Wo)` with leading dimension `ld`, set to
+    /// `bias + W · cols` over the band's columns; the product split between the threads
+    /// with `parallel`.
+    #[allow(clippy::too_many_arguments)]
+    fn band_product(
+        &self,
+        g: &Geometry,
+        (w, bias, by_rows): (&[f32], &[f32], Option<&[f32]>),
+        (x_img, cols): (&[f32], &mut Vec<f32>),
+        band: Range<usize>,
+        out: &mut [f32],
+        ld: usize,
+        parallel: bool,
+    ) {
+        let o = self.config.out_channels;
+        let width = band.len() * g.wo;
+        for (row, &b) in out.chunks_mut(ld).zip(bias) {
+            row[..width].fill(b);
+        }
+        let gemm = |k| Gemm::new(o, width, k).accumulate(true).parallel(parallel);
+        match by_rows {
+            Some(w_rows) => {
+                // Unfolded row `t` (input row `t − p`) feeds output row `t − ki` through
+                // kernel row `ki`: product `ki` reads the unfolded band `ki` rows down.
+                let rows = band.start..band.end + g.kh - 1;
+                let (depth, span) = (g.c * g.kw, rows.len() * g.wo);
+                let unfolded = prefix(cols, depth * span);
+                im2col_band(&row_geometry(g), x_img, rows, unfolded);
+                for (ki, w_ki) in w_rows.chunks_exact(o * depth).enumerate() {
+                    gemm(depth).leading(None, Some(span), Some(ld)).run(
+                        w_ki,
+                        &unfolded[ki * g.wo..],
+                        out,
+                    );
+                }
+            }
+            None => {
+                let cols = prefix(cols, g.rows() * width);
+                im2col_band(g, x_img, band, cols);
+                gemm(g.rows())
+                    .leading(None, None, Some(ld))
+                    .run(w, cols, out);
             }
         }
     }
@@ -304,14 +374,8 @@ impl Conv2d {
         let by_rows = (group == 1 && unfolds_by_kernel_row(&g, inner))
             .then(|| weights_by_kernel_row(&w, o, &g));
         let by_rows = by_rows.as_deref();
-        let image = |Scratch((cols, tile)): &mut Scratch, (y_img, x_img): (&mut [f32], &[f32])| {
-            if chain.is_empty() {
-                self.product(&g, (&w, &b, by_rows), (x_img, cols), y_img, inner);
-            } else {
-                let tile = prefix(tile, o * g.cols());
-                self.product(&g, (&w, &b, by_rows), (x_img, cols), tile, inner);
-                epilogue::apply(chain, (o, g.ho, g.wo), tile, y_img);
-            }
+        let image = |buffers: &mut Scratch, (y_img, x_img): (&mut [f32], &[f32])| {
+            self.product(&g, (&w, &b, by_rows), chain, (x_img, buffers), y_img, inner);
         };
         let scratch = Scratch::take;
         if group > 1 {
@@ -622,6 +686,15 @@ struct Scratch((Vec<f32>, Vec<f32>));
 impl Scratch {
     fn take() -> Self {
         Scratch(SCRATCH.try_with(Cell::take).unwrap_or_default())
+    }
+
+    /// Runs `f` with these buffers back in the thread's slot, where rayon tasks that
+    /// `f` runs on this thread find them, and takes them again after.
+    fn lend<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let _ = SCRATCH.try_with(|s| s.set(std::mem::take(&mut self.0)));
+        let result = f();
+        self.0 = SCRATCH.try_with(Cell::take).unwrap_or_default();
+        result
     }
 }
 
@@ -952,6 +1025,83 @@ mod tests {
                 let (out, _) = layer.infer_then(&x, &[Epilogue::Relu]).unwrap();
                 close("infer_then", &data(&out), &relu);
             });
+        }
+    }
+
+    #[test]
+    fn one_image_cut_into_parallel_bands_puts_every_row_through_its_epilogue() {
+        // Batch 1 on 2 and 3 threads: bands of one image run in parallel, each applying
+        // the chain to its rows and writing them into place (odd widths and heights,
+        // bands of odd height rounded to even ones when the chain pools).
+        let cases = [
+            (Conv2dConfig::square(40, 3, 3, 1, 1), [32, 36]),
+            (Conv2dConfig::square(40, 3, 3, 2, 1), [64, 70]),
+            // Unfolded by kernel row, 41 output rows.
+            (Conv2dConfig::square(64, 2, 3, 1, 1), [41, 96]),
+        ];
+        let affine = Epilogue::ChannelAffine {
+            scale: vec![0.5, -2.0, 1.5],
+            shift: vec![0.25, 0.5, -0.125],
+        };
+        let chains = [
+            vec![],
+            vec![affine.clone(), Epilogue::Relu],
+            vec![affine.clone(), Epilogue::Relu, Epilogue::MaxPool2x2],
+            vec![Epilogue::MaxPool2x2],
+        ];
+        for (config, hw) in cases {
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            let layer = random_layer(config, &mut rng);
+            let shape = [1, config.in_channels, hw[0], hw[1]];
+            let x = Tensor::from_shape_simple_fn(shape.to_vec(), || rng.random_range(-1.0f32..1.0));
+            let (_, g) = layer.geometry(&shape).unwrap();
+            let o = config.out_channels;
+            let (y, ..) = naive(&layer, &x, &vec![0.0; o * g.ho * g.wo]);
+            for chain in &chains {
+                // The chain in f64, step by step.
+                let mut maps: Vec<f64> = y.clone();
+                for (c, plane) in maps.chunks_exact_mut(g.ho * g.wo).enumerate() {
+                    for v in plane.iter_mut() {
+                        if let Epilogue::ChannelAffine { scale, shift } = &affine
+                            && chain.contains(&affine)
+                        {
+                            *v = f64::from(scale[c]) * *v + f64::from(shift[c]);
+                        }
+                        if chain.contains(&Epilogue::Relu) {
+                            *v = v.max(0.0);
+                        }
+                    }
+                }
+                let (ho, wo) = super::epilogue::output_hw(chain, g.ho, g.wo);
+                let want: Vec<f64> = if chain.contains(&Epilogue::MaxPool2x2) {
+                    let at = |c: usize, r: usize, q: usize| maps[(c * g.ho + r) * g.wo + q];
+                    (0..o * ho * wo)
+                        .map(|i| {
+                            let (c, r, q) = (i / (ho * wo), i / wo % ho, i % wo);
+                            [(0, 0), (0, 1), (1, 0), (1, 1)]
+                                .map(|(dr, dq)| at(c, 2 * r + dr, 2 * q + dq))
+                                .into_iter()
+                                .fold(f64::MIN, f64::max)
+                        })
+                        .collect()
+                } else {
+                    maps
+                };
+                for threads in [2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let (out, used) = pool.install(|| layer.infer_then(&x, chain)).unwrap();
+                    assert_eq!(used, chain.len());
+                    assert_eq!(out.shape(), &[1, o, ho, wo]);
+                    close(
+                        &format!("{config:?} {chain:?} {threads} threads"),
+                        &data(&out),
+                        &want,
+                    );
+                }
+            }
         }
     }
 

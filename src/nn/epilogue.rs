@@ -68,39 +68,51 @@ pub fn output_hw(chain: &[Epilogue], h: usize, w: usize) -> (usize, usize) {
 /// then the result (pooled when the chain pools) into `y (C, H', W')`.
 pub fn apply(chain: &[Epilogue], (c, h, w): (usize, usize, usize), x: &mut [f32], y: &mut [f32]) {
     debug_assert_eq!(x.len(), c * h * w);
+    let (ho, wo) = output_hw(chain, h, w);
+    debug_assert_eq!(y.len(), c * ho * wo);
+    for (ch, (plane, out)) in x
+        .chunks_exact_mut(h * w)
+        .zip(y.chunks_exact_mut(ho * wo))
+        .enumerate()
+    {
+        apply_plane(chain, ch, (h, w), plane, out);
+    }
+}
+
+/// [`apply`] on channel `ch` alone: its rows `x (H, W)` (a whole plane, or a band of
+/// rows of it starting at an even row) in place, then into `y (H', W')`.
+pub fn apply_plane(
+    chain: &[Epilogue],
+    ch: usize,
+    (h, w): (usize, usize),
+    x: &mut [f32],
+    y: &mut [f32],
+) {
     let affine = chain.iter().find_map(|step| match step {
-        Epilogue::ChannelAffine { scale, shift } => Some((scale, shift)),
+        Epilogue::ChannelAffine { scale, shift } => Some((scale[ch], shift[ch])),
         _ => None,
     });
-    let relu = chain.contains(&Epilogue::Relu);
-    for (ch, plane) in x.chunks_exact_mut(h * w).enumerate() {
-        match (affine, relu) {
-            (Some((a, b)), true) => {
-                let (a, b) = (a[ch], b[ch]);
-                plane.iter_mut().for_each(|v| *v = (a * *v + b).max(0.0));
-            }
-            (Some((a, b)), false) => {
-                let (a, b) = (a[ch], b[ch]);
-                plane.iter_mut().for_each(|v| *v = a * *v + b);
-            }
-            (None, true) => plane.iter_mut().for_each(|v| *v = v.max(0.0)),
-            (None, false) => {}
-        }
+    match (affine, chain.contains(&Epilogue::Relu)) {
+        (Some((a, b)), true) => x.iter_mut().for_each(|v| *v = (a * *v + b).max(0.0)),
+        (Some((a, b)), false) => x.iter_mut().for_each(|v| *v = a * *v + b),
+        (None, true) => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+        (None, false) => {}
     }
     if !chain.contains(&Epilogue::MaxPool2x2) {
         y.copy_from_slice(x);
         return;
     }
-    let (ho, wo) = (h / 2, w / 2);
-    debug_assert_eq!(y.len(), c * ho * wo);
-    for (plane, out) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(ho * wo)) {
-        for (oy, row) in out.chunks_exact_mut(wo).enumerate() {
-            let (r0, r1) = (&plane[2 * oy * w..], &plane[(2 * oy + 1) * w..]);
-            for (ox, o) in row.iter_mut().enumerate() {
-                let j = 2 * ox;
-                let window = [r0[j], r0[j + 1], r1[j], r1[j + 1]];
-                *o = max_of_window(window);
-            }
+    let wo = w / 2;
+    debug_assert_eq!(y.len(), h / 2 * wo);
+    if wo == 0 {
+        return;
+    }
+    for (oy, row) in y.chunks_exact_mut(wo).enumerate() {
+        let (r0, r1) = (&x[2 * oy * w..], &x[(2 * oy + 1) * w..]);
+        for (ox, o) in row.iter_mut().enumerate() {
+            let j = 2 * ox;
+            let window = [r0[j], r0[j + 1], r1[j], r1[j + 1]];
+            *o = max_of_window(window);
         }
     }
 }
