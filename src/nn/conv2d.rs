@@ -220,9 +220,6 @@ impl Conv2d {
         step: usize,
     ) {
         let o = self.config.out_channels;
-        if y_img.is_empty() {
-            return; // pooled to nothing (a map one column wide)
-        }
         let pooled = chain.contains(&Epilogue::MaxPool2x2);
         let (_, wo_out) = epilogue::output_hw(chain, g.ho, g.wo);
         let out_rows = |band: &Range<usize>| {
@@ -378,7 +375,9 @@ impl Conv2d {
             self.product(&g, (&w, &b, by_rows), chain, (x_img, buffers), y_img, inner);
         };
         let scratch = Scratch::take;
-        if group > 1 {
+        if y.is_empty() {
+            // An empty batch, or maps pooled to nothing (one row or column wide).
+        } else if group > 1 {
             y.par_chunks_mut(group * o * ho * wo)
                 .zip(x.par_chunks(group * g.c * g.h * g.w))
                 .for_each_init(scratch, |buffers, (y_group, x_group)| {
@@ -1102,6 +1101,28 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_map_one_column_wide_pools_to_nothing_without_a_panic() {
+        // 512 channels make 64 rows of one column several bands at batch 1.
+        let layer = random_layer(
+            Conv2dConfig::square(512, 1, 3, 1, 1),
+            &mut ChaCha8Rng::seed_from_u64(4),
+        );
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for n in [1, 2] {
+            let x = Tensor::zeros(vec![n, 512, 64, 1]);
+            let (_, g) = layer.geometry(x.shape()).unwrap();
+            assert!(band_rows(&g) < g.ho);
+            let (out, _) = pool
+                .install(|| layer.infer_then(&x, &[Epilogue::MaxPool2x2]))
+                .unwrap();
+            assert_eq!(out.shape(), &[n, 1, 32, 0]);
         }
     }
 

@@ -70,6 +70,9 @@ pub fn apply(chain: &[Epilogue], (c, h, w): (usize, usize, usize), x: &mut [f32]
     debug_assert_eq!(x.len(), c * h * w);
     let (ho, wo) = output_hw(chain, h, w);
     debug_assert_eq!(y.len(), c * ho * wo);
+    if y.is_empty() {
+        return; // pooled to nothing (a map one row or column wide)
+    }
     for (ch, (plane, out)) in x
         .chunks_exact_mut(h * w)
         .zip(y.chunks_exact_mut(ho * wo))
