@@ -85,7 +85,9 @@ impl Sequential {
     /// Eval-mode forward through `&self` (many threads may share one model). A layer
     /// that can apply the element-wise layers after it in its own pass over memory
     /// (`Layer::infer_then`, a convolution followed by batch norm, ReLU, pooling) does,
-    /// and those layers are skipped.
+    /// and those layers are skipped. Called from outside rayon's pool (a server or bench
+    /// thread), the whole pass runs on one of the pool's threads, so the layers' parallel
+    /// loops are split among the pool's threads without waking the caller after each.
     pub fn infer(&self, x: &Tensor) -> Result<Tensor> {
         if rayon::current_thread_index().is_none() {
             return rayon::scope(|_| self.infer(x));
