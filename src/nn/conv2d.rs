@@ -168,7 +168,7 @@ impl Conv2d {
         } else {
             1
         };
-        let mut step = even_bands(g.ho, most, threads);
+        let mut step = thread_bands(g, even_bands(g.ho, most, threads), threads);
         let one_band = step == g.ho;
         if inner && !one_band {
             // A pooled band must start on an even row.
@@ -580,6 +580,28 @@ fn even_bands(ho: usize, most: usize, threads: usize) -> usize {
     ho.div_ceil(count.next_multiple_of(threads.max(1)))
 }
 
+/// The fewest output columns (`|band|·Wo`) each thread's band keeps when a batch-1
+/// convolution whose map fits one band is cut into one band per thread
+/// ([`thread_bands`]). Narrower bands would each pack the whole weight matrix for too
+/// few columns; such maps split their one product inside the kernel instead.
+const THREAD_BAND_COLUMNS: usize = 64;
+
+/// Rows per band at batch 1 (`threads` > 1: the bands run in parallel): `step` from
+/// [`even_bands`], except that a map that fits one band is cut into one band per thread
+/// when each keeps at least [`THREAD_BAND_COLUMNS`] columns and two rows. Each thread
+/// then unfolds, multiplies and puts through the epilogue its own rows, where one band
+/// unfolded on one thread and split only its product: the reference CNN's batch-1
+/// inference went from about 1 230 to 1 800 images/s on a 2-core Xeon, ResNet-14's
+/// from 71 to 77 (BENCHMARKS.md).
+fn thread_bands(g: &Geometry, step: usize, threads: usize) -> usize {
+    let wide = g.cols() / threads.max(1) >= THREAD_BAND_COLUMNS;
+    if threads > 1 && step >= g.ho && g.ho >= 2 * threads && wide {
+        g.ho.div_ceil(threads)
+    } else {
+        step
+    }
+}
+
 /// Unfolded input channels × kernel columns from which a convolution unfolds one kernel
 /// row at a time: the depth of each of its `kh` products. A shallower product (the
 /// first layer of a grey network: 1 channel × 3 columns) would spend more of its time
@@ -591,10 +613,12 @@ const ROW_DEPTH: usize = 64;
 /// over the whole column matrix (`C·kh·kw` rows of `Ho` output rows each): the copy
 /// shrinks `kh`-fold (3× for the 3×3 convolutions of residual networks), and the
 /// products read it `ki` rows down for kernel row `ki`. Only at stride 1, where moving
-/// one output row down moves one input row down. Not when the image's product would be
-/// split across threads (`inner`, one band): each of the `kh` products would then pay
-/// the split's fork and join, and batch-1 inference of the reference CNN (28×24 and
-/// 14×12 maps, one band each) measured about 15 % slower that way (BENCHMARKS.md).
+/// one output row down moves one input row down. Not at batch 1 (`inner`) on a map that
+/// fits one band: where its product is split across threads, each of the `kh` products
+/// would pay the split's fork and join (the reference CNN's batch-1 inference, 28×24 and
+/// 14×12 maps, measured about 15 % slower, BENCHMARKS.md); where [`thread_bands`] cuts
+/// it into one band per thread, the reference CNN measured about 25 % slower with
+/// kernel-row products in each band (1 370 against 1 810 images/s).
 fn unfolds_by_kernel_row(g: &Geometry, inner: bool) -> bool {
     g.stride == 1 && g.kh > 1 && g.c * g.kw >= ROW_DEPTH && !(inner && row_band_rows(g) >= g.ho)
 }
@@ -743,7 +767,7 @@ mod tests {
     use super::super::{Layer, Mode, Tensor};
     use super::{
         Conv2d, Conv2dConfig, band_rows, even_bands, image_groups, images_per_product,
-        row_band_rows, unfolds_by_kernel_row,
+        row_band_rows, thread_bands, unfolds_by_kernel_row,
     };
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -1037,6 +1061,8 @@ mod tests {
             (Conv2dConfig::square(40, 3, 3, 2, 1), [64, 70]),
             // Unfolded by kernel row, 41 output rows.
             (Conv2dConfig::square(64, 2, 3, 1, 1), [41, 96]),
+            // One band by the column budget, cut into one band per thread.
+            (Conv2dConfig::square(4, 3, 3, 1, 1), [15, 13]),
         ];
         let affine = Epilogue::ChannelAffine {
             scale: vec![0.5, -2.0, 1.5],
@@ -1087,6 +1113,14 @@ mod tests {
                     maps
                 };
                 for threads in [2, 3] {
+                    // Several bands, or this is a one-band test.
+                    let most = if unfolds_by_kernel_row(&g, true) {
+                        row_band_rows(&g)
+                    } else {
+                        band_rows(&g)
+                    };
+                    let step = thread_bands(&g, even_bands(g.ho, most, threads), threads);
+                    assert!(step < g.ho, "{config:?} {threads} threads: one band");
                     let pool = rayon::ThreadPoolBuilder::new()
                         .num_threads(threads)
                         .build()
@@ -1124,6 +1158,39 @@ mod tests {
                 .unwrap();
             assert_eq!(out.shape(), &[n, 1, 32, 0]);
         }
+    }
+
+    #[test]
+    fn a_batch_1_map_that_fits_one_band_is_cut_into_one_band_per_thread_when_wide_enough() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut geometry = |c: usize, h: usize, w: usize| {
+            let layer = random_layer(Conv2dConfig::square(c, 8, 3, 1, 1), &mut rng);
+            layer.geometry(&[1, c, h, w]).unwrap().1
+        };
+        // The reference CNN's three convolutions: one band each by the column budget.
+        // On 3 threads the 14×12 map would leave 56 columns a band.
+        for (c, h, w, two, three) in [
+            (1, 56, 48, 28, 19),
+            (32, 28, 24, 14, 10),
+            (64, 14, 12, 7, 14),
+        ] {
+            let g = geometry(c, h, w);
+            let step = even_bands(g.ho, band_rows(&g), 2);
+            assert_eq!(step, g.ho);
+            assert_eq!(thread_bands(&g, step, 1), g.ho);
+            assert_eq!(thread_bands(&g, step, 2), two);
+            assert_eq!(thread_bands(&g, step, 3), three);
+        }
+        // 21 columns a thread; and 3 rows, under two a thread.
+        for (h, w) in [(7, 6), (3, 100)] {
+            let g = geometry(128, h, w);
+            assert_eq!(thread_bands(&g, g.ho, 2), g.ho);
+        }
+        // A map already cut by the column budget keeps its bands.
+        let g = geometry(64, 112, 96);
+        let step = even_bands(g.ho, band_rows(&g), 2);
+        assert!(step < g.ho);
+        assert_eq!(thread_bands(&g, step, 2), step);
     }
 
     #[test]
