@@ -97,11 +97,14 @@ fn mean_var(xs: &[f32], (n, c, s): (usize, usize, usize)) -> (Vec<f64>, Vec<f64>
         .par_chunks(s)
         .with_min_len((CHUNK / s).max(1))
         .map(|run| {
-            wide(|| {
-                let mean = lane_sum(run, run, |a, _| a) / s as f32;
-                let m2 = lane_sum(run, run, |a, _| (a - mean) * (a - mean));
-                (f64::from(mean), f64::from(m2))
-            })
+            wide(
+                #[inline(always)]
+                || {
+                    let mean = lane_sum(run, run, |a, _| a) / s as f32;
+                    let m2 = lane_sum(run, run, |a, _| (a - mean) * (a - mean));
+                    (f64::from(mean), f64::from(m2))
+                },
+            )
         })
         .collect();
     let mut means = vec![0.0f64; c];
@@ -147,14 +150,17 @@ fn grad_sums(
                 let (d, x) = (dy.run(run, buf), &x[run * s..(run + 1) * s]);
                 let ch = run % c;
                 let (gb, mu, k) = ((gamma[ch], beta[ch]), mean[ch], inv_std[ch]);
-                wide(|| {
-                    let sum_dy = lane_sum(d, x, |d, v| gated(d, (v - mu) * k, gb, relu));
-                    let sum_dy_xhat = lane_sum(d, x, |d, v| {
-                        let h = (v - mu) * k;
-                        gated(d, h, gb, relu) * h
-                    });
-                    (f64::from(sum_dy), f64::from(sum_dy_xhat))
-                })
+                wide(
+                    #[inline(always)]
+                    || {
+                        let sum_dy = lane_sum(d, x, |d, v| gated(d, (v - mu) * k, gb, relu));
+                        let sum_dy_xhat = lane_sum(d, x, |d, v| {
+                            let h = (v - mu) * k;
+                            gated(d, h, gb, relu) * h
+                        });
+                        (f64::from(sum_dy), f64::from(sum_dy_xhat))
+                    },
+                )
             },
         )
         .collect();
@@ -235,14 +241,17 @@ impl BatchNorm {
         let normalise = |run: usize, o: &mut [f32], x: &[f32]| {
             let ch = run % c;
             let (mu, k, g, b) = (mean[ch], inv_std[ch], gamma[ch], beta[ch]);
-            wide(|| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = g * ((v - mu) * k) + b;
-                }
-                if relu {
-                    o.iter_mut().for_each(|o| *o = o.max(0.0));
-                }
-            })
+            wide(
+                #[inline(always)]
+                || {
+                    for (o, &v) in o.iter_mut().zip(x) {
+                        *o = g * ((v - mu) * k) + b;
+                    }
+                    if relu {
+                        o.iter_mut().for_each(|o| *o = o.max(0.0));
+                    }
+                },
+            )
         };
         let (y, out_shape, pooled) = match (pool, shape.as_slice()) {
             (true, &[_, _, h, w]) => {
@@ -442,12 +451,15 @@ impl Layer for BatchNorm {
                     let d = upstream.run(img * c + ch, buf);
                     let (kc, md, mdx) = (k[ch], mean_dy[ch], mean_dy_xhat[ch]);
                     let (gb, mu, inv) = ((gamma[ch], beta[ch]), mean[ch], inv_std[ch]);
-                    wide(|| {
-                        for (o, &d) in dx_run.iter_mut().zip(d) {
-                            let h = (*o - mu) * inv;
-                            *o = kc * (gated(d, h, gb, relu) - md - h * mdx);
-                        }
-                    });
+                    wide(
+                        #[inline(always)]
+                        || {
+                            for (o, &d) in dx_run.iter_mut().zip(d) {
+                                let h = (*o - mu) * inv;
+                                *o = kc * (gated(d, h, gb, relu) - md - h * mdx);
+                            }
+                        },
+                    );
                 }
             },
         );

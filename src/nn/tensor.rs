@@ -83,9 +83,12 @@ pub fn same_shape(op: &'static str, dy: &Tensor, expected: &[usize]) -> Result<(
 
 /// Runs `f` compiled for AVX2 when the CPU has it (AVX-512 when it has that): the
 /// build targets baseline x86-64, where the element-wise loops run four lanes wide.
-/// `f` is called from a function compiled with the wider instructions; when the compiler
-/// inlines it there (it did for batch norm's loops, whose backward became 20 % faster),
-/// the loops in it use them. No operation changes (nothing is fused or reassociated), so
+/// `f` is called from a function compiled with the wider instructions, and its loops use
+/// them only when the compiler inlines it there: pass a closure marked
+/// `#[inline(always)]` (`wide(#[inline(always)] || …)`), and mark the functions it calls
+/// likewise. Left to itself the compiler kept batch norm's two larger closures (its
+/// statistics and its gradient sums) out of line, in four-lane code, while it inlined the
+/// two smaller ones. No operation changes (nothing is fused or reassociated), so
 /// the results are the same to the bit on every path. Meant for a whole run of a loop,
 /// not an element: the feature check runs on every call.
 #[inline]
@@ -193,6 +196,7 @@ pub fn par_mask(a: &[f32], mask: &[u8]) -> Vec<f32> {
 /// Σ f(xᵢ, yᵢ) with eight independent f32 accumulators, so the loop vectorises (a single
 /// running sum is a serial dependency chain). Used on runs of a few thousand values,
 /// where the f32 error stays far below the tolerances of the callers.
+#[inline(always)]
 pub fn lane_sum(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [0.0f32; 8];
     let (xc, yc) = (xs.chunks_exact(8), ys.chunks_exact(8));
