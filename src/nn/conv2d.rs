@@ -4,7 +4,7 @@ use super::epilogue::{self, Epilogue};
 use super::gemm::{Gemm, Op};
 use super::im2col::{Geometry, col2im_band, im2col_band, im2col_band_strided};
 use super::init::Init;
-use super::tensor::{data, from_vec, into_data, nchw, same_shape};
+use super::tensor::{add_row_sums, data, from_vec, into_data, nchw, same_shape};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rand::Rng;
 use rayon::prelude::*;
@@ -486,9 +486,7 @@ impl Layer for Conv2d {
                     .zip(dy_group.chunks(out_len))
                     .zip(x_group.chunks(in_len));
                 for ((dx_img, dy_img), x_img) in images {
-                    for (sum, row) in acc.db.iter_mut().zip(dy_img.chunks_exact(g.cols())) {
-                        *sum += row.iter().sum::<f32>();
-                    }
+                    add_row_sums(&mut acc.db, dy_img, g.cols());
                     for band in bands(g.ho, band_rows(&g)) {
                         let width = band.len() * g.wo;
                         let dy_band = &dy_img[band.start * g.wo..];

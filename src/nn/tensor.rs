@@ -210,9 +210,66 @@ pub fn lane_sum(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// `acc[r] += Σ_j m[r·width + j]` for each row `r` of `m (acc.len(), width)`: the same
+/// bits as `acc[r] += row.iter().sum::<f32>()` row by row (each row summed from −0.0 in
+/// order, then added), eight rows at a time. One running sum waits out each add's
+/// latency in turn; eight independent ones overlap: a convolution's bias gradient
+/// summed row by row took about 5 % of the reference CNN's training step.
+pub fn add_row_sums(acc: &mut [f32], m: &[f32], width: usize) {
+    const ROWS: usize = 8;
+    if width == 0 {
+        return;
+    }
+    assert_eq!(
+        m.len(),
+        acc.len() * width,
+        "add_row_sums: m is not (rows, width)"
+    );
+    for (acc, block) in acc.chunks_mut(ROWS).zip(m.chunks(ROWS * width)) {
+        let mut sums = [-0.0f32; ROWS];
+        if block.len() == ROWS * width {
+            let rows: [&[f32]; ROWS] = std::array::from_fn(|r| &block[r * width..][..width]);
+            for j in 0..width {
+                for (sum, row) in sums.iter_mut().zip(&rows) {
+                    *sum += row[j];
+                }
+            }
+        } else {
+            for (sum, row) in sums.iter_mut().zip(block.chunks_exact(width)) {
+                *sum = row.iter().sum::<f32>();
+            }
+        }
+        for (a, sum) in acc.iter_mut().zip(sums) {
+            *a += sum;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Eight rows at a time, a partial block, and every width up to past a vector: the
+    /// same bits as row-by-row sums, on values whose order of addition matters.
+    #[test]
+    fn row_sums_add_the_same_bits_as_one_row_at_a_time() {
+        for rows in [1, 7, 8, 13, 16] {
+            for width in [0, 1, 5, 17, 100] {
+                let m: Vec<f32> = (0..rows * width)
+                    .map(|i| ((i * 7919) % 1009) as f32 / 97.0 - 5.1 + (i % 3) as f32 * 1e6)
+                    .collect();
+                let start: Vec<f32> = (0..rows).map(|r| r as f32 * 0.37 - 1.0).collect();
+                let mut want = start.clone();
+                for (a, row) in want.iter_mut().zip(m.chunks_exact(width.max(1))) {
+                    *a += row.iter().sum::<f32>();
+                }
+                let mut got = start;
+                add_row_sums(&mut got, &m, width);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{rows} rows of {width}");
+            }
+        }
+    }
 
     /// What [`wide`] promises: the wider instructions change no result. Batch norm's
     /// sums and its element-wise map, run inside and outside it on values with
