@@ -2,7 +2,9 @@
 
 use super::epilogue::Epilogue;
 use super::pool;
-use super::tensor::{CHUNK, data, from_vec, into_data, lane_sum, per_channel, same_shape, wide};
+use super::tensor::{
+    CHUNK, data, from_vec, into_data, lane_sum, par_zeros, per_channel, same_shape, wide,
+};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -257,8 +259,8 @@ impl BatchNorm {
             (true, &[_, _, h, w]) => {
                 // Each run's y only in an L1 buffer, pooled from there.
                 let (ho, wo) = (h / 2, w / 2);
-                let mut y = vec![0.0f32; n * c * ho * wo];
-                let mut argmax = vec![0u32; y.len()];
+                let mut y = par_zeros(n * c * ho * wo);
+                let mut argmax = par_zeros(y.len());
                 y.par_chunks_mut(ho * wo)
                     .zip(argmax.par_chunks_mut(ho * wo))
                     .zip(xs.par_chunks(s))
@@ -275,7 +277,7 @@ impl BatchNorm {
                 (y, shape.to_vec(), Some(Pool { shape, argmax }))
             }
             _ => {
-                let mut y = vec![0.0f32; xs.len()];
+                let mut y = par_zeros(xs.len());
                 y.par_chunks_mut(s)
                     .zip(xs.par_chunks(s))
                     .with_min_len((CHUNK / s).max(1))
@@ -327,7 +329,7 @@ impl BatchNorm {
         scale: &[f32],
         shift: &[f32],
     ) -> Vec<f32> {
-        let mut y = vec![0.0f32; x.len()];
+        let mut y = par_zeros(x.len());
         y.par_chunks_mut(c * s)
             .zip(x.par_chunks(c * s))
             .for_each(|(y_img, x_img)| {

@@ -4,7 +4,7 @@ use super::epilogue::{self, Epilogue};
 use super::gemm::{Gemm, Op};
 use super::im2col::{Geometry, col2im_band, im2col_band, im2col_band_strided};
 use super::init::Init;
-use super::tensor::{add_row_sums, data, from_vec, into_data, nchw, same_shape};
+use super::tensor::{add_row_sums, data, from_vec, into_data, nchw, par_zeros, same_shape};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rand::Rng;
 use rayon::prelude::*;
@@ -366,7 +366,7 @@ impl Conv2d {
         let x = data(x);
         let (w, b) = (data(&self.weight.value), data(&self.bias.value));
         let inner = n < rayon::current_num_threads();
-        let mut y = vec![0.0f32; n * o * ho * wo];
+        let mut y = par_zeros(n * o * ho * wo);
         let group = images_per_product(&g, n, rayon::current_num_threads());
         let by_rows = (group == 1 && unfolds_by_kernel_row(&g, inner))
             .then(|| weights_by_kernel_row(&w, o, &g));
@@ -451,7 +451,7 @@ impl Layer for Conv2d {
         let (in_len, out_len) = (g.c * g.h * g.w, o * g.cols());
         let col_len = g.rows() * band_rows(&g) * g.wo;
         let input_grad = self.input_grad;
-        let mut dx = vec![0.0f32; n * in_len];
+        let mut dx = par_zeros(n * in_len);
 
         // One image per step. dE/dx: each image writes only its own slice. dE/dW, dE/db:
         // the batch is cut into groups of consecutive images (`image_groups`), each
