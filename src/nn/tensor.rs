@@ -123,14 +123,18 @@ pub const CHUNK: usize = 1 << 14;
 /// is cleared by the calling thread alone (the allocator hands back freed memory, which
 /// it must zero) while the other cores wait: 3-4 % of the reference CNN's training step
 /// (its convolutions' outputs and input gradients, batch norm's outputs).
-pub fn par_zeros<T: Default + Copy + Send>(len: usize) -> Vec<T> {
+/// Each thread fills whole chunks with `fill`, which becomes a `memset` (an element-wise
+/// `collect` wrote 16 bytes at a time and gave back half the gain).
+pub fn par_zeros<T: Default + Copy + Send + Sync>(len: usize) -> Vec<T> {
     use rayon::prelude::*;
-    let mut out = Vec::new();
-    (0..len)
-        .into_par_iter()
-        .with_min_len(CHUNK)
-        .map(|_| T::default())
-        .collect_into_vec(&mut out);
+    use std::mem::MaybeUninit;
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK)
+        .for_each(|chunk| chunk.fill(MaybeUninit::new(T::default())));
+    // SAFETY: the capacity is at least `len`, and the loop above wrote all of the first
+    // `len` elements.
+    unsafe { out.set_len(len) };
     out
 }
 
