@@ -589,8 +589,8 @@ const THREAD_BAND_COLUMNS: usize = 64;
 /// when each keeps at least [`THREAD_BAND_COLUMNS`] columns and two rows. Each thread
 /// then unfolds, multiplies and puts through the epilogue its own rows, where one band
 /// unfolded on one thread and split only its product: the reference CNN's batch-1
-/// inference went from about 1 230 to 1 800 images/s on a 2-core Xeon, ResNet-14's
-/// from 71 to 77 (BENCHMARKS.md).
+/// inference went from about 1 200 to 1 760 images/s on a 2-core Xeon (medians), the
+/// ResNet-14's moved within its noise (BENCHMARKS.md).
 fn thread_bands(g: &Geometry, step: usize, threads: usize) -> usize {
     let wide = g.cols() / threads.max(1) >= THREAD_BAND_COLUMNS;
     if threads > 1 && step >= g.ho && g.ho >= 2 * threads && wide {
