@@ -158,17 +158,12 @@ impl Conv2d {
         inner: bool,
     ) {
         let o = self.config.out_channels;
-        let most = if weights.2.is_some() {
-            row_band_rows(g)
-        } else {
-            band_rows(g)
-        };
         let threads = if inner {
             rayon::current_num_threads()
         } else {
             1
         };
-        let mut step = thread_bands(g, even_bands(g.ho, most, threads), threads);
+        let mut step = image_band_rows(g, weights.2.is_some(), threads);
         let one_band = step == g.ho;
         if inner && !one_band {
             // A pooled band must start on an even row.
@@ -600,6 +595,18 @@ fn thread_bands(g: &Geometry, step: usize, threads: usize) -> usize {
     }
 }
 
+/// Output rows per band of one image's product on `threads` (1 unless the bands run
+/// in parallel, at batch 1), unfolded by kernel row or not (`by_rows`): the column
+/// budget's bands ([`even_bands`]), cut one per thread where [`thread_bands`] does.
+fn image_band_rows(g: &Geometry, by_rows: bool, threads: usize) -> usize {
+    let most = if by_rows {
+        row_band_rows(g)
+    } else {
+        band_rows(g)
+    };
+    thread_bands(g, even_bands(g.ho, most, threads), threads)
+}
+
 /// Unfolded input channels × kernel columns from which a convolution unfolds one kernel
 /// row at a time: the depth of each of its `kh` products. A shallower product (the
 /// first layer of a grey network: 1 channel × 3 columns) would spend more of its time
@@ -764,8 +771,8 @@ mod tests {
     use super::super::tensor::{data, from_vec};
     use super::super::{Layer, Mode, Tensor};
     use super::{
-        Conv2d, Conv2dConfig, band_rows, even_bands, image_groups, images_per_product,
-        row_band_rows, thread_bands, unfolds_by_kernel_row,
+        Conv2d, Conv2dConfig, band_rows, even_bands, image_band_rows, image_groups,
+        images_per_product, row_band_rows, thread_bands, unfolds_by_kernel_row,
     };
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -1112,12 +1119,7 @@ mod tests {
                 };
                 for threads in [2, 3] {
                     // Several bands, or this is a one-band test.
-                    let most = if unfolds_by_kernel_row(&g, true) {
-                        row_band_rows(&g)
-                    } else {
-                        band_rows(&g)
-                    };
-                    let step = thread_bands(&g, even_bands(g.ho, most, threads), threads);
+                    let step = image_band_rows(&g, unfolds_by_kernel_row(&g, true), threads);
                     assert!(step < g.ho, "{config:?} {threads} threads: one band");
                     let pool = rayon::ThreadPoolBuilder::new()
                         .num_threads(threads)
