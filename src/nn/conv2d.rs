@@ -1,10 +1,12 @@
-//! 2-D convolution (cross-correlation, as in PyTorch) by im2col + GEMM.
+//! 2-D convolution (cross-correlation, as in PyTorch) by im2col + GEMM, or, for large
+//! 3×3 maps at stride 1, by Winograd's F(2×2, 3×3) (`winograd`).
 
 use super::epilogue::{self, Epilogue};
 use super::gemm::{Gemm, Op};
 use super::im2col::{Geometry, col2im_band, im2col_band, im2col_band_strided};
 use super::init::Init;
 use super::tensor::{add_row_sums, data, from_vec, into_data, nchw, par_zeros, same_shape};
+use super::winograd;
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rand::Rng;
 use rayon::prelude::*;
@@ -59,6 +61,10 @@ impl Conv2dConfig {
 /// At stride 1 with at least [`ROW_DEPTH`] input channels × kernel columns, the forward
 /// unfolds the input along kernel columns only and runs one product per kernel row
 /// ([`unfolds_by_kernel_row`]): a third of the copy for a 3×3 kernel.
+///
+/// A 3×3 convolution at stride 1 with enough work per image ([`winograd_applies`]: a
+/// residual network's stages, not the reference CNN) runs its forward and its dE/dx as
+/// Winograd's F(2×2, 3×3) instead, in the same bands; dE/dW keeps the column matrix.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     config: Conv2dConfig,
@@ -145,13 +151,12 @@ impl Conv2d {
     /// to split inside the kernel (splitting them made a residual network's batch-1
     /// inference 17 % slower than the unbanded convolution had been). A convolution of
     /// one band splits its one product instead, and its channels go through `chain` in
-    /// parallel. With `by_rows` (the weights as [`weights_by_kernel_row`] lays them out)
-    /// a band is `kh` products over the input unfolded along kernel columns only (see
-    /// [`unfolds_by_kernel_row`]).
+    /// parallel. `weights` are the weights, the bias and the [`Form`] of each band's
+    /// product.
     fn product(
         &self,
         g: &Geometry,
-        weights: (&[f32], &[f32], Option<&[f32]>),
+        weights: (&[f32], &[f32], Form),
         chain: &[Epilogue],
         (x_img, scratch): (&[f32], &mut Scratch),
         y_img: &mut [f32],
@@ -163,7 +168,7 @@ impl Conv2d {
         } else {
             1
         };
-        let mut step = image_band_rows(g, weights.2.is_some(), threads);
+        let mut step = image_band_rows(g, o, weights.2, threads);
         let one_band = step == g.ho;
         if inner && !one_band {
             // A pooled band must start on an even row.
@@ -208,7 +213,7 @@ impl Conv2d {
     fn parallel_bands(
         &self,
         g: &Geometry,
-        weights: (&[f32], &[f32], Option<&[f32]>),
+        weights: (&[f32], &[f32], Form),
         chain: &[Epilogue],
         x_img: &[f32],
         y_img: &mut [f32],
@@ -256,7 +261,7 @@ impl Conv2d {
     fn band_product(
         &self,
         g: &Geometry,
-        (w, bias, by_rows): (&[f32], &[f32], Option<&[f32]>),
+        (w, bias, form): (&[f32], &[f32], Form),
         (x_img, cols): (&[f32], &mut Vec<f32>),
         band: Range<usize>,
         out: &mut [f32],
@@ -265,12 +270,16 @@ impl Conv2d {
     ) {
         let o = self.config.out_channels;
         let width = band.len() * g.wo;
+        if let Form::Winograd(u) = form {
+            let s = winograd_shape(g, o);
+            return winograd::band(&s, u, Some(bias), x_img, band, out, ld, cols, parallel);
+        }
         for (row, &b) in out.chunks_mut(ld).zip(bias) {
             row[..width].fill(b);
         }
         let gemm = |k| Gemm::new(o, width, k).accumulate(true).parallel(parallel);
-        match by_rows {
-            Some(w_rows) => {
+        match form {
+            Form::KernelRows(w_rows) => {
                 // Unfolded row `t` (input row `t − p`) feeds output row `t − ki` through
                 // kernel row `ki`: product `ki` reads the unfolded band `ki` rows down.
                 let rows = band.start..band.end + g.kh - 1;
@@ -285,7 +294,8 @@ impl Conv2d {
                     );
                 }
             }
-            None => {
+            // Winograd's form has returned above.
+            Form::Columns | Form::Winograd(_) => {
                 let cols = prefix(cols, g.rows() * width);
                 im2col_band(g, x_img, band, cols);
                 gemm(g.rows())
@@ -363,11 +373,14 @@ impl Conv2d {
         let inner = n < rayon::current_num_threads();
         let mut y = par_zeros(n * o * ho * wo);
         let group = images_per_product(&g, n, rayon::current_num_threads());
-        let by_rows = (group == 1 && unfolds_by_kernel_row(&g, inner))
-            .then(|| weights_by_kernel_row(&w, o, &g));
-        let by_rows = by_rows.as_deref();
+        let prepared = if group == 1 {
+            Prepared::new(&g, &w, o, inner)
+        } else {
+            Prepared::Columns
+        };
+        let form = prepared.form();
         let image = |buffers: &mut Scratch, (y_img, x_img): (&mut [f32], &[f32])| {
-            self.product(&g, (&w, &b, by_rows), chain, (x_img, buffers), y_img, inner);
+            self.product(&g, (&w, &b, form), chain, (x_img, buffers), y_img, inner);
         };
         let scratch = Scratch::take;
         if y.is_empty() {
@@ -447,6 +460,18 @@ impl Layer for Conv2d {
         let col_len = g.rows() * band_rows(&g) * g.wo;
         let input_grad = self.input_grad;
         let mut dx = par_zeros(n * in_len);
+        // dE/dx as the convolution of dY by the rotated kernel, where the forward is
+        // Winograd's too.
+        let winograd_back = (input_grad && winograd_applies(&g, o)).then(|| {
+            let s = winograd::Shape {
+                c: o,
+                o: g.c,
+                h: g.ho,
+                w: g.wo,
+                pad: 2 - g.pad,
+            };
+            (s, winograd::input_grad_weights(&w, o, g.c))
+        });
 
         // One image per step. dE/dx: each image writes only its own slice. dE/dW, dE/db:
         // the batch is cut into groups of consecutive images (`image_groups`), each
@@ -493,7 +518,7 @@ impl Layer for Conv2d {
                             .accumulate(true)
                             .leading(Some(g.cols()), None, None)
                             .run(dy_band, cols, &mut acc.dw);
-                        if input_grad {
+                        if input_grad && winograd_back.is_none() {
                             // dcols = Wᵀ · dY_band, folded back into the image (reusing
                             // the buffer).
                             Gemm::new(g.rows(), width, o)
@@ -502,6 +527,9 @@ impl Layer for Conv2d {
                                 .run(&w, dy_band, cols);
                             col2im_band(&g, cols, band, dx_img);
                         }
+                    }
+                    if let Some((s, u)) = &winograd_back {
+                        winograd::image(s, u, dy_img, dx_img, &mut cols, WINOGRAD_BYTES);
                     }
                 }
                 acc
@@ -595,16 +623,101 @@ fn thread_bands(g: &Geometry, step: usize, threads: usize) -> usize {
     }
 }
 
-/// Output rows per band of one image's product on `threads` (1 unless the bands run
-/// in parallel, at batch 1), unfolded by kernel row or not (`by_rows`): the column
-/// budget's bands ([`even_bands`]), cut one per thread where [`thread_bands`] does.
-fn image_band_rows(g: &Geometry, by_rows: bool, threads: usize) -> usize {
-    let most = if by_rows {
-        row_band_rows(g)
-    } else {
-        band_rows(g)
+/// Output rows per band of one image's product of `form` (`o` output channels) on `threads` (1 unless the
+/// bands run in parallel, at batch 1): the column budget's bands ([`even_bands`]), cut
+/// one per thread where [`thread_bands`] does. Winograd's bands start on even rows.
+fn image_band_rows(g: &Geometry, o: usize, form: Form, threads: usize) -> usize {
+    let most = match form {
+        Form::Columns => band_rows(g),
+        Form::KernelRows(_) => row_band_rows(g),
+        Form::Winograd(_) => winograd_band_rows(g, o),
     };
-    thread_bands(g, even_bands(g.ho, most, threads), threads)
+    let step = thread_bands(g, even_bands(g.ho, most, threads), threads);
+    match form {
+        Form::Winograd(_) => step.next_multiple_of(2).min(g.ho),
+        _ => step,
+    }
+}
+
+/// How each band's product is formed (see [`Conv2d::band_product`]).
+#[derive(Debug, Clone, Copy)]
+enum Form<'a> {
+    /// One product over the band's column matrix.
+    Columns,
+    /// `kh` products over the input unfolded along kernel columns only
+    /// ([`unfolds_by_kernel_row`]); the weights as [`weights_by_kernel_row`] lays them out.
+    KernelRows(&'a [f32]),
+    /// Winograd's F(2×2, 3×3) ([`winograd_applies`]); the weights transformed by
+    /// [`winograd::weights`].
+    Winograd(&'a [f32]),
+}
+
+/// A [`Form`]'s weights, laid out once per forward.
+enum Prepared {
+    Columns,
+    KernelRows(Vec<f32>),
+    Winograd(Vec<f32>),
+}
+
+impl Prepared {
+    /// For one image per product (`inner`: fewer images than threads): Winograd's form
+    /// where it applies, else by kernel row where that applies, else the column matrix.
+    fn new(g: &Geometry, w: &[f32], o: usize, inner: bool) -> Self {
+        if winograd_applies(g, o) {
+            Prepared::Winograd(winograd::weights(w, o, g.c))
+        } else if unfolds_by_kernel_row(g, inner) {
+            Prepared::KernelRows(weights_by_kernel_row(w, o, g))
+        } else {
+            Prepared::Columns
+        }
+    }
+
+    fn form(&self) -> Form<'_> {
+        match self {
+            Prepared::Columns => Form::Columns,
+            Prepared::KernelRows(w) => Form::KernelRows(w),
+            Prepared::Winograd(u) => Form::Winograd(u),
+        }
+    }
+}
+
+/// Multiply-adds per kernel tap of one image (`C·O·Ho·Wo`) from which a 3×3 convolution
+/// at stride 1 runs as Winograd's F(2×2, 3×3) ([`winograd`]): sixteen products of
+/// depth `C` and width `Ho·Wo/4` in place of one of depth `9·C` and width `Ho·Wo`,
+/// 2.25× fewer multiply-adds, for two passes over memory (the tiles' transforms). On a
+/// 2-core AMD EPYC (AVX2) a residual network's 3×3 convolutions at 112×96, 56×48 and
+/// 28×24 (32, 64 and 128 channels: 11 M each) ran 8–20 % faster, while the reference
+/// CNN's at 28×24 and 14×12 (32→64 and 64→128: 1.4 M) ran 15–90 % slower, their
+/// products too narrow or too shallow to pay for the transforms (BENCHMARKS.md).
+const WINOGRAD_WORK: usize = 1 << 22;
+
+/// Whether the forward and the input gradient run as Winograd's F(2×2, 3×3): a 3×3
+/// kernel at stride 1, padding at most 2 (the input gradient's padding is `2 − p`), and
+/// at least [`WINOGRAD_WORK`] multiply-adds per tap.
+fn winograd_applies(g: &Geometry, o: usize) -> bool {
+    (g.kh, g.kw, g.stride) == (3, 3, 1) && g.pad <= 2 && g.c * o * g.cols() >= WINOGRAD_WORK
+}
+
+/// The most bytes one band of Winograd's form may take (its transformed tiles and
+/// products): twice [`COLUMN_BYTES`], which made a residual network's inference about 4 %
+/// faster than `COLUMN_BYTES` (wider products).
+const WINOGRAD_BYTES: usize = 2 * COLUMN_BYTES;
+
+/// Output rows per band of Winograd's form: an even number that keeps the band within
+/// [`WINOGRAD_BYTES`], two at least.
+fn winograd_band_rows(g: &Geometry, o: usize) -> usize {
+    let pair = winograd_shape(g, o).scratch_len(2) * std::mem::size_of::<f32>();
+    (2 * (WINOGRAD_BYTES / pair.max(1))).clamp(2, g.ho.max(2))
+}
+
+fn winograd_shape(g: &Geometry, o: usize) -> winograd::Shape {
+    winograd::Shape {
+        c: g.c,
+        o,
+        h: g.h,
+        w: g.w,
+        pad: g.pad,
+    }
 }
 
 /// Unfolded input channels × kernel columns from which a convolution unfolds one kernel
@@ -771,8 +884,8 @@ mod tests {
     use super::super::tensor::{data, from_vec};
     use super::super::{Layer, Mode, Tensor};
     use super::{
-        Conv2d, Conv2dConfig, band_rows, even_bands, image_band_rows, image_groups,
-        images_per_product, row_band_rows, thread_bands, unfolds_by_kernel_row,
+        Conv2d, Conv2dConfig, Form, Prepared, band_rows, even_bands, image_band_rows, image_groups,
+        images_per_product, row_band_rows, thread_bands, unfolds_by_kernel_row, winograd_applies,
     };
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -942,6 +1055,99 @@ mod tests {
     }
 
     #[test]
+    fn winograd_convolutions_equal_the_definition_forward_and_backward() {
+        // 3×3 at stride 1 with enough work per image for Winograd's form: paddings 1, 0
+        // and 2 (the input gradient's padding is 2 − p), odd output sizes (half blocks),
+        // several bands; batch 2 on one thread and on two, and batch 1 on two threads
+        // (parallel bands), where a two-row map is one band with its products shared.
+        let cases = [
+            (Conv2dConfig::square(32, 33, 3, 1, 1), [67, 61]),
+            (Conv2dConfig::square(33, 32, 3, 1, 0), [66, 70]),
+            (Conv2dConfig::square(32, 32, 3, 1, 2), [62, 63]),
+            (Conv2dConfig::square(32, 32, 3, 1, 1), [2, 2100]),
+        ];
+        for (config, hw) in cases {
+            let mut rng = ChaCha8Rng::seed_from_u64(12);
+            let mut layer = random_layer(config, &mut rng);
+            let (c, o) = (config.in_channels, config.out_channels);
+            for (n, threads) in [(2, 1), (2, 2), (1, 2)] {
+                let shape = [n, c, hw[0], hw[1]];
+                let (_, g) = layer.geometry(&shape).unwrap();
+                assert!(
+                    winograd_applies(&g, o),
+                    "{config:?} {hw:?}: not Winograd's form"
+                );
+                let bands = image_band_rows(&g, o, Form::Winograd(&[]), threads);
+                let many = if hw[0] == 2 {
+                    bands == g.ho
+                } else {
+                    bands < g.ho
+                };
+                assert!(many, "{config:?} {hw:?}: bands of {bands} rows");
+                let x =
+                    Tensor::from_shape_simple_fn(shape.to_vec(), || rng.random_range(-1.0f32..1.0));
+                let out = [n, o, g.ho, g.wo];
+                let dy: Vec<f32> = (0..out.iter().product::<usize>())
+                    .map(|_| rng.random_range(-1.0f32..1.0))
+                    .collect();
+                let (y, dx, dw, db) = naive(&layer, &x, &dy);
+                let what = format!("{config:?} {hw:?} n {n} threads {threads}");
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    close(
+                        &format!("{what} infer"),
+                        &data(&layer.infer(&x).unwrap()),
+                        &y,
+                    );
+                    layer.weight.grad.fill(0.0);
+                    layer.bias.grad.fill(0.0);
+                    let forward = layer.forward(&x, Mode::Train).unwrap();
+                    close(&format!("{what} forward"), &data(&forward), &y);
+                    let back = layer.backward(&from_vec(&out, dy).unwrap()).unwrap();
+                    close(&format!("{what} dx"), &data(&back), &dx);
+                    close(
+                        &format!("{what} dW"),
+                        layer.weight.grad.as_slice().unwrap(),
+                        &dw,
+                    );
+                    close(
+                        &format!("{what} db"),
+                        layer.bias.grad.as_slice().unwrap(),
+                        &db,
+                    );
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn winograd_form_is_for_large_maps_and_leaves_the_reference_cnn_as_it_was() {
+        // The reference CNN's recipes reproduce their recorded weights bit for bit, so
+        // its 3×3 convolutions (28×24 and 14×12 maps) keep the column matrix; a residual
+        // network's stages at 112×96, 56×48 and 28×24 take Winograd's form, unless
+        // strided.
+        let prepared = |c, o, hw: [usize; 2], stride| {
+            let layer = random_layer(
+                Conv2dConfig::square(c, o, 3, stride, 1),
+                &mut ChaCha8Rng::seed_from_u64(3),
+            );
+            let (_, g) = layer.geometry(&[1, c, hw[0], hw[1]]).unwrap();
+            let w = data(&layer.weight.value).into_owned();
+            matches!(Prepared::new(&g, &w, o, false), Prepared::Winograd(_))
+        };
+        assert!(!prepared(1, 32, [56, 48], 1));
+        assert!(!prepared(32, 64, [28, 24], 1));
+        assert!(!prepared(64, 128, [14, 12], 1));
+        assert!(prepared(32, 32, [112, 96], 1));
+        assert!(prepared(64, 64, [56, 48], 1));
+        assert!(prepared(128, 128, [28, 24], 1));
+        assert!(!prepared(64, 128, [56, 48], 2));
+    }
+
+    #[test]
     fn convolutions_unfolded_by_kernel_row_equal_the_definition() {
         // Stride 1, at least ROW_DEPTH channels × kernel columns: square and tall
         // kernels, with and without padding, one band and several (the last case's
@@ -1086,6 +1292,9 @@ mod tests {
             let x = Tensor::from_shape_simple_fn(shape.to_vec(), || rng.random_range(-1.0f32..1.0));
             let (_, g) = layer.geometry(&shape).unwrap();
             let o = config.out_channels;
+            let w = data(&layer.weight.value).into_owned();
+            let prepared = Prepared::new(&g, &w, o, true);
+            let form = prepared.form();
             let (y, ..) = naive(&layer, &x, &vec![0.0; o * g.ho * g.wo]);
             for chain in &chains {
                 // The chain in f64, step by step.
@@ -1119,7 +1328,7 @@ mod tests {
                 };
                 for threads in [2, 3] {
                     // Several bands, or this is a one-band test.
-                    let step = image_band_rows(&g, unfolds_by_kernel_row(&g, true), threads);
+                    let step = image_band_rows(&g, o, form, threads);
                     assert!(step < g.ho, "{config:?} {threads} threads: one band");
                     let pool = rayon::ThreadPoolBuilder::new()
                         .num_threads(threads)

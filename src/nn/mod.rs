@@ -36,6 +36,7 @@ pub mod residual;
 pub mod sequential;
 mod tensor;
 pub mod tensor_file;
+pub mod winograd;
 
 /// Finite-difference gradient checks for the tests of layers and losses.
 #[doc(hidden)]

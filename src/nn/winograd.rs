@@ -1,0 +1,555 @@
+//! Winograd's minimal filtering F(2×2, 3×3) (Lavin and Gray, "Fast Algorithms for
+//! Convolutional Neural Networks", 2016): a 3×3 convolution at stride 1 computed a 2×2
+//! block of outputs at a time from a 4×4 tile of its input, in 16 multiplications per
+//! input channel where the direct form needs 36.
+//!
+//! Over a band of output rows: every tile of every input channel is transformed,
+//! `V = Bᵀ d B`, into 16 matrices `V[ξ] (C, T)` (one column per tile); the weights are
+//! transformed once per call, `U = G g Gᵀ`, into `U[ξ] (O, C)`; sixteen products
+//! `M[ξ] (O, T) = U[ξ] · V[ξ]` then do all the multiply-adds, 2.25× fewer than the
+//! direct form's one product `(O, 9·C) · (9·C, 4·T)`; and each output block is
+//! `Aᵀ M A`. With
+//!
+//! ```text
+//!      ⎡1  0 −1  0⎤        ⎡1    0    0 ⎤        ⎡1  1  1  0⎤
+//! Bᵀ = ⎢0  1  1  0⎥    G = ⎢½    ½    ½ ⎥   Aᵀ = ⎣0  1 −1 −1⎦
+//!      ⎢0 −1  1  0⎥        ⎢½   −½    ½ ⎥
+//!      ⎣0  1  0 −1⎦        ⎣0    0    1 ⎦
+//! ```
+//!
+//! this is cross-correlation (PyTorch's convolution), exactly in real arithmetic; in
+//! `f32` it rounds differently from the direct sum, by a few units in the last place of
+//! the inputs' scale (the tests bound it).
+
+use super::gemm::Gemm;
+use super::tensor::wide;
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// Matrices of the transform: a tile's 4×4 values `ξ = 4·i + j`.
+const TILE: usize = 16;
+
+/// The weights `(O, C, 3, 3)` transformed: sixteen matrices `U[ξ] (O, C)`,
+/// `U[·][o][c] = G · w[o, c] · Gᵀ`.
+pub fn weights(w: &[f32], o: usize, c: usize) -> Vec<f32> {
+    assert_eq!(w.len(), o * c * 9, "winograd: weights are (O, C, 3, 3)");
+    let mut u = vec![0.0f32; TILE * o * c];
+    for (oc, g) in w.chunks_exact(9).enumerate() {
+        // G·g (4×3), then (G·g)·Gᵀ (4×4).
+        let mut gg = [[0.0f32; 3]; 4];
+        for col in 0..3 {
+            let (g0, g1, g2) = (g[col], g[3 + col], g[6 + col]);
+            gg[0][col] = g0;
+            gg[1][col] = 0.5 * (g0 + g1 + g2);
+            gg[2][col] = 0.5 * (g0 - g1 + g2);
+            gg[3][col] = g2;
+        }
+        for (i, row) in gg.iter().enumerate() {
+            let [g0, g1, g2] = *row;
+            let t = [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2];
+            for (j, v) in t.into_iter().enumerate() {
+                u[(4 * i + j) * o * c + oc] = v;
+            }
+        }
+    }
+    u
+}
+
+/// The transformed weights of the convolution that carries `dE/dy (O, H', W')` back to
+/// `dE/dx (C, H, W)` for a 3×3 convolution at stride 1 and padding `p`: the kernel
+/// rotated by 180° with input and output channels swapped, `w'[c, o] = rot180(w[o, c])`,
+/// at padding `2 − p`. Sixteen matrices `(C, O)`.
+pub fn input_grad_weights(w: &[f32], o: usize, c: usize) -> Vec<f32> {
+    assert_eq!(w.len(), o * c * 9, "winograd: weights are (O, C, 3, 3)");
+    let mut flipped = vec![0.0f32; w.len()];
+    for oi in 0..o {
+        for ci in 0..c {
+            let src = &w[(oi * c + ci) * 9..][..9];
+            let dst = &mut flipped[(ci * o + oi) * 9..][..9];
+            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = *s;
+            }
+        }
+    }
+    weights(&flipped, c, o)
+}
+
+/// Sizes of one image's convolution: channels in and out, input height and width, and
+/// the zero padding on every side. The output is `(h + 2p − 2) × (w + 2p − 2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub c: usize,
+    pub o: usize,
+    pub h: usize,
+    pub w: usize,
+    pub pad: usize,
+}
+
+impl Shape {
+    pub fn ho(&self) -> usize {
+        (self.h + 2 * self.pad).saturating_sub(2)
+    }
+
+    pub fn wo(&self) -> usize {
+        (self.w + 2 * self.pad).saturating_sub(2)
+    }
+
+    /// Floats of scratch one band of `rows` output rows takes: its `V` and `M`.
+    pub fn scratch_len(&self, rows: usize) -> usize {
+        TILE * (self.c + self.o) * rows.div_ceil(2) * self.wo().div_ceil(2)
+    }
+}
+
+/// Output rows `band` (its start even) of one image's convolution, `out (O, |band|·W')`
+/// with row stride `ld`: `bias + Σ_c w[·, c] ⋆ x[c]` (`bias` `None`: no bias), from the
+/// transformed weights `u` ([`weights`]) and the image `x (C, H, W)`. `scratch` grows to
+/// [`Shape::scratch_len`]. With `parallel` the transforms and the sixteen products are
+/// shared among rayon's threads.
+#[allow(clippy::too_many_arguments)]
+pub fn band(
+    s: &Shape,
+    u: &[f32],
+    bias: Option<&[f32]>,
+    x: &[f32],
+    band: Range<usize>,
+    out: &mut [f32],
+    ld: usize,
+    scratch: &mut Vec<f32>,
+    parallel: bool,
+) {
+    let (c, o) = (s.c, s.o);
+    assert!(
+        band.start.is_multiple_of(2),
+        "winograd: a band starts on an even row"
+    );
+    assert!(band.end <= s.ho(), "winograd: band past the output");
+    assert_eq!(u.len(), TILE * o * c, "winograd: transformed weights");
+    assert_eq!(x.len(), c * s.h * s.w, "winograd: input");
+    if band.is_empty() || s.wo() == 0 {
+        return;
+    }
+    let (th, tw) = (band.len().div_ceil(2), s.wo().div_ceil(2));
+    let t = th * tw;
+    if scratch.len() < s.scratch_len(band.len()) {
+        scratch.resize(s.scratch_len(band.len()), 0.0);
+    }
+    let (v, rest) = scratch.split_at_mut(TILE * c * t);
+    let m = &mut rest[..TILE * o * t];
+
+    // V[ξ][c][·]: each channel's tiles, written into its rows of the sixteen matrices.
+    let mut v_rows: Vec<Vec<&mut [f32]>> = (0..c).map(|_| Vec::with_capacity(TILE)).collect();
+    for matrix in v.chunks_exact_mut(c * t) {
+        for (rows, row) in v_rows.iter_mut().zip(matrix.chunks_exact_mut(t)) {
+            rows.push(row);
+        }
+    }
+    let input = |ch: usize, rows: &mut Vec<&mut [f32]>| {
+        let plane = &x[ch * s.h * s.w..(ch + 1) * s.h * s.w];
+        transform_input(s, plane, band.start, (th, tw), rows);
+    };
+    if parallel {
+        v_rows
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(ch, rows)| input(ch, rows));
+    } else {
+        v_rows
+            .iter_mut()
+            .enumerate()
+            .for_each(|(ch, rows)| input(ch, rows));
+    }
+
+    let product = |(xi, m_xi): (usize, &mut [f32])| {
+        Gemm::new(o, t, c).run(
+            &u[xi * o * c..(xi + 1) * o * c],
+            &v[xi * c * t..(xi + 1) * c * t],
+            m_xi,
+        );
+    };
+    if parallel {
+        m.par_chunks_exact_mut(o * t).enumerate().for_each(product);
+    } else {
+        m.chunks_exact_mut(o * t).enumerate().for_each(product);
+    }
+
+    // Y = Aᵀ M A, plus the bias, into each channel's rows of `out`.
+    let rows = band.len();
+    let output = |(oc, y): (usize, &mut [f32])| {
+        let b = bias.map_or(0.0, |b| b[oc]);
+        let m_o: [&[f32]; TILE] = std::array::from_fn(|xi| &m[(xi * o + oc) * t..][..t]);
+        transform_output(&m_o, b, (rows, s.wo(), tw), y);
+    };
+    let need = (o - 1) * ld + rows * s.wo();
+    assert!(out.len() >= need && ld >= rows * s.wo(), "winograd: output");
+    if parallel {
+        out[..need].par_chunks_mut(ld).enumerate().for_each(output);
+    } else {
+        out[..need].chunks_mut(ld).enumerate().for_each(output);
+    }
+}
+
+/// The whole output `out (O, H', W')` of one image `x (C, H, W)`, no bias, in bands of
+/// output rows whose scratch stays within `bytes` (two rows at least), one thread.
+pub fn image(
+    s: &Shape,
+    u: &[f32],
+    x: &[f32],
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+    bytes: usize,
+) {
+    let row_pair = s.scratch_len(2) * std::mem::size_of::<f32>();
+    let step = 2 * (bytes / row_pair.max(1)).max(1);
+    let (ho, wo) = (s.ho(), s.wo());
+    for start in (0..ho).step_by(step) {
+        let rows = start..(start + step).min(ho);
+        band(
+            s,
+            u,
+            None,
+            x,
+            rows,
+            &mut out[start * wo..],
+            ho * wo,
+            scratch,
+            false,
+        );
+    }
+}
+
+/// One channel's tiles for the output rows from `start` (even): tile `(ty, tx)` covers
+/// output rows `start + 2ty + {0, 1}` and columns `2tx + {0, 1}`, so it reads input rows
+/// `start + 2ty − p …+3` and columns `2tx − p …+3` (zero outside the plane). Its
+/// sixteen transformed values go to `rows[ξ][ty·tw + tx]`. Each step is a loop along a
+/// row of tiles over at most eight contiguous slices, which the compiler vectorises
+/// (one loop over all sixteen values of a tile stayed scalar).
+fn transform_input(
+    s: &Shape,
+    plane: &[f32],
+    start: usize,
+    (th, tw): (usize, usize),
+    rows: &mut [&mut [f32]],
+) {
+    let n = tw + 1;
+    // A padded input row; its even and odd columns `e[t] = x[2t − p]`,
+    // `d[t] = x[2t + 1 − p]` (t ≤ tw); and `a[k][j]`, column j of `d·B` for the tile
+    // row's input row k, one value per tile.
+    let mut padded = vec![0.0f32; 2 * n];
+    let (mut e, mut d) = (vec![0.0f32; n], vec![0.0f32; n]);
+    let mut a = vec![0.0f32; 16 * tw];
+    wide(
+        #[inline(always)]
+        || {
+            for ty in 0..th {
+                for (k, a_k) in a.chunks_exact_mut(4 * tw).enumerate() {
+                    let y = (start + 2 * ty + k) as isize - s.pad as isize;
+                    padded.fill(0.0);
+                    if (0..s.h as isize).contains(&y) {
+                        let row = &plane[y as usize * s.w..(y as usize + 1) * s.w];
+                        let len = row.len().min(padded.len() - s.pad);
+                        padded[s.pad..s.pad + len].copy_from_slice(&row[..len]);
+                    }
+                    for ((e, d), pair) in e.iter_mut().zip(d.iter_mut()).zip(padded.chunks_exact(2))
+                    {
+                        *e = pair[0];
+                        *d = pair[1];
+                    }
+                    let (a0, rest) = a_k.split_at_mut(tw);
+                    let (a1, rest) = rest.split_at_mut(tw);
+                    let (a2, a3) = rest.split_at_mut(tw);
+                    // Every slice re-cut to `tw`, so the loop needs no bounds checks.
+                    let (a0, a1, a2, a3) =
+                        (&mut a0[..tw], &mut a1[..tw], &mut a2[..tw], &mut a3[..tw]);
+                    let (e0, e1, d0, d1) = (&e[..tw], &e[1..][..tw], &d[..tw], &d[1..][..tw]);
+                    for t in 0..tw {
+                        a0[t] = e0[t] - e1[t];
+                        a1[t] = d0[t] + e1[t];
+                        a2[t] = e1[t] - d0[t];
+                        a3[t] = d0[t] - d1[t];
+                    }
+                }
+                let at = ty * tw..(ty + 1) * tw;
+                for j in 0..4 {
+                    let a_kj = |k: usize| &a[(4 * k + j) * tw..][..tw];
+                    let (a0, a1, a2, a3) = (a_kj(0), a_kj(1), a_kj(2), a_kj(3));
+                    let [v0, v1, v2, v3] = rows_of_column(rows, j, at.clone());
+                    let (v0, v1, v2, v3) =
+                        (&mut v0[..tw], &mut v1[..tw], &mut v2[..tw], &mut v3[..tw]);
+                    for t in 0..tw {
+                        v0[t] = a0[t] - a2[t];
+                        v1[t] = a1[t] + a2[t];
+                        v2[t] = a2[t] - a1[t];
+                        v3[t] = a1[t] - a3[t];
+                    }
+                }
+            }
+        },
+    );
+}
+
+/// The slices `at` of matrices `j`, `4 + j`, `8 + j` and `12 + j`: row `i` of the
+/// tiles' `Bᵀ (d B)` in column `j`.
+#[inline(always)]
+fn rows_of_column<'a>(
+    rows: &'a mut [&mut [f32]],
+    j: usize,
+    at: Range<usize>,
+) -> [&'a mut [f32]; 4] {
+    let mut picked = rows
+        .iter_mut()
+        .skip(j)
+        .step_by(4)
+        .map(|row| &mut row[at.clone()]);
+    std::array::from_fn(|_| picked.next().expect("sixteen matrices"))
+}
+
+/// One output channel's blocks `Aᵀ M A + bias` into `y` (`rows` rows of `wo` at stride
+/// `wo`), from `m[ξ][t]`; a block's second row or column past the band is dropped.
+/// Loops along a row of tiles, as [`transform_input`]'s.
+fn transform_output(
+    m: &[&[f32]; TILE],
+    bias: f32,
+    (rows, wo, tw): (usize, usize, usize),
+    y: &mut [f32],
+) {
+    // `s[i][j]`: row i of `Aᵀ M`, one value per tile; then a block's row i, its even
+    // and odd columns, and both rows interleaved (full blocks, before the cut to `wo`).
+    let mut s = vec![0.0f32; 8 * tw];
+    let (mut even, mut odd) = (vec![0.0f32; tw], vec![0.0f32; tw]);
+    let mut pair = vec![0.0f32; 4 * tw];
+    wide(
+        #[inline(always)]
+        || {
+            for (ty, out) in y[..rows * wo].chunks_mut(2 * wo).enumerate() {
+                let at = ty * tw..(ty + 1) * tw;
+                for j in 0..4 {
+                    let (m0, m1, m2, m3) = (
+                        &m[j][at.clone()][..tw],
+                        &m[4 + j][at.clone()][..tw],
+                        &m[8 + j][at.clone()][..tw],
+                        &m[12 + j][at.clone()][..tw],
+                    );
+                    let (s0, s1) = s.split_at_mut(4 * tw);
+                    let (s0, s1) = (&mut s0[j * tw..][..tw], &mut s1[j * tw..][..tw]);
+                    for t in 0..tw {
+                        s0[t] = m0[t] + m1[t] + m2[t];
+                        s1[t] = m1[t] - m2[t] - m3[t];
+                    }
+                }
+                for (s_i, out_i) in s.chunks_exact(4 * tw).zip(pair.chunks_exact_mut(2 * tw)) {
+                    let (s0, s1, s2, s3) = (
+                        &s_i[..tw],
+                        &s_i[tw..][..tw],
+                        &s_i[2 * tw..][..tw],
+                        &s_i[3 * tw..][..tw],
+                    );
+                    let (even, odd) = (&mut even[..tw], &mut odd[..tw]);
+                    for t in 0..tw {
+                        even[t] = bias + (s0[t] + s1[t] + s2[t]);
+                        odd[t] = bias + (s1[t] - s2[t] - s3[t]);
+                    }
+                    for ((dst, e), d) in out_i.chunks_exact_mut(2).zip(even.iter()).zip(odd.iter())
+                    {
+                        dst[0] = *e;
+                        dst[1] = *d;
+                    }
+                }
+                for (dst, src) in out.chunks_mut(wo).zip(pair.chunks_exact(2 * tw)) {
+                    dst.copy_from_slice(&src[..wo]);
+                }
+            }
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// `bias + Σ_c w[o, c] ⋆ x[c]` by its definition, in f64: `(O, Ho, Wo)`.
+    fn definition(s: &Shape, w: &[f32], bias: &[f32], x: &[f32]) -> Vec<f64> {
+        let (ho, wo) = (s.ho(), s.wo());
+        let mut y = vec![0.0f64; s.o * ho * wo];
+        for o in 0..s.o {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut sum = bias[o] as f64;
+                    for c in 0..s.c {
+                        for ki in 0..3 {
+                            for kj in 0..3 {
+                                let (iy, ix) = (
+                                    (oy + ki) as isize - s.pad as isize,
+                                    (ox + kj) as isize - s.pad as isize,
+                                );
+                                if (0..s.h as isize).contains(&iy)
+                                    && (0..s.w as isize).contains(&ix)
+                                {
+                                    sum += w[((o * s.c + c) * 3 + ki) * 3 + kj] as f64
+                                        * x[(c * s.h + iy as usize) * s.w + ix as usize] as f64;
+                                }
+                            }
+                        }
+                    }
+                    y[(o * ho + oy) * wo + ox] = sum;
+                }
+            }
+        }
+        y
+    }
+
+    fn random(rng: &mut ChaCha8Rng, len: usize) -> Vec<f32> {
+        (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    #[test]
+    fn bands_of_tiles_equal_the_convolution_by_its_definition() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        // Odd and even sizes (a last block cut in half), paddings 0, 1 and 2, bands of
+        // several heights, serial and parallel.
+        let cases = [
+            (
+                Shape {
+                    c: 3,
+                    o: 5,
+                    h: 7,
+                    w: 9,
+                    pad: 1,
+                },
+                2,
+            ),
+            (
+                Shape {
+                    c: 4,
+                    o: 2,
+                    h: 8,
+                    w: 6,
+                    pad: 1,
+                },
+                4,
+            ),
+            (
+                Shape {
+                    c: 2,
+                    o: 3,
+                    h: 6,
+                    w: 5,
+                    pad: 0,
+                },
+                2,
+            ),
+            (
+                Shape {
+                    c: 1,
+                    o: 4,
+                    h: 5,
+                    w: 4,
+                    pad: 2,
+                },
+                6,
+            ),
+            (
+                Shape {
+                    c: 17,
+                    o: 9,
+                    h: 11,
+                    w: 13,
+                    pad: 1,
+                },
+                100,
+            ),
+        ];
+        for (s, step) in cases {
+            let (ho, wo) = (s.ho(), s.wo());
+            let w = random(&mut rng, s.o * s.c * 9);
+            let bias = random(&mut rng, s.o);
+            let x = random(&mut rng, s.c * s.h * s.w);
+            let expected = definition(&s, &w, &bias, &x);
+            let u = weights(&w, s.o, s.c);
+            for parallel in [false, true] {
+                // Rows of width `ld` > wo, to check the stride; the margin stays NaN.
+                let ld = ho * wo + 3;
+                let mut out = vec![f32::NAN; s.o * ld];
+                let mut scratch = Vec::new();
+                for start in (0..ho).step_by(step) {
+                    let rows = start..(start + step).min(ho);
+                    band(
+                        &s,
+                        &u,
+                        Some(&bias),
+                        &x,
+                        rows,
+                        &mut out[start * wo..],
+                        ld,
+                        &mut scratch,
+                        parallel,
+                    );
+                }
+                for o in 0..s.o {
+                    for i in 0..ho * wo {
+                        let (got, want) = (out[o * ld + i], expected[(o * ho) * wo + i]);
+                        // Each value sums 9·C products of values in [−1, 1].
+                        let bound = 1e-6 * (9 * s.c) as f64;
+                        assert!(
+                            (got as f64 - want).abs() <= bound,
+                            "{s:?} step {step} o {o} at {i}: {got} vs {want}"
+                        );
+                    }
+                    assert!(
+                        out[o * ld + ho * wo..(o + 1) * ld]
+                            .iter()
+                            .all(|v| v.is_nan()),
+                        "{s:?}: wrote past a row"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_input_gradient_weights_carry_dy_back_as_the_transposed_convolution() {
+        // ⟨conv(x), dy⟩ = ⟨x, conv'(dy)⟩ for the adjoint conv' at padding 2 − p.
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        for pad in [0, 1, 2] {
+            let s = Shape {
+                c: 3,
+                o: 4,
+                h: 6,
+                w: 7,
+                pad,
+            };
+            let (ho, wo) = (s.ho(), s.wo());
+            let w = random(&mut rng, s.o * s.c * 9);
+            let x = random(&mut rng, s.c * s.h * s.w);
+            let dy = random(&mut rng, s.o * ho * wo);
+            let y = definition(&s, &w, &vec![0.0; s.o], &x);
+            let back = Shape {
+                c: s.o,
+                o: s.c,
+                h: ho,
+                w: wo,
+                pad: 2 - pad,
+            };
+            assert_eq!((back.ho(), back.wo()), (s.h, s.w));
+            let mut dx = vec![0.0f32; s.c * s.h * s.w];
+            band(
+                &back,
+                &input_grad_weights(&w, s.o, s.c),
+                None,
+                &dy,
+                0..s.h,
+                &mut dx,
+                s.h * s.w,
+                &mut Vec::new(),
+                false,
+            );
+            let lhs: f64 = y.iter().zip(&dy).map(|(a, b)| a * *b as f64).sum();
+            let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| *a as f64 * *b as f64).sum();
+            assert!(
+                (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
+                "pad {pad}: {lhs} vs {rhs}"
+            );
+        }
+    }
+}
