@@ -231,30 +231,25 @@ fn transform_input(
     rows: &mut [&mut [f32]],
 ) {
     let n = tw + 1;
-    // A padded input row; its even and odd columns `e[t] = x[2t − p]`,
-    // `d[t] = x[2t + 1 − p]` (t ≤ tw); and `a[k][j]`, column j of `d·B` for the tile
-    // row's input row k, one value per tile.
-    let mut padded = vec![0.0f32; 2 * n];
+    // An input row's even and odd columns, `e[t] = x[2t − p]` and `d[t] = x[2t + 1 − p]`
+    // (t ≤ tw); and for each of four input rows, `a[j]`: column j of `d·B`, one value
+    // per tile. Input row `start − p + r` sits in slot `r mod 4`, so a tile row finds
+    // the two rows it shares with the one above already done.
     let (mut e, mut d) = (vec![0.0f32; n], vec![0.0f32; n]);
     let mut a = vec![0.0f32; 16 * tw];
     wide(
         #[inline(always)]
         || {
             for ty in 0..th {
-                for (k, a_k) in a.chunks_exact_mut(4 * tw).enumerate() {
-                    let y = (start + 2 * ty + k) as isize - s.pad as isize;
-                    padded.fill(0.0);
-                    if (0..s.h as isize).contains(&y) {
-                        let row = &plane[y as usize * s.w..(y as usize + 1) * s.w];
-                        let len = row.len().min(padded.len() - s.pad);
-                        padded[s.pad..s.pad + len].copy_from_slice(&row[..len]);
-                    }
-                    for ((e, d), pair) in e.iter_mut().zip(d.iter_mut()).zip(padded.chunks_exact(2))
-                    {
-                        *e = pair[0];
-                        *d = pair[1];
-                    }
-                    let (a0, rest) = a_k.split_at_mut(tw);
+                let first = if ty == 0 { 0 } else { 2 };
+                for r in 2 * ty + first..2 * ty + 4 {
+                    let y = (start + r) as isize - s.pad as isize;
+                    let row = (0..s.h as isize)
+                        .contains(&y)
+                        .then(|| &plane[y as usize * s.w..(y as usize + 1) * s.w]);
+                    split_row(row, s.pad, &mut e, &mut d);
+                    let a_r = &mut a[(r % 4) * 4 * tw..][..4 * tw];
+                    let (a0, rest) = a_r.split_at_mut(tw);
                     let (a1, rest) = rest.split_at_mut(tw);
                     let (a2, a3) = rest.split_at_mut(tw);
                     // Every slice re-cut to `tw`, so the loop needs no bounds checks.
@@ -270,7 +265,7 @@ fn transform_input(
                 }
                 let at = ty * tw..(ty + 1) * tw;
                 for j in 0..4 {
-                    let a_kj = |k: usize| &a[(4 * k + j) * tw..][..tw];
+                    let a_kj = |k: usize| &a[(4 * ((2 * ty + k) % 4) + j) * tw..][..tw];
                     let (a0, a1, a2, a3) = (a_kj(0), a_kj(1), a_kj(2), a_kj(3));
                     let [v0, v1, v2, v3] = rows_of_column(rows, j, at.clone());
                     let (v0, v1, v2, v3) =
@@ -285,6 +280,36 @@ fn transform_input(
             }
         },
     );
+}
+
+/// An input row (`None`: a padding row) as its even and odd padded columns,
+/// `even[t] = x[2t − p]` and `odd[t] = x[2t + 1 − p]`, zero outside the row. The columns
+/// where both lie inside go two at a time; the few at the edges one by one.
+#[inline(always)]
+fn split_row(row: Option<&[f32]>, pad: usize, even: &mut [f32], odd: &mut [f32]) {
+    let Some(row) = row else {
+        even.fill(0.0);
+        odd.fill(0.0);
+        return;
+    };
+    let at = |col: usize| {
+        col.checked_sub(pad)
+            .and_then(|x| row.get(x))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    // Inside: 2t − p ≥ 0 and 2t + 1 − p ≤ w − 1.
+    let lo = pad.div_ceil(2).min(even.len());
+    let hi = ((row.len() + pad) / 2).clamp(lo, even.len());
+    for t in (0..lo).chain(hi..even.len()) {
+        even[t] = at(2 * t);
+        odd[t] = at(2 * t + 1);
+    }
+    let pairs = row[2 * lo - pad..].chunks_exact(2);
+    for ((e, d), pair) in even[lo..hi].iter_mut().zip(&mut odd[lo..hi]).zip(pairs) {
+        *e = pair[0];
+        *d = pair[1];
+    }
 }
 
 /// The slices `at` of matrices `j`, `4 + j`, `8 + j` and `12 + j`: row `i` of the
