@@ -63,8 +63,8 @@ impl Conv2dConfig {
 /// ([`unfolds_by_kernel_row`]): a third of the copy for a 3×3 kernel.
 ///
 /// A 3×3 convolution at stride 1 with enough work per image ([`winograd_applies`]: a
-/// residual network's stages, not the reference CNN) runs its forward and its dE/dx as
-/// Winograd's F(2×2, 3×3) instead, in the same bands; dE/dW keeps the column matrix.
+/// residual network's stages, not the reference CNN) runs its forward, its dE/dx and its
+/// dE/dW as Winograd's F(2×2, 3×3) instead, in the same bands.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     config: Conv2dConfig,
@@ -460,9 +460,11 @@ impl Layer for Conv2d {
         let col_len = g.rows() * band_rows(&g) * g.wo;
         let input_grad = self.input_grad;
         let mut dx = par_zeros(n * in_len);
-        // dE/dx as the convolution of dY by the rotated kernel, where the forward is
-        // Winograd's too.
-        let winograd_back = (input_grad && winograd_applies(&g, o)).then(|| {
+        // Where the forward is Winograd's, so is the backward: dE/dW summed in the
+        // transformed domain (`Partial::dw` then holds `dU (16, O, C)`), dE/dx as the
+        // convolution of dY by the rotated kernel.
+        let winograd = winograd_applies(&g, o);
+        let winograd_back = (input_grad && winograd).then(|| {
             let s = winograd::Shape {
                 c: o,
                 o: g.c,
@@ -472,6 +474,7 @@ impl Layer for Conv2d {
             };
             (s, winograd::input_grad_weights(&w, o, g.c))
         });
+        let dw_len = if winograd { 16 * o * g.c } else { o * g.rows() };
 
         // One image per step. dE/dx: each image writes only its own slice. dE/dW, dE/db:
         // the batch is cut into groups of consecutive images (`image_groups`), each
@@ -492,7 +495,7 @@ impl Layer for Conv2d {
             .zip(groups.par_iter())
             .map(|(dx_group, &(first, len))| {
                 let mut acc = Partial {
-                    dw: vec![0.0f32; o * g.rows()],
+                    dw: vec![0.0f32; dw_len],
                     db: vec![0.0f32; o],
                 };
                 // The column scratch lives only while the group runs: kept in the
@@ -507,6 +510,23 @@ impl Layer for Conv2d {
                     .zip(x_group.chunks(in_len));
                 for ((dx_img, dy_img), x_img) in images {
                     add_row_sums(&mut acc.db, dy_img, g.cols());
+                    if winograd {
+                        let s = winograd_shape(&g, o);
+                        for band in bands(g.ho, winograd_band_rows(&g, o)) {
+                            winograd::add_weight_grad_band(
+                                &s,
+                                x_img,
+                                dy_img,
+                                band,
+                                &mut acc.dw,
+                                &mut cols,
+                            );
+                        }
+                        if let Some((s, u)) = &winograd_back {
+                            winograd::image(s, u, dy_img, dx_img, &mut cols, WINOGRAD_BYTES);
+                        }
+                        continue;
+                    }
                     for band in bands(g.ho, band_rows(&g)) {
                         let width = band.len() * g.wo;
                         let dy_band = &dy_img[band.start * g.wo..];
@@ -518,7 +538,7 @@ impl Layer for Conv2d {
                             .accumulate(true)
                             .leading(Some(g.cols()), None, None)
                             .run(dy_band, cols, &mut acc.dw);
-                        if input_grad && winograd_back.is_none() {
+                        if input_grad {
                             // dcols = Wᵀ · dY_band, folded back into the image (reusing
                             // the buffer).
                             Gemm::new(g.rows(), width, o)
@@ -527,9 +547,6 @@ impl Layer for Conv2d {
                                 .run(&w, dy_band, cols);
                             col2im_band(&g, cols, band, dx_img);
                         }
-                    }
-                    if let Some((s, u)) = &winograd_back {
-                        winograd::image(s, u, dy_img, dx_img, &mut cols, WINOGRAD_BYTES);
                     }
                 }
                 acc
@@ -542,6 +559,11 @@ impl Layer for Conv2d {
         for p in partials {
             sums.dw.iter_mut().zip(&p.dw).for_each(|(x, y)| *x += y);
             sums.db.iter_mut().zip(&p.db).for_each(|(x, y)| *x += y);
+        }
+        if winograd {
+            let mut dw = vec![0.0f32; o * g.rows()];
+            winograd::add_weight_grad(&sums.dw, o, g.c, &mut dw);
+            sums.dw = dw;
         }
         self.weight
             .grad
@@ -849,7 +871,8 @@ impl Drop for Scratch {
 
 /// One group's share of the weight and bias gradients.
 struct Partial {
-    /// (O, I·kh·kw)
+    /// (O, I·kh·kw), or where the convolution is Winograd's the transformed gradient
+    /// `dU (16, O, I)` ([`winograd::add_weight_grad_band`]).
     dw: Vec<f32>,
     /// (O)
     db: Vec<f32>,
@@ -1144,6 +1167,8 @@ mod tests {
         assert!(prepared(32, 32, [112, 96], 1));
         assert!(prepared(64, 64, [56, 48], 1));
         assert!(prepared(128, 128, [28, 24], 1));
+        // The finite-difference check's size (`layer_tests`).
+        assert!(prepared(32, 32, [64, 66], 1));
         assert!(!prepared(64, 128, [56, 48], 2));
     }
 

@@ -8,7 +8,10 @@
 //! transformed once per call, `U = G g Gᵀ`, into `U[ξ] (O, C)`; sixteen products
 //! `M[ξ] (O, T) = U[ξ] · V[ξ]` then do all the multiply-adds, 2.25× fewer than the
 //! direct form's one product `(O, 9·C) · (9·C, 4·T)`; and each output block is
-//! `Aᵀ M A`. With
+//! `Aᵀ M A`. The input gradient is the same convolution of `dy` by the rotated kernel
+//! ([`input_grad_weights`]); the weight gradient is the adjoint of these steps,
+//! sixteen products `dU[ξ] = (A dy Aᵀ)[ξ] · V[ξ]ᵀ` taken back by `Gᵀ dU G`
+//! ([`add_weight_grad_band`]). With
 //!
 //! ```text
 //!      ⎡1  0 −1  0⎤        ⎡1    0    0 ⎤        ⎡1  1  1  0⎤
@@ -21,7 +24,7 @@
 //! `f32` it rounds differently from the direct sum, by a few units in the last place of
 //! the inputs' scale (the tests bound it).
 
-use super::gemm::Gemm;
+use super::gemm::{Gemm, Op};
 use super::tensor::wide;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -135,29 +138,7 @@ pub fn band(
     }
     let (v, rest) = scratch.split_at_mut(TILE * c * t);
     let m = &mut rest[..TILE * o * t];
-
-    // V[ξ][c][·]: each channel's tiles, written into its rows of the sixteen matrices.
-    let mut v_rows: Vec<Vec<&mut [f32]>> = (0..c).map(|_| Vec::with_capacity(TILE)).collect();
-    for matrix in v.chunks_exact_mut(c * t) {
-        for (rows, row) in v_rows.iter_mut().zip(matrix.chunks_exact_mut(t)) {
-            rows.push(row);
-        }
-    }
-    let input = |ch: usize, rows: &mut Vec<&mut [f32]>| {
-        let plane = &x[ch * s.h * s.w..(ch + 1) * s.h * s.w];
-        transform_input(s, plane, band.start, (th, tw), rows);
-    };
-    if parallel {
-        v_rows
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(ch, rows)| input(ch, rows));
-    } else {
-        v_rows
-            .iter_mut()
-            .enumerate()
-            .for_each(|(ch, rows)| input(ch, rows));
-    }
+    input_tiles(s, x, band.start, (th, tw), v, parallel);
 
     let product = |(xi, m_xi): (usize, &mut [f32])| {
         Gemm::new(o, t, c).run(
@@ -186,6 +167,194 @@ pub fn band(
     } else {
         out[..need].chunks_mut(ld).enumerate().for_each(output);
     }
+}
+
+/// `V[ξ] (C, T)` of the output rows from `start` (`th × tw` tiles): each channel's
+/// tiles ([`transform_input`]) written into its rows of the sixteen matrices, the
+/// channels shared among rayon's threads with `parallel`.
+fn input_tiles(
+    s: &Shape,
+    x: &[f32],
+    start: usize,
+    (th, tw): (usize, usize),
+    v: &mut [f32],
+    parallel: bool,
+) {
+    let (c, t) = (s.c, th * tw);
+    let mut v_rows: Vec<Vec<&mut [f32]>> = (0..c).map(|_| Vec::with_capacity(TILE)).collect();
+    for matrix in v.chunks_exact_mut(c * t) {
+        for (rows, row) in v_rows.iter_mut().zip(matrix.chunks_exact_mut(t)) {
+            rows.push(row);
+        }
+    }
+    let input = |ch: usize, rows: &mut Vec<&mut [f32]>| {
+        let plane = &x[ch * s.h * s.w..(ch + 1) * s.h * s.w];
+        transform_input(s, plane, start, (th, tw), rows);
+    };
+    if parallel {
+        v_rows
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(ch, rows)| input(ch, rows));
+    } else {
+        v_rows
+            .iter_mut()
+            .enumerate()
+            .for_each(|(ch, rows)| input(ch, rows));
+    }
+}
+
+/// Adds one band's share of the weight gradient, in the transformed domain: for the
+/// output rows `band` (its start even) of an image `x (C, H, W)` with upstream gradient
+/// `dy (O, H', W')` (the whole image's), `du[ξ] (O, C) += Ỹ[ξ] · V[ξ]ᵀ`, where `V` are
+/// the input's tiles as in the forward and `Ỹ = A dy Aᵀ` each 2×2 block of `dy` (zero
+/// past the band). This is the forward's adjoint: `y = Aᵀ (U ⊙ V) A` gives
+/// `dU = Σ_tiles (A dy Aᵀ) ⊙ V`, and [`add_weight_grad`] takes `dU` back to the
+/// kernel. Sixteen products of depth `T`, 2.25× fewer multiply-adds than
+/// `dY · colsᵀ`. `scratch` grows to [`Shape::scratch_len`]; one thread.
+pub fn add_weight_grad_band(
+    s: &Shape,
+    x: &[f32],
+    dy: &[f32],
+    band: Range<usize>,
+    du: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let (c, o, wo) = (s.c, s.o, s.wo());
+    assert!(
+        band.start.is_multiple_of(2),
+        "winograd: a band starts on an even row"
+    );
+    assert!(band.end <= s.ho(), "winograd: band past the output");
+    assert_eq!(x.len(), c * s.h * s.w, "winograd: input");
+    assert_eq!(dy.len(), o * s.ho() * wo, "winograd: output gradient");
+    assert_eq!(du.len(), TILE * o * c, "winograd: transformed gradient");
+    if band.is_empty() || wo == 0 {
+        return;
+    }
+    let (th, tw) = (band.len().div_ceil(2), wo.div_ceil(2));
+    let t = th * tw;
+    if scratch.len() < s.scratch_len(band.len()) {
+        scratch.resize(s.scratch_len(band.len()), 0.0);
+    }
+    let (v, rest) = scratch.split_at_mut(TILE * c * t);
+    let dm = &mut rest[..TILE * o * t];
+    input_tiles(s, x, band.start, (th, tw), v, false);
+    let mut dm_rows: Vec<Vec<&mut [f32]>> = (0..o).map(|_| Vec::with_capacity(TILE)).collect();
+    for matrix in dm.chunks_exact_mut(o * t) {
+        for (rows, row) in dm_rows.iter_mut().zip(matrix.chunks_exact_mut(t)) {
+            rows.push(row);
+        }
+    }
+    for (oc, rows) in dm_rows.iter_mut().enumerate() {
+        let plane = &dy[oc * s.ho() * wo..(oc + 1) * s.ho() * wo];
+        transform_output_grad(plane, wo, band.clone(), tw, rows);
+    }
+    for xi in 0..TILE {
+        Gemm::new(o, c, t).ops(Op::N, Op::T).accumulate(true).run(
+            &dm[xi * o * t..(xi + 1) * o * t],
+            &v[xi * c * t..(xi + 1) * c * t],
+            &mut du[xi * o * c..(xi + 1) * o * c],
+        );
+    }
+}
+
+/// `dw (O, C, 3, 3) += Gᵀ du[·][o][c] G` for every `(o, c)`: the kernel's gradient from
+/// the transformed one that [`add_weight_grad_band`] sums.
+pub fn add_weight_grad(du: &[f32], o: usize, c: usize, dw: &mut [f32]) {
+    assert_eq!(du.len(), TILE * o * c, "winograd: transformed gradient");
+    assert_eq!(dw.len(), o * c * 9, "winograd: weight gradient");
+    for (oc, g) in dw.chunks_exact_mut(9).enumerate() {
+        let d: [f32; TILE] = std::array::from_fn(|xi| du[xi * o * c + oc]);
+        // Gᵀ D (3×4), then (Gᵀ D) G (3×3).
+        let gd: [[f32; 4]; 3] = std::array::from_fn(|k| {
+            std::array::from_fn(|j| {
+                let (d0, d1, d2, d3) = (d[j], d[4 + j], d[8 + j], d[12 + j]);
+                match k {
+                    0 => d0 + 0.5 * (d1 + d2),
+                    1 => 0.5 * (d1 - d2),
+                    _ => 0.5 * (d1 + d2) + d3,
+                }
+            })
+        });
+        for (k, [x0, x1, x2, x3]) in gd.into_iter().enumerate() {
+            g[3 * k] += x0 + 0.5 * (x1 + x2);
+            g[3 * k + 1] += 0.5 * (x1 - x2);
+            g[3 * k + 2] += 0.5 * (x1 + x2) + x3;
+        }
+    }
+}
+
+/// One output channel's gradient `dy (H', W')` over the rows `band` as the tiles'
+/// `A dy Aᵀ`: block `(ty, tx)` (rows `band.start + 2ty + {0, 1}`, columns
+/// `2tx + {0, 1}`, zero past the band or the map) to `rows[ξ][ty·tw + tx]`.
+fn transform_output_grad(
+    plane: &[f32],
+    wo: usize,
+    band: Range<usize>,
+    tw: usize,
+    rows: &mut [&mut [f32]],
+) {
+    // A block row's two rows as even and odd columns; then `A dy` row by row.
+    let mut y = vec![0.0f32; 4 * tw];
+    let mut p = vec![0.0f32; 8 * tw];
+    wide(
+        #[inline(always)]
+        || {
+            for (ty, r0) in band.clone().step_by(2).enumerate() {
+                let (top, bottom) = y.split_at_mut(2 * tw);
+                for (r, half) in [(r0, top), (r0 + 1, bottom)] {
+                    let row = (r < band.end).then(|| &plane[r * wo..(r + 1) * wo]);
+                    let (even, odd) = half.split_at_mut(tw);
+                    split_row(row, 0, even, odd);
+                }
+                let (y00, y01, y10, y11) = (
+                    &y[..tw],
+                    &y[tw..2 * tw],
+                    &y[2 * tw..3 * tw],
+                    &y[3 * tw..4 * tw],
+                );
+                // Rows of A·dy: (y0, y0 + y1, y0 − y1, −y1), each an even and an odd
+                // column.
+                let (p0, rest) = p.split_at_mut(2 * tw);
+                let (p1, rest) = rest.split_at_mut(2 * tw);
+                let (p2, p3) = rest.split_at_mut(2 * tw);
+                for t in 0..tw {
+                    p0[t] = y00[t];
+                    p0[tw + t] = y01[t];
+                    p1[t] = y00[t] + y10[t];
+                    p1[tw + t] = y01[t] + y11[t];
+                    p2[t] = y00[t] - y10[t];
+                    p2[tw + t] = y01[t] - y11[t];
+                    p3[t] = -y10[t];
+                    p3[tw + t] = -y11[t];
+                }
+                let at = ty * tw..(ty + 1) * tw;
+                for (i, p_i) in p.chunks_exact(2 * tw).enumerate() {
+                    // Row i of (A dy) Aᵀ: (a, a + b, a − b, −b).
+                    let (a, b) = (&p_i[..tw], &p_i[tw..][..tw]);
+                    let [v0, v1, v2, v3] = rows_of_row(rows, i, at.clone());
+                    let (v0, v1, v2, v3) =
+                        (&mut v0[..tw], &mut v1[..tw], &mut v2[..tw], &mut v3[..tw]);
+                    for t in 0..tw {
+                        v0[t] = a[t];
+                        v1[t] = a[t] + b[t];
+                        v2[t] = a[t] - b[t];
+                        v3[t] = -b[t];
+                    }
+                }
+            }
+        },
+    );
+}
+
+/// The slices `at` of matrices `4i … 4i + 3`: row `i` of the tiles' 4×4 values.
+#[inline(always)]
+fn rows_of_row<'a>(rows: &'a mut [&mut [f32]], i: usize, at: Range<usize>) -> [&'a mut [f32]; 4] {
+    let mut picked = rows[4 * i..4 * i + 4]
+        .iter_mut()
+        .map(|row| &mut row[at.clone()]);
+    std::array::from_fn(|_| picked.next().expect("sixteen matrices"))
 }
 
 /// The whole output `out (O, H', W')` of one image `x (C, H, W)`, no bias, in bands of
@@ -528,6 +697,80 @@ mod tests {
                         "{s:?}: wrote past a row"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_weight_gradient_summed_over_bands_equals_its_definition() {
+        // dW[o, c, ki, kj] = Σ dy[o, y, x] · x[c, y + ki − p, x + kj − p], from bands of
+        // several heights (a last band of odd height, half blocks at the right edge).
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for (s, step) in [
+            (
+                Shape {
+                    c: 3,
+                    o: 4,
+                    h: 7,
+                    w: 9,
+                    pad: 1,
+                },
+                2,
+            ),
+            (
+                Shape {
+                    c: 2,
+                    o: 3,
+                    h: 8,
+                    w: 6,
+                    pad: 0,
+                },
+                4,
+            ),
+            (
+                Shape {
+                    c: 5,
+                    o: 2,
+                    h: 5,
+                    w: 5,
+                    pad: 2,
+                },
+                100,
+            ),
+        ] {
+            let (ho, wo) = (s.ho(), s.wo());
+            let x = random(&mut rng, s.c * s.h * s.w);
+            let dy = random(&mut rng, s.o * ho * wo);
+            let mut want = vec![0.0f64; s.o * s.c * 9];
+            for (i, v) in want.iter_mut().enumerate() {
+                let (o, c, ki, kj) = (i / (9 * s.c), i / 9 % s.c, i / 3 % 3, i % 3);
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let (iy, ix) = (
+                            (oy + ki) as isize - s.pad as isize,
+                            (ox + kj) as isize - s.pad as isize,
+                        );
+                        if (0..s.h as isize).contains(&iy) && (0..s.w as isize).contains(&ix) {
+                            *v += dy[(o * ho + oy) * wo + ox] as f64
+                                * x[(c * s.h + iy as usize) * s.w + ix as usize] as f64;
+                        }
+                    }
+                }
+            }
+            let mut du = vec![0.0f32; TILE * s.o * s.c];
+            let mut scratch = Vec::new();
+            for start in (0..ho).step_by(step) {
+                let rows = start..(start + step).min(ho);
+                add_weight_grad_band(&s, &x, &dy, rows, &mut du, &mut scratch);
+            }
+            // Added to what is there.
+            let mut dw = vec![1.0f32; s.o * s.c * 9];
+            add_weight_grad(&du, s.o, s.c, &mut dw);
+            for (i, (&got, &want)) in dw.iter().zip(&want).enumerate() {
+                assert!(
+                    (got as f64 - 1.0 - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{s:?} [{i}]: {got} vs {want}"
+                );
             }
         }
     }
