@@ -841,7 +841,8 @@ thread_local! {
 /// A thread's column and tile buffers, taken from [`SCRATCH`] and put back on drop. New
 /// buffers for every call were zero-filled by `resize` before im2col overwrote them: 2%
 /// of a face import's time, with the allocations. They grow to the largest band a
-/// thread has unfolded (at most `COLUMN_BYTES`) plus the largest tile, and stay. A call
+/// thread has unfolded (at most `COLUMN_BYTES`, or `WINOGRAD_BYTES` in Winograd's form)
+/// plus the largest tile, and stay. A call
 /// nested inside another on the same thread (rayon runs stolen work while it waits)
 /// finds them taken and starts with empty ones.
 struct Scratch((Vec<f32>, Vec<f32>));
