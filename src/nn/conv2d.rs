@@ -474,7 +474,11 @@ impl Layer for Conv2d {
             };
             (s, winograd::input_grad_weights(&w, o, g.c))
         });
-        let dw_len = if winograd { 16 * o * g.c } else { o * g.rows() };
+        let dw_len = if winograd {
+            winograd::TILE * o * g.c
+        } else {
+            o * g.rows()
+        };
 
         // One image per step. dE/dx: each image writes only its own slice. dE/dW, dE/db:
         // the batch is cut into groups of consecutive images (`image_groups`), each
@@ -525,27 +529,27 @@ impl Layer for Conv2d {
                         if let Some((s, u)) = &winograd_back {
                             winograd::image(s, u, dy_img, dx_img, &mut cols, WINOGRAD_BYTES);
                         }
-                        continue;
-                    }
-                    for band in bands(g.ho, band_rows(&g)) {
-                        let width = band.len() * g.wo;
-                        let dy_band = &dy_img[band.start * g.wo..];
-                        let cols = prefix(&mut cols, g.rows() * width);
-                        // dW (O, I·kh·kw) += dY_band (O, |band|·Wo) · colsᵀ
-                        im2col_band(&g, x_img, band.clone(), cols);
-                        Gemm::new(o, g.rows(), width)
-                            .ops(Op::N, Op::T)
-                            .accumulate(true)
-                            .leading(Some(g.cols()), None, None)
-                            .run(dy_band, cols, &mut acc.dw);
-                        if input_grad {
-                            // dcols = Wᵀ · dY_band, folded back into the image (reusing
-                            // the buffer).
-                            Gemm::new(g.rows(), width, o)
-                                .ops(Op::T, Op::N)
-                                .leading(None, Some(g.cols()), None)
-                                .run(&w, dy_band, cols);
-                            col2im_band(&g, cols, band, dx_img);
+                    } else {
+                        for band in bands(g.ho, band_rows(&g)) {
+                            let width = band.len() * g.wo;
+                            let dy_band = &dy_img[band.start * g.wo..];
+                            let cols = prefix(&mut cols, g.rows() * width);
+                            // dW (O, I·kh·kw) += dY_band (O, |band|·Wo) · colsᵀ
+                            im2col_band(&g, x_img, band.clone(), cols);
+                            Gemm::new(o, g.rows(), width)
+                                .ops(Op::N, Op::T)
+                                .accumulate(true)
+                                .leading(Some(g.cols()), None, None)
+                                .run(dy_band, cols, &mut acc.dw);
+                            if input_grad {
+                                // dcols = Wᵀ · dY_band, folded back into the image (reusing
+                                // the buffer).
+                                Gemm::new(g.rows(), width, o)
+                                    .ops(Op::T, Op::N)
+                                    .leading(None, Some(g.cols()), None)
+                                    .run(&w, dy_band, cols);
+                                col2im_band(&g, cols, band, dx_img);
+                            }
                         }
                     }
                 }
@@ -708,9 +712,12 @@ impl Prepared {
 /// depth `C` and width `Ho·Wo/4` in place of one of depth `9·C` and width `Ho·Wo`,
 /// 2.25× fewer multiply-adds, for two passes over memory (the tiles' transforms). On a
 /// 2-core AMD EPYC (AVX2) a residual network's 3×3 convolutions at 112×96, 56×48 and
-/// 28×24 (32, 64 and 128 channels: 11 M each) ran 8–20 % faster, while the reference
-/// CNN's at 28×24 and 14×12 (32→64 and 64→128: 1.4 M) ran 15–90 % slower, their
-/// products too narrow or too shallow to pay for the transforms (BENCHMARKS.md).
+/// 28×24 (32, 64 and 128 channels: 11 M each) gained (its residual blocks' inference at
+/// batch 16 went from 269–270 to 216–217 ms), while with the reference CNN's at 28×24
+/// and 14×12 (32→64 and 64→128: 1.4 M) its inference went from 2 339–2 455 to
+/// 1 873–2 121 images/s at batch 64 and from 1 573–1 787 to 968–1 085 at batch 1, their
+/// products too narrow or too shallow to pay for the transforms (BENCHMARKS.md); so did
+/// dlib's network's (35×35 and 17×17: 1.2 M; a face import 160–163 → 149–151 faces/s).
 const WINOGRAD_WORK: usize = 1 << 22;
 
 /// Whether the forward and the input gradient run as Winograd's F(2×2, 3×3): a 3×3
@@ -721,15 +728,15 @@ fn winograd_applies(g: &Geometry, o: usize) -> bool {
 }
 
 /// The most bytes one band of Winograd's form may take (its transformed tiles and
-/// products): twice [`COLUMN_BYTES`], which made a residual network's inference about 4 %
-/// faster than `COLUMN_BYTES` (wider products).
+/// products): twice [`COLUMN_BYTES`], with which a residual network's inference read
+/// 60–61 images/s at batch 16 and 65–66 at batch 1 against 58–59 and 61 with
+/// `COLUMN_BYTES` (two alternating rounds; wider products).
 const WINOGRAD_BYTES: usize = 2 * COLUMN_BYTES;
 
 /// Output rows per band of Winograd's form: an even number that keeps the band within
 /// [`WINOGRAD_BYTES`], two at least.
 fn winograd_band_rows(g: &Geometry, o: usize) -> usize {
-    let pair = winograd_shape(g, o).scratch_len(2) * std::mem::size_of::<f32>();
-    (2 * (WINOGRAD_BYTES / pair.max(1))).clamp(2, g.ho.max(2))
+    winograd_shape(g, o).band_rows(WINOGRAD_BYTES)
 }
 
 fn winograd_shape(g: &Geometry, o: usize) -> winograd::Shape {

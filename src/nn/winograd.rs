@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use std::ops::Range;
 
 /// Matrices of the transform: a tile's 4×4 values `ξ = 4·i + j`.
-const TILE: usize = 16;
+pub const TILE: usize = 16;
 
 /// The weights `(O, C, 3, 3)` transformed: sixteen matrices `U[ξ] (O, C)`,
 /// `U[·][o][c] = G · w[o, c] · Gᵀ`.
@@ -101,6 +101,52 @@ impl Shape {
     pub fn scratch_len(&self, rows: usize) -> usize {
         TILE * (self.c + self.o) * rows.div_ceil(2) * self.wo().div_ceil(2)
     }
+
+    /// Output rows per band whose scratch stays within `bytes`: an even number, two at
+    /// least, or the whole output where it fits.
+    pub fn band_rows(&self, bytes: usize) -> usize {
+        let pair = self.scratch_len(2) * std::mem::size_of::<f32>();
+        (2 * (bytes / pair.max(1))).clamp(2, self.ho().max(2))
+    }
+
+    /// Panics unless `band` starts on an even row and ends inside the output.
+    fn check_band(&self, band: &Range<usize>) {
+        assert!(
+            band.start.is_multiple_of(2),
+            "winograd: a band starts on an even row"
+        );
+        assert!(band.end <= self.ho(), "winograd: band past the output");
+    }
+
+    /// `scratch`, grown to [`Shape::scratch_len`], lent as the band's input tiles
+    /// `V (16, C, T)` and a block `(16, O, T)`; with the tiles' rows and columns
+    /// `(th, tw)`.
+    fn band_buffers<'a>(
+        &self,
+        band: &Range<usize>,
+        scratch: &'a mut Vec<f32>,
+    ) -> ((usize, usize), &'a mut [f32], &'a mut [f32]) {
+        let (th, tw) = (band.len().div_ceil(2), self.wo().div_ceil(2));
+        let t = th * tw;
+        if scratch.len() < self.scratch_len(band.len()) {
+            scratch.resize(self.scratch_len(band.len()), 0.0);
+        }
+        let (v, rest) = scratch.split_at_mut(TILE * self.c * t);
+        ((th, tw), v, &mut rest[..TILE * self.o * t])
+    }
+}
+
+/// Each of `channels` rows of the sixteen matrices `(16, channels, t)`, as the
+/// channel's sixteen slices: what the transforms of one channel write.
+fn rows_by_channel(matrices: &mut [f32], channels: usize, t: usize) -> Vec<Vec<&mut [f32]>> {
+    let mut by_channel: Vec<Vec<&mut [f32]>> =
+        (0..channels).map(|_| Vec::with_capacity(TILE)).collect();
+    for matrix in matrices.chunks_exact_mut(channels * t) {
+        for (rows, row) in by_channel.iter_mut().zip(matrix.chunks_exact_mut(t)) {
+            rows.push(row);
+        }
+    }
+    by_channel
 }
 
 /// Output rows `band` (its start even) of one image's convolution, `out (O, |band|·W')`
@@ -121,23 +167,14 @@ pub fn band(
     parallel: bool,
 ) {
     let (c, o) = (s.c, s.o);
-    assert!(
-        band.start.is_multiple_of(2),
-        "winograd: a band starts on an even row"
-    );
-    assert!(band.end <= s.ho(), "winograd: band past the output");
+    s.check_band(&band);
     assert_eq!(u.len(), TILE * o * c, "winograd: transformed weights");
     assert_eq!(x.len(), c * s.h * s.w, "winograd: input");
     if band.is_empty() || s.wo() == 0 {
         return;
     }
-    let (th, tw) = (band.len().div_ceil(2), s.wo().div_ceil(2));
+    let ((th, tw), v, m) = s.band_buffers(&band, scratch);
     let t = th * tw;
-    if scratch.len() < s.scratch_len(band.len()) {
-        scratch.resize(s.scratch_len(band.len()), 0.0);
-    }
-    let (v, rest) = scratch.split_at_mut(TILE * c * t);
-    let m = &mut rest[..TILE * o * t];
     input_tiles(s, x, band.start, (th, tw), v, parallel);
 
     let product = |(xi, m_xi): (usize, &mut [f32])| {
@@ -180,13 +217,7 @@ fn input_tiles(
     v: &mut [f32],
     parallel: bool,
 ) {
-    let (c, t) = (s.c, th * tw);
-    let mut v_rows: Vec<Vec<&mut [f32]>> = (0..c).map(|_| Vec::with_capacity(TILE)).collect();
-    for matrix in v.chunks_exact_mut(c * t) {
-        for (rows, row) in v_rows.iter_mut().zip(matrix.chunks_exact_mut(t)) {
-            rows.push(row);
-        }
-    }
+    let mut v_rows = rows_by_channel(v, s.c, th * tw);
     let input = |ch: usize, rows: &mut Vec<&mut [f32]>| {
         let plane = &x[ch * s.h * s.w..(ch + 1) * s.h * s.w];
         transform_input(s, plane, start, (th, tw), rows);
@@ -221,32 +252,17 @@ pub fn add_weight_grad_band(
     scratch: &mut Vec<f32>,
 ) {
     let (c, o, wo) = (s.c, s.o, s.wo());
-    assert!(
-        band.start.is_multiple_of(2),
-        "winograd: a band starts on an even row"
-    );
-    assert!(band.end <= s.ho(), "winograd: band past the output");
+    s.check_band(&band);
     assert_eq!(x.len(), c * s.h * s.w, "winograd: input");
     assert_eq!(dy.len(), o * s.ho() * wo, "winograd: output gradient");
     assert_eq!(du.len(), TILE * o * c, "winograd: transformed gradient");
     if band.is_empty() || wo == 0 {
         return;
     }
-    let (th, tw) = (band.len().div_ceil(2), wo.div_ceil(2));
+    let ((th, tw), v, dm) = s.band_buffers(&band, scratch);
     let t = th * tw;
-    if scratch.len() < s.scratch_len(band.len()) {
-        scratch.resize(s.scratch_len(band.len()), 0.0);
-    }
-    let (v, rest) = scratch.split_at_mut(TILE * c * t);
-    let dm = &mut rest[..TILE * o * t];
     input_tiles(s, x, band.start, (th, tw), v, false);
-    let mut dm_rows: Vec<Vec<&mut [f32]>> = (0..o).map(|_| Vec::with_capacity(TILE)).collect();
-    for matrix in dm.chunks_exact_mut(o * t) {
-        for (rows, row) in dm_rows.iter_mut().zip(matrix.chunks_exact_mut(t)) {
-            rows.push(row);
-        }
-    }
-    for (oc, rows) in dm_rows.iter_mut().enumerate() {
+    for (oc, rows) in rows_by_channel(dm, o, t).iter_mut().enumerate() {
         let plane = &dy[oc * s.ho() * wo..(oc + 1) * s.ho() * wo];
         transform_output_grad(plane, wo, band.clone(), tw, rows);
     }
@@ -367,8 +383,7 @@ pub fn image(
     scratch: &mut Vec<f32>,
     bytes: usize,
 ) {
-    let row_pair = s.scratch_len(2) * std::mem::size_of::<f32>();
-    let step = 2 * (bytes / row_pair.max(1)).max(1);
+    let step = s.band_rows(bytes);
     let (ho, wo) = (s.ho(), s.wo());
     for start in (0..ho).step_by(step) {
         let rows = start..(start + step).min(ho);
