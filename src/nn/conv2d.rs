@@ -1,5 +1,6 @@
 //! 2-D convolution (cross-correlation, as in PyTorch) by im2col + GEMM, or, for large
-//! 3×3 maps at stride 1, by Winograd's F(2×2, 3×3) (`winograd`).
+//! 3×3 maps at stride 1, by Winograd's F(4×4, 3×3) (`winograd4`; its weight gradient by
+//! F(2×2, 3×3), `winograd`).
 
 use super::epilogue::{self, Epilogue};
 use super::gemm::{Gemm, Op};
@@ -7,6 +8,7 @@ use super::im2col::{Geometry, col2im_band, im2col_band, im2col_band_strided};
 use super::init::Init;
 use super::tensor::{add_row_sums, data, from_vec, into_data, nchw, par_zeros, same_shape};
 use super::winograd;
+use super::winograd4;
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rand::Rng;
 use rayon::prelude::*;
@@ -63,8 +65,10 @@ impl Conv2dConfig {
 /// ([`unfolds_by_kernel_row`]): a third of the copy for a 3×3 kernel.
 ///
 /// A 3×3 convolution at stride 1 with enough work per image ([`winograd_applies`]: a
-/// residual network's stages, not the reference CNN) runs its forward, its dE/dx and its
-/// dE/dW as Winograd's F(2×2, 3×3) instead, in the same bands.
+/// residual network's stages, not the reference CNN) runs its forward and its dE/dx as
+/// Winograd's F(4×4, 3×3) instead, in bands that start on multiples of four rows, and
+/// its dE/dW as F(2×2, 3×3) (the adjoint of that smaller tile, whose rounding stays
+/// closer to the direct sum's).
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     config: Conv2dConfig,
@@ -272,7 +276,7 @@ impl Conv2d {
         let width = band.len() * g.wo;
         if let Form::Winograd(u) = form {
             let s = winograd_shape(g, o);
-            return winograd::band(&s, u, Some(bias), x_img, band, out, ld, cols, parallel);
+            return winograd4::band(&s, u, Some(bias), x_img, band, out, ld, cols, parallel);
         }
         for (row, &b) in out.chunks_mut(ld).zip(bias) {
             row[..width].fill(b);
@@ -461,8 +465,8 @@ impl Layer for Conv2d {
         let input_grad = self.input_grad;
         let mut dx = par_zeros(n * in_len);
         // Where the forward is Winograd's, so is the backward: dE/dW summed in the
-        // transformed domain (`Partial::dw` then holds `dU (16, O, C)`), dE/dx as the
-        // convolution of dY by the rotated kernel.
+        // transformed domain of F(2×2, 3×3) (`Partial::dw` then holds `dU (16, O, C)`),
+        // dE/dx as the convolution of dY by the rotated kernel in F(4×4, 3×3).
         let winograd = winograd_applies(&g, o);
         let winograd_back = (input_grad && winograd).then(|| {
             let s = winograd::Shape {
@@ -472,7 +476,7 @@ impl Layer for Conv2d {
                 w: g.wo,
                 pad: 2 - g.pad,
             };
-            (s, winograd::input_grad_weights(&w, o, g.c))
+            (s, winograd4::input_grad_weights(&w, o, g.c))
         });
         let dw_len = if winograd {
             winograd::TILE * o * g.c
@@ -516,7 +520,7 @@ impl Layer for Conv2d {
                     add_row_sums(&mut acc.db, dy_img, g.cols());
                     if winograd {
                         let s = winograd_shape(&g, o);
-                        for band in bands(g.ho, winograd_band_rows(&g, o)) {
+                        for band in bands(g.ho, weight_grad_band_rows(&g, o)) {
                             winograd::add_weight_grad_band(
                                 &s,
                                 x_img,
@@ -527,7 +531,7 @@ impl Layer for Conv2d {
                             );
                         }
                         if let Some((s, u)) = &winograd_back {
-                            winograd::image(s, u, dy_img, dx_img, &mut cols, WINOGRAD_BYTES);
+                            winograd4::image(s, u, dy_img, dx_img, &mut cols, WINOGRAD_BYTES);
                         }
                     } else {
                         for band in bands(g.ho, band_rows(&g)) {
@@ -651,16 +655,17 @@ fn thread_bands(g: &Geometry, step: usize, threads: usize) -> usize {
 
 /// Output rows per band of one image's product of `form` (`o` output channels) on `threads` (1 unless the
 /// bands run in parallel, at batch 1): the column budget's bands ([`even_bands`]), cut
-/// one per thread where [`thread_bands`] does. Winograd's bands start on even rows.
+/// one per thread where [`thread_bands`] does. Winograd's bands start on multiples of
+/// four rows.
 fn image_band_rows(g: &Geometry, o: usize, form: Form, threads: usize) -> usize {
     let most = match form {
         Form::Columns => band_rows(g),
         Form::KernelRows(_) => row_band_rows(g),
-        Form::Winograd(_) => winograd_band_rows(g, o),
+        Form::Winograd(_) => winograd4::band_rows(&winograd_shape(g, o), WINOGRAD_BYTES),
     };
     let step = thread_bands(g, even_bands(g.ho, most, threads), threads);
     match form {
-        Form::Winograd(_) => step.next_multiple_of(2).min(g.ho),
+        Form::Winograd(_) => step.next_multiple_of(winograd4::STEP).min(g.ho),
         _ => step,
     }
 }
@@ -673,8 +678,8 @@ enum Form<'a> {
     /// `kh` products over the input unfolded along kernel columns only
     /// ([`unfolds_by_kernel_row`]); the weights as [`weights_by_kernel_row`] lays them out.
     KernelRows(&'a [f32]),
-    /// Winograd's F(2×2, 3×3) ([`winograd_applies`]); the weights transformed by
-    /// [`winograd::weights`].
+    /// Winograd's F(4×4, 3×3) ([`winograd_applies`]); the weights transformed by
+    /// [`winograd4::weights`].
     Winograd(&'a [f32]),
 }
 
@@ -690,7 +695,7 @@ impl Prepared {
     /// where it applies, else by kernel row where that applies, else the column matrix.
     fn new(g: &Geometry, w: &[f32], o: usize, inner: bool) -> Self {
         if winograd_applies(g, o) {
-            Prepared::Winograd(winograd::weights(w, o, g.c))
+            Prepared::Winograd(winograd4::weights(w, o, g.c))
         } else if unfolds_by_kernel_row(g, inner) {
             Prepared::KernelRows(weights_by_kernel_row(w, o, g))
         } else {
@@ -708,9 +713,11 @@ impl Prepared {
 }
 
 /// Multiply-adds per kernel tap of one image (`C·O·Ho·Wo`) from which a 3×3 convolution
-/// at stride 1 runs as Winograd's F(2×2, 3×3) ([`winograd`]): sixteen products of
-/// depth `C` and width `Ho·Wo/4` in place of one of depth `9·C` and width `Ho·Wo`,
-/// 2.25× fewer multiply-adds, for two passes over memory (the tiles' transforms). On a
+/// at stride 1 runs as Winograd's F(4×4, 3×3) ([`winograd4`]): 36 products of depth `C`
+/// and width `Ho·Wo/16` in place of one of depth `9·C` and width `Ho·Wo`, 4× fewer
+/// multiply-adds, for two passes over memory (the tiles' transforms). The threshold was
+/// set with F(2×2, 3×3), 2.25× fewer, and kept when F(4×4, 3×3) replaced it (so the
+/// reference CNN's recipes keep their bits; its layers were not tried in the new form). On a
 /// 2-core AMD EPYC (AVX2) a residual network's 3×3 convolutions at 112×96, 56×48 and
 /// 28×24 (32, 64 and 128 channels: 11 M each) gained (its residual blocks' inference at
 /// batch 16 went from 269–270 to 216–217 ms), while with the reference CNN's at 28×24
@@ -720,7 +727,7 @@ impl Prepared {
 /// dlib's network's (35×35 and 17×17: 1.2 M; a face import 160–163 → 149–151 faces/s).
 const WINOGRAD_WORK: usize = 1 << 22;
 
-/// Whether the forward and the input gradient run as Winograd's F(2×2, 3×3): a 3×3
+/// Whether the forward and the input gradient run as Winograd's F(4×4, 3×3): a 3×3
 /// kernel at stride 1, padding at most 2 (the input gradient's padding is `2 − p`), and
 /// at least [`WINOGRAD_WORK`] multiply-adds per tap.
 fn winograd_applies(g: &Geometry, o: usize) -> bool {
@@ -733,9 +740,9 @@ fn winograd_applies(g: &Geometry, o: usize) -> bool {
 /// `COLUMN_BYTES` (two alternating rounds; wider products).
 const WINOGRAD_BYTES: usize = 2 * COLUMN_BYTES;
 
-/// Output rows per band of Winograd's form: an even number that keeps the band within
-/// [`WINOGRAD_BYTES`], two at least.
-fn winograd_band_rows(g: &Geometry, o: usize) -> usize {
+/// Output rows per band of the weight gradient's F(2×2, 3×3): an even number that keeps
+/// the band within [`WINOGRAD_BYTES`], two at least.
+fn weight_grad_band_rows(g: &Geometry, o: usize) -> usize {
     winograd_shape(g, o).band_rows(WINOGRAD_BYTES)
 }
 
