@@ -67,8 +67,8 @@ impl Conv2dConfig {
 /// A 3×3 convolution at stride 1 with enough work per image ([`winograd_applies`]: a
 /// residual network's stages, not the reference CNN) runs its forward and its dE/dx as
 /// Winograd's F(4×4, 3×3) instead, in bands that start on multiples of four rows, and
-/// its dE/dW as F(2×2, 3×3) (the adjoint of that smaller tile, whose rounding stays
-/// closer to the direct sum's).
+/// its dE/dW as F(2×2, 3×3) in its transformed domain (no F(4×4, 3×3) form of the
+/// weight gradient is written yet).
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     config: Conv2dConfig,
@@ -737,7 +737,8 @@ fn winograd_applies(g: &Geometry, o: usize) -> bool {
 /// The most bytes one band of Winograd's form may take (its transformed tiles and
 /// products): twice [`COLUMN_BYTES`], with which a residual network's inference read
 /// 60–61 images/s at batch 16 and 65–66 at batch 1 against 58–59 and 61 with
-/// `COLUMN_BYTES` (two alternating rounds; wider products).
+/// `COLUMN_BYTES` (two alternating rounds; wider products). Measured with F(2×2, 3×3);
+/// F(4×4, 3×3) took the same budget without a measurement of its own.
 const WINOGRAD_BYTES: usize = 2 * COLUMN_BYTES;
 
 /// Output rows per band of the weight gradient's F(2×2, 3×3): an even number that keeps

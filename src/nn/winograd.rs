@@ -10,8 +10,8 @@
 //! gradient is the adjoint of these steps: sixteen products
 //! `dU[ξ] = (A dy Aᵀ)[ξ] · V[ξ]ᵀ` of depth `T`, 2.25× fewer multiply-adds than
 //! `dY · colsᵀ`, taken back by `Gᵀ dU G` ([`add_weight_grad_band`],
-//! [`add_weight_grad`]). The small tile keeps the gradient's rounding close to the
-//! direct sum's. With
+//! [`add_weight_grad`]). (The forward's F(4×4, 3×3) has no weight-gradient form yet.)
+//! With
 //!
 //! ```text
 //!      ⎡1  0 −1  0⎤        ⎡1    0    0 ⎤        ⎡1  1  1  0⎤

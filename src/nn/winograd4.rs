@@ -464,9 +464,9 @@ mod tests {
         y
     }
 
-    /// Bands of every size a multiple of four (and the last one short), serial and
-    /// parallel, on maps whose sides are not multiples of four, at paddings 0, 1 and 2:
-    /// every output within `1e-4` of the f64 definition, relative to the sum of the
+    /// Bands of 4 and 8 rows (the last one short) and of all rows, serial and parallel,
+    /// on maps whose sides are not multiples of four, at paddings 0, 1 and 2: every
+    /// output within `1e-4` of the f64 definition, relative to the sum of the
     /// magnitudes it adds (`Σ |w|·|x|`), the scale its rounding works at.
     #[test]
     fn bands_equal_the_definition() {
