@@ -125,7 +125,7 @@ fn conv2d_gradients_match_finite_differences_with_padding_and_stride() {
 #[test]
 fn conv2d_in_winograd_form_gradients_match_finite_differences() {
     // 32 channels in and out on a 64×66 map: enough work per image for Winograd's
-    // F(2×2, 3×3) in the forward, dE/dx and dE/dW (`conv2d::winograd_applies`; the
+    // F(4×4, 3×3) in the forward, dE/dx and dE/dW (`conv2d::winograd_applies`; the
     // layer's own tests check that it applies at this size).
     let config = Conv2dConfig::square(32, 32, 3, 1, 1);
     let mut layer = Conv2d::new(config, Init::HeNormal, &mut rng(3)).unwrap();

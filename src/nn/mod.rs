@@ -37,7 +37,6 @@ pub mod sequential;
 mod tensor;
 pub mod tensor_file;
 pub mod winograd;
-pub mod winograd4;
 
 /// Finite-difference gradient checks for the tests of layers and losses.
 #[doc(hidden)]
