@@ -179,6 +179,20 @@ impl Conv2d {
             return scratch.lend(|| self.parallel_bands(g, weights, chain, x_img, y_img, step));
         }
         let Scratch((cols, tile)) = scratch;
+        if let Some(u) = fused_winograd(weights.2, chain) {
+            // Written once, through the chain, by the output transform.
+            let s = winograd_shape(g, o);
+            for band in bands(g.ho, step) {
+                let mut outs = winograd::strided_rows(
+                    &mut y_img[band.start * g.wo..],
+                    g.cols(),
+                    band.len() * g.wo,
+                );
+                let post = (Some(weights.1), chain);
+                winograd::band(&s, u, post, x_img, band, &mut outs, cols, inner);
+            }
+            return;
+        }
         let run_bands = |cols: &mut Vec<f32>, out: &mut [f32]| {
             for band in bands(g.ho, step) {
                 let start = band.start * g.wo;
@@ -243,7 +257,12 @@ impl Conv2d {
         }
         list.into_par_iter().zip(pieces).for_each_init(
             Scratch::take,
-            |Scratch((cols, tile)), (band, outs)| {
+            |Scratch((cols, tile)), (band, mut outs)| {
+                if let Some(u) = fused_winograd(weights.2, chain) {
+                    let s = winograd_shape(g, o);
+                    let post = (Some(weights.1), chain);
+                    return winograd::band(&s, u, post, x_img, band, &mut outs, cols, false);
+                }
                 let width = band.len() * g.wo;
                 let block = prefix(tile, o * width);
                 let rows = band.len();
@@ -273,7 +292,9 @@ impl Conv2d {
         let width = band.len() * g.wo;
         if let Form::Winograd(u) = form {
             let s = winograd_shape(g, o);
-            return winograd::band(&s, u, Some(bias), x_img, band, out, ld, cols, parallel);
+            let mut outs = winograd::strided_rows(out, ld, width);
+            let post = (Some(bias), &[][..]);
+            return winograd::band(&s, u, post, x_img, band, &mut outs, cols, parallel);
         }
         for (row, &b) in out.chunks_mut(ld).zip(bias) {
             row[..width].fill(b);
@@ -667,6 +688,15 @@ fn image_band_rows(g: &Geometry, o: usize, form: Form, threads: usize) -> usize 
     }
 }
 
+/// The transformed weights where `form` is Winograd's and `chain` point-wise: its output
+/// transform then applies the chain as it writes the output, with no tile between.
+fn fused_winograd<'a>(form: Form<'a>, chain: &[Epilogue]) -> Option<&'a [f32]> {
+    match form {
+        Form::Winograd(u) if !chain.contains(&Epilogue::MaxPool2x2) => Some(u),
+        _ => None,
+    }
+}
+
 /// How each band's product is formed (see [`Conv2d::band_product`]).
 #[derive(Debug, Clone, Copy)]
 enum Form<'a> {
@@ -982,6 +1012,36 @@ mod tests {
         layer
     }
 
+    /// `chain` applied to maps `y (O, H, W)` in f64, step by step.
+    fn chained(y: &[f64], chain: &[Epilogue], (o, h, w): (usize, usize, usize)) -> Vec<f64> {
+        let mut maps = y.to_vec();
+        for (c, plane) in maps.chunks_exact_mut(h * w).enumerate() {
+            let (affine, relu) = super::epilogue::pointwise(chain, c % o);
+            for v in plane.iter_mut() {
+                if let Some((a, b)) = affine {
+                    *v = f64::from(a) * *v + f64::from(b);
+                }
+                if relu {
+                    *v = v.max(0.0);
+                }
+            }
+        }
+        if !chain.contains(&Epilogue::MaxPool2x2) {
+            return maps;
+        }
+        let (ho, wo) = (h / 2, w / 2);
+        let at = |p: usize, r: usize, q: usize| maps[(p * h + r) * w + q];
+        (0..maps.len() / (h * w) * ho * wo)
+            .map(|i| {
+                let (p, r, q) = (i / (ho * wo), i / wo % ho, i % wo);
+                [(0, 0), (0, 1), (1, 0), (1, 1)]
+                    .map(|(dr, dq)| at(p, 2 * r + dr, 2 * q + dq))
+                    .into_iter()
+                    .fold(f64::MIN, f64::max)
+            })
+            .collect()
+    }
+
     fn close(what: &str, got: &[f32], want: &[f64]) {
         assert_eq!(got.len(), want.len(), "{what}: length");
         for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -1141,6 +1201,23 @@ mod tests {
                         &data(&layer.infer(&x).unwrap()),
                         &y,
                     );
+                    // Point-wise chains go through the output transform, a pooled
+                    // one through the tile.
+                    let affine = Epilogue::ChannelAffine {
+                        scale: (0..o).map(|_| rng.random_range(-2.0..2.0)).collect(),
+                        shift: (0..o).map(|_| rng.random_range(-1.0..1.0)).collect(),
+                    };
+                    for chain in [
+                        vec![affine.clone(), Epilogue::Relu],
+                        vec![affine.clone()],
+                        vec![Epilogue::Relu],
+                        vec![affine.clone(), Epilogue::Relu, Epilogue::MaxPool2x2],
+                    ] {
+                        let (got, used) = layer.infer_then(&x, &chain).unwrap();
+                        assert_eq!(used, chain.len());
+                        let want = chained(&y, &chain, (o, g.ho, g.wo));
+                        close(&format!("{what} infer {chain:?}"), &data(&got), &want);
+                    }
                     layer.weight.grad.fill(0.0);
                     layer.bias.grad.fill(0.0);
                     let forward = layer.forward(&x, Mode::Train).unwrap();
@@ -1345,35 +1422,8 @@ mod tests {
             let form = prepared.form();
             let (y, ..) = naive(&layer, &x, &vec![0.0; o * g.ho * g.wo]);
             for chain in &chains {
-                // The chain in f64, step by step.
-                let mut maps: Vec<f64> = y.clone();
-                for (c, plane) in maps.chunks_exact_mut(g.ho * g.wo).enumerate() {
-                    for v in plane.iter_mut() {
-                        if let Epilogue::ChannelAffine { scale, shift } = &affine
-                            && chain.contains(&affine)
-                        {
-                            *v = f64::from(scale[c]) * *v + f64::from(shift[c]);
-                        }
-                        if chain.contains(&Epilogue::Relu) {
-                            *v = v.max(0.0);
-                        }
-                    }
-                }
                 let (ho, wo) = super::epilogue::output_hw(chain, g.ho, g.wo);
-                let want: Vec<f64> = if chain.contains(&Epilogue::MaxPool2x2) {
-                    let at = |c: usize, r: usize, q: usize| maps[(c * g.ho + r) * g.wo + q];
-                    (0..o * ho * wo)
-                        .map(|i| {
-                            let (c, r, q) = (i / (ho * wo), i / wo % ho, i % wo);
-                            [(0, 0), (0, 1), (1, 0), (1, 1)]
-                                .map(|(dr, dq)| at(c, 2 * r + dr, 2 * q + dq))
-                                .into_iter()
-                                .fold(f64::MIN, f64::max)
-                        })
-                        .collect()
-                } else {
-                    maps
-                };
+                let want = chained(&y, chain, (o, g.ho, g.wo));
                 for threads in [2, 3] {
                     // Several bands, or this is a one-band test.
                     let step = image_band_rows(&g, o, form, threads);

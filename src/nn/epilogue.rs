@@ -82,6 +82,16 @@ pub fn apply(chain: &[Epilogue], (c, h, w): (usize, usize, usize), x: &mut [f32]
     }
 }
 
+/// The point-wise steps of `chain` for channel `ch`: its affine map `(scale, shift)`, if
+/// any, and whether a ReLU follows.
+pub fn pointwise(chain: &[Epilogue], ch: usize) -> (Option<(f32, f32)>, bool) {
+    let affine = chain.iter().find_map(|step| match step {
+        Epilogue::ChannelAffine { scale, shift } => Some((scale[ch], shift[ch])),
+        _ => None,
+    });
+    (affine, chain.contains(&Epilogue::Relu))
+}
+
 /// [`apply`] on channel `ch` alone: its rows `x (H, W)` (a whole plane, or a band of
 /// rows of it starting at an even row) in place, then into `y (H', W')`.
 pub fn apply_plane(
@@ -91,11 +101,7 @@ pub fn apply_plane(
     x: &mut [f32],
     y: &mut [f32],
 ) {
-    let affine = chain.iter().find_map(|step| match step {
-        Epilogue::ChannelAffine { scale, shift } => Some((scale[ch], shift[ch])),
-        _ => None,
-    });
-    match (affine, chain.contains(&Epilogue::Relu)) {
+    match pointwise(chain, ch) {
         (Some((a, b)), true) => x.iter_mut().for_each(|v| *v = (a * *v + b).max(0.0)),
         (Some((a, b)), false) => x.iter_mut().for_each(|v| *v = a * *v + b),
         (None, true) => x.iter_mut().for_each(|v| *v = v.max(0.0)),

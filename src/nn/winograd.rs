@@ -23,9 +23,10 @@
 //! ```
 //!
 //! this is cross-correlation, exactly in real arithmetic. In `f32` its rounding error is
-//! larger than F(2×2, 3×3)'s (the transforms scale values by up to 8 and 25 before they
-//! cancel); the tests bound it against the definition in f64.
+//! larger than the direct form's (the transforms scale values by up to 8 and 25 before
+//! they cancel); the tests bound it against the definition in f64.
 
+use super::epilogue::{self, Epilogue};
 use super::gemm::{Gemm, Op};
 use super::tensor::wide;
 use rayon::prelude::*;
@@ -145,20 +146,21 @@ pub fn band_rows(s: &Shape, bytes: usize) -> usize {
     (STEP * (bytes / block.max(1))).clamp(STEP, s.ho().max(STEP))
 }
 
-/// Output rows `band` (its start a multiple of four) of one image's convolution,
-/// `out (O, |band|·W')` with row stride `ld`: `bias + Σ_c w[·, c] ⋆ x[c]` (`bias`
-/// `None`: no bias), from the transformed weights `u` ([`weights`]) and the image
-/// `x (C, H, W)`. `scratch` grows to [`scratch_len`]. With `parallel` the transforms
-/// and the 36 products are shared among rayon's threads.
+/// Output rows `band` (its start a multiple of four) of one image's convolution, into
+/// `outs` (one slice of `|band|·W'` per output channel): `chain` applied to `bias + Σ_c
+/// w[·, c] ⋆ x[c]` (`bias` `None`: no bias; `chain` point-wise steps only, applied as
+/// the output transform writes each value, so the outputs are written once), from the
+/// transformed weights `u` ([`weights`]) and the image `x (C, H, W)`. `scratch` grows to
+/// [`scratch_len`]. With `parallel` the transforms and the 36 products are shared among
+/// rayon's threads.
 #[allow(clippy::too_many_arguments)]
 pub fn band(
     s: &Shape,
     u: &[f32],
-    bias: Option<&[f32]>,
+    (bias, chain): (Option<&[f32]>, &[Epilogue]),
     x: &[f32],
     band: Range<usize>,
-    out: &mut [f32],
-    ld: usize,
+    outs: &mut [&mut [f32]],
     scratch: &mut Vec<f32>,
     parallel: bool,
 ) {
@@ -166,6 +168,14 @@ pub fn band(
     check_band(s, &band);
     assert_eq!(u.len(), TILE * o * c, "winograd: transformed weights");
     assert_eq!(x.len(), c * s.h * s.w, "winograd: input");
+    assert!(
+        !chain.contains(&Epilogue::MaxPool2x2),
+        "winograd: point-wise epilogues only"
+    );
+    assert!(
+        outs.len() == o && outs.iter().all(|y| y.len() >= band.len() * wo),
+        "winograd: output"
+    );
     if band.is_empty() || wo == 0 {
         return;
     }
@@ -199,17 +209,23 @@ pub fn band(
 
     let rows = band.len();
     let m = &*m;
-    let output = |(oc, y): (usize, &mut [f32])| {
+    let output = |(oc, y): (usize, &mut &mut [f32])| {
         let b = bias.map_or(0.0, |b| b[oc]);
         let m_o: [&[f32]; TILE] = std::array::from_fn(|xi| &m[(xi * o + oc) * t..][..t]);
-        transform_output(&m_o, b, (rows, wo, tw), y);
+        let y = &mut y[..rows * wo];
+        let at = (rows, wo, tw);
+        // One loop per kind of step, so that each vectorises without a test per value.
+        match epilogue::pointwise(chain, oc) {
+            (Some((a, sh)), true) => transform_output(&m_o, b, |v| (a * v + sh).max(0.0), at, y),
+            (Some((a, sh)), false) => transform_output(&m_o, b, |v| a * v + sh, at, y),
+            (None, true) => transform_output(&m_o, b, |v| v.max(0.0), at, y),
+            (None, false) => transform_output(&m_o, b, |v| v, at, y),
+        }
     };
-    let need = (o - 1) * ld + rows * wo;
-    assert!(out.len() >= need && ld >= rows * wo, "winograd: output");
     if parallel {
-        out[..need].par_chunks_mut(ld).enumerate().for_each(output);
+        outs.par_iter_mut().enumerate().for_each(output);
     } else {
-        out[..need].chunks_mut(ld).enumerate().for_each(output);
+        outs.iter_mut().enumerate().for_each(output);
     }
 }
 
@@ -252,18 +268,17 @@ pub fn image(
     let (ho, wo) = (s.ho(), s.wo());
     for start in (0..ho).step_by(step) {
         let rows = start..(start + step).min(ho);
-        band(
-            s,
-            u,
-            None,
-            x,
-            rows,
-            &mut out[start * wo..],
-            ho * wo,
-            scratch,
-            false,
-        );
+        let mut outs = strided_rows(&mut out[start * wo..], ho * wo, rows.len() * wo);
+        band(s, u, (None, &[]), x, rows, &mut outs, scratch, false);
     }
+}
+
+/// The first `len` values of each row of stride `ld` of `out` (the last row may be
+/// short): one slice per output channel, as [`band`] writes them.
+pub fn strided_rows(out: &mut [f32], ld: usize, len: usize) -> Vec<&mut [f32]> {
+    out.chunks_mut(ld.max(1))
+        .map(|row| &mut row[..len])
+        .collect()
 }
 
 /// Adds one band's share of the weight gradient, in the transformed domain: for the
@@ -563,14 +578,15 @@ fn split_row(row: Option<&[f32]>, pad: usize, q: &mut [f32], n: usize) {
     }
 }
 
-/// `o[i][t] = bias + Σ_k Aᵀ[i][k] m[k][t]` for `t < n`: `Aᵀ` on six values along a row
-/// of tiles, each slice its own argument as in [`b_transpose`].
+/// `o[i][t] = post(bias + Σ_k Aᵀ[i][k] m[k][t])` for `t < n`: `Aᵀ` on six values along a
+/// row of tiles, each slice its own argument as in [`b_transpose`].
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn a_transpose(
     n: usize,
     (m0, m1, m2, m3, m4, m5): Six,
     bias: f32,
+    post: impl Fn(f32) -> f32,
     o0: &mut [f32],
     o1: &mut [f32],
     o2: &mut [f32],
@@ -581,26 +597,26 @@ fn a_transpose(
     for t in 0..n {
         let (p1, n1) = (m1[t] + m2[t], m1[t] - m2[t]);
         let (p3, n3) = (m3[t] + m4[t], m3[t] - m4[t]);
-        o0[t] = bias + (m0[t] + p1 + p3);
-        o1[t] = bias + (n1 + 2.0 * n3);
-        o2[t] = bias + (p1 + 4.0 * p3);
-        o3[t] = bias + (n1 + 8.0 * n3 + m5[t]);
+        o0[t] = post(bias + (m0[t] + p1 + p3));
+        o1[t] = post(bias + (n1 + 2.0 * n3));
+        o2[t] = post(bias + (p1 + 4.0 * p3));
+        o3[t] = post(bias + (n1 + 8.0 * n3 + m5[t]));
     }
 }
 
-/// One output channel's blocks `Aᵀ M A + bias` into `y` (`rows` rows of `wo` at stride
-/// `wo`), from `m[ξ][t]`; a block's rows or columns past the band are dropped.
+/// One output channel's blocks `post(Aᵀ M A + bias)` into `y` (`rows` rows of `wo` at
+/// stride `wo`), from `m[ξ][t]`; a block's rows or columns past the band are dropped.
 fn transform_output(
     m: &[&[f32]; TILE],
     bias: f32,
+    post: impl Fn(f32) -> f32 + Copy,
     (rows, wo, tw): (usize, usize, usize),
     y: &mut [f32],
 ) {
     // `s[i][j]`: row i of `Aᵀ M`, one value per tile; then a block row by phase of
-    // column, and interleaved (whole blocks, before the cut to `wo`).
+    // column, interleaved into the output row (the last block cut to `wo`).
     let mut s = vec![0.0f32; 4 * 6 * tw];
     let mut phase = vec![0.0f32; 4 * tw];
-    let mut row = vec![0.0f32; 4 * tw];
     wide(
         #[inline(always)]
         || {
@@ -617,6 +633,7 @@ fn transform_output(
                         tw,
                         col,
                         0.0,
+                        |v| v,
                         &mut s0[at_j.clone()],
                         &mut s1[at_j.clone()],
                         &mut s2[at_j.clone()],
@@ -629,15 +646,19 @@ fn transform_output(
                     let (p0, rest) = phase.split_at_mut(tw);
                     let (p1, rest) = rest.split_at_mut(tw);
                     let (p2, p3) = rest.split_at_mut(tw);
-                    a_transpose(tw, src, bias, p0, p1, p2, p3);
+                    a_transpose(tw, src, bias, post, p0, p1, p2, p3);
                     let (p0, p1, p2, p3) = (&p0[..tw], &p1[..tw], &p2[..tw], &p3[..tw]);
-                    for (t, dst) in row.chunks_exact_mut(4).enumerate().take(tw) {
+                    let mut blocks = out_i.chunks_exact_mut(STEP);
+                    for (t, dst) in (&mut blocks).enumerate() {
                         dst[0] = p0[t];
                         dst[1] = p1[t];
                         dst[2] = p2[t];
                         dst[3] = p3[t];
                     }
-                    out_i.copy_from_slice(&row[..wo]);
+                    let last = wo / STEP;
+                    for (d, p) in blocks.into_remainder().iter_mut().zip([p0, p1, p2]) {
+                        *d = p[last];
+                    }
                 }
             }
         },
@@ -687,9 +708,10 @@ mod tests {
     }
 
     /// Bands of 4 and 8 rows (the last one short) and of all rows, serial and parallel,
-    /// on maps whose sides are not multiples of four, at paddings 0, 1 and 2: every
-    /// output within `1e-4` of the f64 definition, relative to the sum of the
-    /// magnitudes it adds (`Σ |w|·|x|`), the scale its rounding works at.
+    /// on maps whose sides are not multiples of four, at paddings 0, 1 and 2, with each
+    /// kind of point-wise chain: every output within `1e-4` of the f64 definition (the
+    /// chain applied to it), relative to the sum of the magnitudes it adds
+    /// (`Σ |w|·|x|`, times the chain's scale), the scale its rounding works at.
     #[test]
     fn bands_equal_the_definition() {
         let mut rng = ChaCha8Rng::seed_from_u64(41);
@@ -714,30 +736,41 @@ mod tests {
             let scale = definition(&s, &abs_w, &vec![1.0; o], &abs_x);
             let u = weights(&wt, o, c);
             let (ho, wo) = (s.ho(), s.wo());
-            for step in [4, 8, ho.next_multiple_of(4)] {
+            let affine = Epilogue::ChannelAffine {
+                scale: random(&mut rng, o),
+                shift: random(&mut rng, o),
+            };
+            let chains = [
+                vec![],
+                vec![Epilogue::Relu],
+                vec![affine.clone()],
+                vec![affine, Epilogue::Relu],
+            ];
+            for (step, chain) in [4, 8, ho.next_multiple_of(4)]
+                .into_iter()
+                .flat_map(|step| chains.iter().map(move |chain| (step, chain)))
+            {
                 for parallel in [false, true] {
                     let mut got = vec![f32::NAN; o * ho * wo];
                     let mut scratch = Vec::new();
                     for start in (0..ho).step_by(step) {
                         let rows = start..(start + step).min(ho);
-                        band(
-                            &s,
-                            &u,
-                            Some(&bias),
-                            &x,
-                            rows,
-                            &mut got[start * wo..],
-                            ho * wo,
-                            &mut scratch,
-                            parallel,
-                        );
+                        let mut outs =
+                            strided_rows(&mut got[start * wo..], ho * wo, rows.len() * wo);
+                        let post = (Some(&bias[..]), &chain[..]);
+                        band(&s, &u, post, &x, rows, &mut outs, &mut scratch, parallel);
                     }
                     for (i, (g, (want, scale))) in
                         got.iter().zip(want.iter().zip(&scale)).enumerate()
                     {
+                        // The chain on the definition, in f64.
+                        let (affine, relu) = epilogue::pointwise(chain, i / (ho * wo));
+                        let (a, b) = affine.map_or((1.0, 0.0), |(a, b)| (a as f64, b as f64));
+                        let want = a * want + b;
+                        let want = if relu { want.max(0.0) } else { want };
                         assert!(
-                            (*g as f64 - want).abs() <= 1e-4 * scale,
-                            "{s:?} step {step} parallel {parallel} at {i}: {g} vs {want}"
+                            (*g as f64 - want).abs() <= 1e-4 * a.abs() * scale,
+                            "{s:?} step {step} parallel {parallel} {chain:?} at {i}: {g} vs {want}"
                         );
                     }
                 }
