@@ -345,31 +345,31 @@ fn transform_output_grad(
     tw: usize,
     rows: &mut [&mut [f32]],
 ) {
-    // A block row's four rows by phase of column, `y[4r + k][t] = dy[r][4t + k]`; then
-    // `A dy` (six rows, each by phase of column).
-    let mut y = vec![0.0f32; 16 * tw];
-    let mut p = vec![0.0f32; 24 * tw];
+    // Every row `4y + r` of the band by phase of column, `g[r][k][y·tw + x] =
+    // dy[4y + r][4x + k]`; then `A dy` (six rows `i`, each by phase of column) and
+    // `(A dy) Aᵀ`, each over all the band's tiles at once (`th·tw` long, as the input
+    // transform's second pass).
+    let t = band.len().div_ceil(STEP) * tw;
+    let mut g = vec![0.0f32; 16 * t];
+    let mut p = vec![0.0f32; 24 * t];
     wide(
         #[inline(always)]
         || {
-            for (ty, r0) in band.clone().step_by(STEP).enumerate() {
-                for (r, phases) in y.chunks_exact_mut(4 * tw).enumerate() {
-                    let row = (r0 + r < band.end).then(|| &plane[(r0 + r) * wo..][..wo]);
-                    split_row(row, 0, phases, tw);
-                }
-                for k in 0..4 {
-                    let y_r = |r: usize| &y[(4 * r + k) * tw..][..tw];
-                    let [o0, o1, o2, o3, o4, o5] = six_strided(&mut p, k, tw);
-                    a_expand(tw, (y_r(0), y_r(1), y_r(2), y_r(3)), o0, o1, o2, o3, o4, o5);
-                }
-                let at = ty * tw..(ty + 1) * tw;
-                for i in 0..6 {
-                    let p_k = |k: usize| &p[(4 * i + k) * tw..][..tw];
-                    let [o0, o1, o2, o3, o4, o5] =
-                        pick_six(rows, std::array::from_fn(|j| 6 * i + j), at.clone());
-                    let y = (p_k(0), p_k(1), p_k(2), p_k(3));
-                    a_expand(tw, y, o0, o1, o2, o3, o4, o5);
-                }
+            for (r, y) in band.clone().enumerate() {
+                let row = Some(&plane[y * wo..][..wo]);
+                split_row(row, 0, &mut g[4 * (r % 4) * t + (r / 4) * tw..], tw, t);
+            }
+            for k in 0..4 {
+                let g_r = |r: usize| &g[(4 * r + k) * t..][..t];
+                let [o0, o1, o2, o3, o4, o5] = six_strided(&mut p, k, t);
+                a_expand(t, (g_r(0), g_r(1), g_r(2), g_r(3)), o0, o1, o2, o3, o4, o5);
+            }
+            for i in 0..6 {
+                let p_k = |k: usize| &p[(4 * i + k) * t..][..t];
+                let [o0, o1, o2, o3, o4, o5] =
+                    pick_six(rows, std::array::from_fn(|j| 6 * i + j), 0..t);
+                let y = (p_k(0), p_k(1), p_k(2), p_k(3));
+                a_expand(t, y, o0, o1, o2, o3, o4, o5);
             }
         },
     );
@@ -509,47 +509,69 @@ fn transform_input(
     (th, tw): (usize, usize),
     rows: &mut [&mut [f32]],
 ) {
-    let n = tw + 1;
-    // An input row's columns by phase, `q[k][t] = x[4t + k − p]` (t ≤ tw); and for each
-    // of eight slots, the six values `d·B` of an input row, one per tile. Input row
-    // `start − p + r` sits in slot `r mod 8`, so a tile row finds the two rows it shares
-    // with the one above already done.
+    let (n, t) = (tw + 1, th * tw);
+    // An input row's columns by phase, `q[k][x] = x[4x + k − p]` (x ≤ tw). Then `d·B` of
+    // every input row `r = 4y + k` of the band, its six values per tile `j` at
+    // `h[k][j][y·tw + x]`: by phase of row, so that `Bᵀ` down the columns of all tile
+    // rows at once reads rows `4y + k` (k < 4) and `4(y + 1) + k` (k < 2) as six
+    // slices `th·tw` long (a row of tiles alone is 6 to 24 long at the residual
+    // network's widths, mostly the scalar remainder of a 16-lane loop).
+    let len = (th + 1) * tw;
     let mut q = vec![0.0f32; 4 * n];
-    let mut a = vec![0.0f32; 8 * 6 * tw];
+    let mut h = vec![0.0f32; 4 * 6 * len];
     wide(
         #[inline(always)]
         || {
-            for ty in 0..th {
-                let first = if ty == 0 { 0 } else { 2 };
-                for r in 4 * ty + first..4 * ty + 6 {
-                    let row = s.input_row(plane, start + r);
-                    split_row(row, s.pad, &mut q, n);
-                    let (q0, rest) = q.split_at(n);
-                    let (q1, rest) = rest.split_at(n);
-                    let (q2, q3) = rest.split_at(n);
-                    let [o0, o1, o2, o3, o4, o5] = six(&mut a[(r % 8) * 6 * tw..], tw);
-                    let d = (q0, q1, q2, q3, &q0[1..], &q1[1..]);
-                    b_transpose(tw, d, o0, o1, o2, o3, o4, o5);
-                }
-                let at = ty * tw..(ty + 1) * tw;
-                for j in 0..6 {
-                    let a_k = |k: usize| &a[(6 * ((4 * ty + k) % 8) + j) * tw..][..tw];
-                    let d = (a_k(0), a_k(1), a_k(2), a_k(3), a_k(4), a_k(5));
-                    let [o0, o1, o2, o3, o4, o5] =
-                        pick_six(rows, std::array::from_fn(|i| 6 * i + j), at.clone());
-                    b_transpose(tw, d, o0, o1, o2, o3, o4, o5);
-                }
+            for r in 0..4 * th + 2 {
+                let row = s.input_row(plane, start + r);
+                split_row(row, s.pad, &mut q, n, n);
+                let (q0, rest) = q.split_at(n);
+                let (q1, rest) = rest.split_at(n);
+                let (q2, q3) = rest.split_at(n);
+                let at = (r / 4) * tw..(r / 4 + 1) * tw;
+                let [o0, o1, o2, o3, o4, o5] = six(&mut h[(r % 4) * 6 * len..], len);
+                let d = (q0, q1, q2, q3, &q0[1..], &q1[1..]);
+                b_transpose(
+                    tw,
+                    d,
+                    &mut o0[at.clone()],
+                    &mut o1[at.clone()],
+                    &mut o2[at.clone()],
+                    &mut o3[at.clone()],
+                    &mut o4[at.clone()],
+                    &mut o5[at],
+                );
+            }
+            let by_row = |k: usize, j: usize, y: usize| &h[(6 * k + j) * len + y * tw..][..t];
+            for j in 0..6 {
+                let d = (
+                    by_row(0, j, 0),
+                    by_row(1, j, 0),
+                    by_row(2, j, 0),
+                    by_row(3, j, 0),
+                    by_row(0, j, 1),
+                    by_row(1, j, 1),
+                );
+                let [o0, o1, o2, o3, o4, o5] =
+                    pick_six(rows, std::array::from_fn(|i| 6 * i + j), 0..t);
+                b_transpose(t, d, o0, o1, o2, o3, o4, o5);
             }
         },
     );
 }
 
-/// An input row (`None`: a padding row) by phase: `q[k·n + t] = x[4t + k − p]` for
+/// An input row (`None`: a padding row) by phase: `q[k·stride + t] = x[4t + k − p]` for
 /// k < 4, t < n, zero outside the row.
 #[inline(always)]
-fn split_row(row: Option<&[f32]>, pad: usize, q: &mut [f32], n: usize) {
+fn split_row(row: Option<&[f32]>, pad: usize, q: &mut [f32], n: usize, stride: usize) {
+    let (q0, rest) = q.split_at_mut(stride);
+    let (q1, rest) = rest.split_at_mut(stride);
+    let (q2, q3) = rest.split_at_mut(stride);
+    let (q0, q1, q2, q3) = (&mut q0[..n], &mut q1[..n], &mut q2[..n], &mut q3[..n]);
     let Some(row) = row else {
-        q.fill(0.0);
+        for q in [q0, q1, q2, q3] {
+            q.fill(0.0);
+        }
         return;
     };
     let at = |col: usize| {
@@ -562,18 +584,16 @@ fn split_row(row: Option<&[f32]>, pad: usize, q: &mut [f32], n: usize) {
     let lo = pad.div_ceil(4).min(n);
     let hi = ((row.len() + pad) / 4).clamp(lo, n);
     for t in (0..lo).chain(hi..n) {
-        for k in 0..4 {
-            q[k * n + t] = at(4 * t + k);
-        }
+        q0[t] = at(4 * t);
+        q1[t] = at(4 * t + 1);
+        q2[t] = at(4 * t + 2);
+        q3[t] = at(4 * t + 3);
     }
     // Slices of one length and indices the compiler can see are in bounds: the loop
     // then vectorises as a de-interleave (indexing `q0[t]` over `lo..hi` left it scalar,
     // a tenth of a residual network's training step).
     let m = hi - lo;
     let quads = &row[4 * lo - pad..][..4 * m];
-    let (q0, rest) = q.split_at_mut(n);
-    let (q1, rest) = rest.split_at_mut(n);
-    let (q2, q3) = rest.split_at_mut(n);
     let (q0, q1, q2, q3) = (
         &mut q0[lo..hi],
         &mut q1[lo..hi],
@@ -623,35 +643,28 @@ fn transform_output(
     (rows, wo, tw): (usize, usize, usize),
     y: &mut [f32],
 ) {
-    // `s[i][j]`: row i of `Aᵀ M`, one value per tile; then a block row by phase of
-    // column, interleaved into the output row (the last block cut to `wo`).
-    let mut s = vec![0.0f32; 4 * 6 * tw];
+    // `s[i][j]`: row i of `Aᵀ M` for every tile of the band at once (`th·tw` long, as
+    // the input transform's second pass); then a block row by phase of column,
+    // interleaved into the output row (the last block cut to `wo`).
+    let t = rows.div_ceil(STEP) * tw;
+    let mut s = vec![0.0f32; 4 * 6 * t];
     let mut phase = vec![0.0f32; 4 * tw];
     wide(
         #[inline(always)]
         || {
+            for j in 0..6 {
+                let m_k = |k: usize| &m[6 * k + j][..t];
+                let col = (m_k(0), m_k(1), m_k(2), m_k(3), m_k(4), m_k(5));
+                // Rows `6i + j` of `s`, i < 4.
+                let mut rows_j = s.chunks_exact_mut(t).skip(j).step_by(6);
+                let mut next = || rows_j.next().expect("four rows");
+                let (s0, s1, s2, s3) = (next(), next(), next(), next());
+                a_transpose(t, col, 0.0, |v| v, s0, s1, s2, s3);
+            }
             for (ty, out) in y[..rows * wo].chunks_mut(STEP * wo).enumerate() {
                 let at = ty * tw..(ty + 1) * tw;
-                for j in 0..6 {
-                    let m_k = |k: usize| &m[6 * k + j][at.clone()];
-                    let col = (m_k(0), m_k(1), m_k(2), m_k(3), m_k(4), m_k(5));
-                    let (s0, rest) = s.split_at_mut(6 * tw);
-                    let (s1, rest) = rest.split_at_mut(6 * tw);
-                    let (s2, s3) = rest.split_at_mut(6 * tw);
-                    let at_j = j * tw..(j + 1) * tw;
-                    a_transpose(
-                        tw,
-                        col,
-                        0.0,
-                        |v| v,
-                        &mut s0[at_j.clone()],
-                        &mut s1[at_j.clone()],
-                        &mut s2[at_j.clone()],
-                        &mut s3[at_j],
-                    );
-                }
-                for (s_i, out_i) in s.chunks_exact(6 * tw).zip(out.chunks_mut(wo)) {
-                    let s_j = |j: usize| &s_i[j * tw..(j + 1) * tw];
+                for (i, out_i) in out.chunks_mut(wo).enumerate() {
+                    let s_j = |j: usize| &s[(6 * i + j) * t..][at.clone()];
                     let src = (s_j(0), s_j(1), s_j(2), s_j(3), s_j(4), s_j(5));
                     let (p0, rest) = phase.split_at_mut(tw);
                     let (p1, rest) = rest.split_at_mut(tw);
@@ -659,11 +672,11 @@ fn transform_output(
                     a_transpose(tw, src, bias, post, p0, p1, p2, p3);
                     let (p0, p1, p2, p3) = (&p0[..tw], &p1[..tw], &p2[..tw], &p3[..tw]);
                     let mut blocks = out_i.chunks_exact_mut(STEP);
-                    for (t, dst) in (&mut blocks).enumerate() {
-                        dst[0] = p0[t];
-                        dst[1] = p1[t];
-                        dst[2] = p2[t];
-                        dst[3] = p3[t];
+                    for (x, dst) in (&mut blocks).enumerate() {
+                        dst[0] = p0[x];
+                        dst[1] = p1[x];
+                        dst[2] = p2[x];
+                        dst[3] = p3[x];
                     }
                     let last = wo / STEP;
                     for (d, p) in blocks.into_remainder().iter_mut().zip([p0, p1, p2]) {
