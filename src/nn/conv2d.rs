@@ -674,17 +674,20 @@ fn thread_bands(g: &Geometry, step: usize, threads: usize) -> usize {
 /// Output rows per band of one image's product of `form` (`o` output channels) on `threads` (1 unless the
 /// bands run in parallel, at batch 1): the column budget's bands ([`even_bands`]), cut
 /// one per thread where [`thread_bands`] does. Winograd's bands start on multiples of
-/// four rows.
+/// four rows and are not cut per thread: a map that fits one band shares its 36
+/// products among the threads instead. Cut, the ResNet-14's 128-channel maps at 28×24
+/// gave each thread 36 products 18–24 tiles wide, each packing a whole `U[ξ]`; its last
+/// residual block at batch 1 went from 1.92–2.01 to 1.40–1.43 ms uncut (BENCHMARKS.md).
 fn image_band_rows(g: &Geometry, o: usize, form: Form, threads: usize) -> usize {
     let most = match form {
         Form::Columns => band_rows(g),
         Form::KernelRows(_) => row_band_rows(g),
         Form::Winograd(_) => winograd_band_rows(g, o),
     };
-    let step = thread_bands(g, even_bands(g.ho, most, threads), threads);
+    let step = even_bands(g.ho, most, threads);
     match form {
         Form::Winograd(_) => step.next_multiple_of(winograd::STEP).min(g.ho),
-        _ => step,
+        _ => thread_bands(g, step, threads),
     }
 }
 
@@ -1498,6 +1501,18 @@ mod tests {
         let step = even_bands(g.ho, band_rows(&g), 2);
         assert!(step < g.ho);
         assert_eq!(thread_bands(&g, step, 2), step);
+    }
+
+    #[test]
+    fn a_winograd_map_that_fits_one_band_is_not_cut_per_thread() {
+        // The ResNet-14's 128-channel convolutions at 28×24, which `thread_bands` would
+        // cut in two at batch 1, keep one band whose 36 products the threads share.
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let layer = random_layer(Conv2dConfig::square(128, 128, 3, 1, 1), &mut rng);
+        let g = layer.geometry(&[1, 128, 28, 24]).unwrap().1;
+        assert!(winograd_applies(&g, 128));
+        assert!(thread_bands(&g, g.ho, 2) < g.ho);
+        assert_eq!(image_band_rows(&g, 128, Form::Winograd(&[]), 2), g.ho);
     }
 
     #[test]
