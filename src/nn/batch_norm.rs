@@ -2,6 +2,7 @@
 
 use super::epilogue::Epilogue;
 use super::pool;
+use super::recycle;
 use super::tensor::{
     CHUNK, data, from_vec, into_data, lane_sum, par_zeros, per_channel, same_shape, wide,
 };
@@ -259,7 +260,7 @@ impl BatchNorm {
             (true, &[_, _, h, w]) => {
                 // Each run's y only in an L1 buffer, pooled from there.
                 let (ho, wo) = (h / 2, w / 2);
-                let mut y = par_zeros(n * c * ho * wo);
+                let mut y = recycle::take(n * c * ho * wo);
                 let mut argmax = par_zeros(y.len());
                 y.par_chunks_mut(ho * wo)
                     .zip(argmax.par_chunks_mut(ho * wo))
@@ -277,7 +278,7 @@ impl BatchNorm {
                 (y, shape.to_vec(), Some(Pool { shape, argmax }))
             }
             _ => {
-                let mut y = par_zeros(xs.len());
+                let mut y = recycle::take(xs.len());
                 y.par_chunks_mut(s)
                     .zip(xs.par_chunks(s))
                     .with_min_len((CHUNK / s).max(1))
@@ -329,7 +330,7 @@ impl BatchNorm {
         scale: &[f32],
         shift: &[f32],
     ) -> Vec<f32> {
-        let mut y = par_zeros(x.len());
+        let mut y = recycle::take(x.len());
         y.par_chunks_mut(c * s)
             .zip(x.par_chunks(c * s))
             .for_each(|(y_img, x_img)| {

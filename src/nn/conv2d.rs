@@ -5,7 +5,8 @@ use super::epilogue::{self, Epilogue};
 use super::gemm::{Gemm, Op};
 use super::im2col::{Geometry, col2im_band, im2col_band, im2col_band_strided};
 use super::init::Init;
-use super::tensor::{add_row_sums, data, from_vec, into_data, nchw, par_zeros, same_shape};
+use super::recycle;
+use super::tensor::{add_row_sums, data, from_vec, into_data, nchw, same_shape};
 use super::winograd;
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rand::Rng;
@@ -393,7 +394,8 @@ impl Conv2d {
         let x = data(x);
         let (w, b) = (data(&self.weight.value), data(&self.bias.value));
         let inner = n < rayon::current_num_threads();
-        let mut y = par_zeros(n * o * ho * wo);
+        // Every output is written (by the products, or Winograd's output transform).
+        let mut y = recycle::take(n * o * ho * wo);
         let group = images_per_product(&g, n, rayon::current_num_threads());
         let prepared = if group == 1 {
             Prepared::new(&g, &w, o, inner)
@@ -481,7 +483,7 @@ impl Layer for Conv2d {
         let (in_len, out_len) = (g.c * g.h * g.w, o * g.cols());
         let col_len = g.rows() * band_rows(&g) * g.wo;
         let input_grad = self.input_grad;
-        let mut dx = par_zeros(n * in_len);
+        let mut dx = recycle::zeros(n * in_len);
         // Where the forward is Winograd's, so is the backward: dE/dW summed in the
         // transformed domain (`Partial::dw` then holds `dU (36, O, C)`), dE/dx as the
         // convolution of dY by the rotated kernel.

@@ -32,6 +32,7 @@ pub mod linear;
 pub mod maxout;
 pub mod pool;
 pub mod prelu;
+pub mod recycle;
 pub mod residual;
 pub mod sequential;
 mod tensor;

@@ -6,6 +6,7 @@ use super::conv2d::{Conv2d, Conv2dConfig};
 use super::epilogue::Epilogue;
 use super::init::Init;
 use super::prelu::PRelu;
+use super::recycle;
 use super::sequential::Sequential;
 use super::tensor::{data, from_vec, into_data, par_add_assign};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
@@ -252,7 +253,12 @@ impl Layer for Residual {
         // A ReLU after the sum is applied in the same pass.
         let relu = self.activation.as_epilogue() == Some(Epilogue::Relu);
         let sum = match &self.shortcut {
-            Some(s) => self.add_then(body, &s.infer(x)?, relu)?,
+            Some(s) => {
+                let skip = s.infer(x)?;
+                let sum = self.add_then(body, &skip, relu)?;
+                recycle::give_tensor(skip);
+                sum
+            }
             None => self.add_then(body, x, relu)?,
         };
         if relu {

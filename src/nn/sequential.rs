@@ -2,6 +2,7 @@
 //! tensors saved and loaded by name (`nn::tensor_file`).
 
 use super::epilogue;
+use super::recycle;
 use super::tensor_file::{self, Tensors};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use std::collections::HashMap;
@@ -99,7 +100,8 @@ impl Sequential {
         let mut next = 1 + used;
         while let Some(layer) = self.layers.get(next) {
             let (out, used) = layer.infer_then(&y, &epilogue::chain(&self.layers[next + 1..]))?;
-            (y, next) = (out, next + 1 + used);
+            recycle::give_tensor(std::mem::replace(&mut y, out));
+            next += 1 + used;
         }
         Ok(y)
     }

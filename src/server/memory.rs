@@ -41,9 +41,11 @@ pub fn limit_arenas() {
 /// How often free memory is handed back.
 pub const TRIM_EVERY: Duration = Duration::from_secs(10);
 
-/// Returns the allocator's free pages to the system (glibc's `malloc_trim`; a no-op
-/// elsewhere).
+/// Frees the engine's kept activation buffers ([`crate::nn::recycle`]) and returns the
+/// allocator's free pages to the system (glibc's `malloc_trim`; elsewhere only the
+/// former).
 pub fn trim() {
+    crate::nn::recycle::clear();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes no pointers; it locks each arena while it trims it.
     unsafe {
