@@ -722,6 +722,14 @@ enum Prepared {
     Winograd(Vec<f32>),
 }
 
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Prepared::Winograd(u) = self {
+            recycle::give(std::mem::take(u));
+        }
+    }
+}
+
 impl Prepared {
     /// For one image per product (`inner`: fewer images than threads): Winograd's form
     /// where it applies, else by kernel row where that applies, else the column matrix.

@@ -28,6 +28,7 @@
 
 use super::epilogue::{self, Epilogue};
 use super::gemm::{Gemm, Op};
+use super::recycle;
 use super::tensor::wide;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -93,10 +94,12 @@ const G: [[f32; 3]; 6] = [
 /// `U[·][o][c] = G · w[o, c] · Gᵀ`. As one product, `U (36, O·C) = (G ⊗ G) (36, 9) ·
 /// wᵀ (9, O·C)`: a forward at batch 1 transforms its weights on every call, and a loop
 /// over the kernels, each scattering its 36 values, took a fifth of a residual
-/// network's inference there.
+/// network's inference there. The matrices are written into a buffer from
+/// [`recycle`] (a fresh zeroed one per call was another 2.5 % of batch-1 inference):
+/// hand it back there when done.
 pub fn weights(w: &[f32], o: usize, c: usize) -> Vec<f32> {
     assert_eq!(w.len(), o * c * 9, "winograd: weights are (O, C, 3, 3)");
-    let mut u = vec![0.0f32; TILE * o * c];
+    let mut u = recycle::take(TILE * o * c);
     Gemm::new(TILE, o * c, 9)
         .ops(Op::N, Op::T)
         .run(&kron(), w, &mut u);
@@ -183,14 +186,21 @@ pub fn band(
     let t = th * tw;
 
     let mut v_rows = rows_by_channel(v, c, t);
-    let input = |(ch, rows): (usize, &mut Vec<&mut [f32]>)| {
+    let input = |work: &mut Work, (ch, rows): (usize, &mut Vec<&mut [f32]>)| {
         let plane = &x[ch * s.h * s.w..(ch + 1) * s.h * s.w];
-        transform_input(s, plane, band.start, (th, tw), rows);
+        transform_input(s, plane, band.start, (th, tw), rows, work);
     };
     if parallel {
-        v_rows.par_iter_mut().enumerate().for_each(input);
+        v_rows
+            .par_iter_mut()
+            .enumerate()
+            .for_each_init(Work::default, input);
     } else {
-        v_rows.iter_mut().enumerate().for_each(input);
+        let mut work = Work::default();
+        v_rows
+            .iter_mut()
+            .enumerate()
+            .for_each(|channel| input(&mut work, channel));
     }
     drop(v_rows);
 
@@ -209,23 +219,29 @@ pub fn band(
 
     let rows = band.len();
     let m = &*m;
-    let output = |(oc, y): (usize, &mut &mut [f32])| {
+    let output = |work: &mut Work, (oc, y): (usize, &mut &mut [f32])| {
         let b = bias.map_or(0.0, |b| b[oc]);
         let m_o: [&[f32]; TILE] = std::array::from_fn(|xi| &m[(xi * o + oc) * t..][..t]);
         let y = &mut y[..rows * wo];
         let at = (rows, wo, tw);
+        let w = work;
         // One loop per kind of step, so that each vectorises without a test per value.
         match epilogue::pointwise(chain, oc) {
-            (Some((a, sh)), true) => transform_output(&m_o, b, |v| (a * v + sh).max(0.0), at, y),
-            (Some((a, sh)), false) => transform_output(&m_o, b, |v| a * v + sh, at, y),
-            (None, true) => transform_output(&m_o, b, |v| v.max(0.0), at, y),
-            (None, false) => transform_output(&m_o, b, |v| v, at, y),
+            (Some((a, sh)), true) => transform_output(&m_o, b, |v| (a * v + sh).max(0.0), at, y, w),
+            (Some((a, sh)), false) => transform_output(&m_o, b, |v| a * v + sh, at, y, w),
+            (None, true) => transform_output(&m_o, b, |v| v.max(0.0), at, y, w),
+            (None, false) => transform_output(&m_o, b, |v| v, at, y, w),
         }
     };
     if parallel {
-        outs.par_iter_mut().enumerate().for_each(output);
+        outs.par_iter_mut()
+            .enumerate()
+            .for_each_init(Work::default, output);
     } else {
-        outs.iter_mut().enumerate().for_each(output);
+        let mut work = Work::default();
+        outs.iter_mut()
+            .enumerate()
+            .for_each(|channel| output(&mut work, channel));
     }
 }
 
@@ -306,9 +322,10 @@ pub fn add_weight_grad_band(
     }
     let ((th, tw), v, dm) = band_buffers(s, &band, scratch);
     let t = th * tw;
+    let mut work = Work::default();
     for (ch, rows) in rows_by_channel(v, c, t).iter_mut().enumerate() {
         let plane = &x[ch * s.h * s.w..(ch + 1) * s.h * s.w];
-        transform_input(s, plane, band.start, (th, tw), rows);
+        transform_input(s, plane, band.start, (th, tw), rows, &mut work);
     }
     for (oc, rows) in rows_by_channel(dm, o, t).iter_mut().enumerate() {
         let plane = &dy[oc * s.ho() * wo..(oc + 1) * s.ho() * wo];
@@ -499,6 +516,24 @@ fn six(v: &mut [f32], n: usize) -> [&mut [f32]; 6] {
     [a, b, c, d, e, &mut f[..n]]
 }
 
+/// Two buffers that the transforms of one channel after another reuse (allocated and
+/// zeroed per channel, they were 2 % of a residual network's batch-1 inference). Each
+/// transform writes every value of them that it reads.
+#[derive(Default)]
+struct Work(Vec<f32>, Vec<f32>);
+
+impl Work {
+    /// The two buffers, grown to at least `a` and `b` values, cut to those lengths.
+    fn lend(&mut self, a: usize, b: usize) -> (&mut [f32], &mut [f32]) {
+        for (v, len) in [(&mut self.0, a), (&mut self.1, b)] {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+        }
+        (&mut self.0[..a], &mut self.1[..b])
+    }
+}
+
 /// One channel's tiles for the output rows from `start` (a multiple of four): tile
 /// `(ty, tx)` reads input rows `start + 4ty − p …+5` and columns `4tx − p …+5` (zero
 /// outside the plane); its 36 transformed values go to `rows[ξ][ty·tw + tx]`.
@@ -508,6 +543,7 @@ fn transform_input(
     start: usize,
     (th, tw): (usize, usize),
     rows: &mut [&mut [f32]],
+    work: &mut Work,
 ) {
     let (n, t) = (tw + 1, th * tw);
     // An input row's columns by phase, `q[k][x] = x[4x + k − p]` (x ≤ tw). Then `d·B` of
@@ -516,15 +552,15 @@ fn transform_input(
     // rows at once reads rows `4y + k` (k < 4) and `4(y + 1) + k` (k < 2) as six
     // slices `th·tw` long (a row of tiles alone is 6 to 24 long at the residual
     // network's widths, mostly the scalar remainder of a 16-lane loop).
+    // Of `h`, tile row `th` of phases 2 and 3 is neither written nor read.
     let len = (th + 1) * tw;
-    let mut q = vec![0.0f32; 4 * n];
-    let mut h = vec![0.0f32; 4 * 6 * len];
+    let (q, h) = work.lend(4 * n, 4 * 6 * len);
     wide(
         #[inline(always)]
         || {
             for r in 0..4 * th + 2 {
                 let row = s.input_row(plane, start + r);
-                split_row(row, s.pad, &mut q, n, n);
+                split_row(row, s.pad, q, n, n);
                 let (q0, rest) = q.split_at(n);
                 let (q1, rest) = rest.split_at(n);
                 let (q2, q3) = rest.split_at(n);
@@ -642,13 +678,13 @@ fn transform_output(
     post: impl Fn(f32) -> f32 + Copy,
     (rows, wo, tw): (usize, usize, usize),
     y: &mut [f32],
+    work: &mut Work,
 ) {
     // `s[i][j]`: row i of `Aᵀ M` for every tile of the band at once (`th·tw` long, as
     // the input transform's second pass); then a block row by phase of column,
     // interleaved into the output row (the last block cut to `wo`).
     let t = rows.div_ceil(STEP) * tw;
-    let mut s = vec![0.0f32; 4 * 6 * t];
-    let mut phase = vec![0.0f32; 4 * tw];
+    let (s, phase) = work.lend(4 * 6 * t, 4 * tw);
     wide(
         #[inline(always)]
         || {
