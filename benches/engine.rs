@@ -189,6 +189,8 @@ fn peak_memory_mb() -> Option<f64> {
 
 /// One network's figures: training step at `batch`, inference at `batch` and at 1.
 fn bench_net(name: &str, spec: &ArchSpec, batch: usize, budget: Duration) -> BenchResult {
+    // The previous network's inference buffers, kept for reuse, are not this one's.
+    faceprint::nn::recycle::clear();
     let peak_reset = reset_peak_memory();
     let mut net = spec.build(0)?;
     let [h, w] = spec.input();
