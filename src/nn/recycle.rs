@@ -2,21 +2,22 @@
 //! again to the next layer that needs one of about the same size.
 //!
 //! An inference pass allocates every layer's output afresh (a ResNet-14 at batch 16: maps
-//! of 22 MB at its first stage) and frees its input. glibc serves blocks that large from
-//! fresh pages (mapped per block, or trimmed off its heaps as soon as they are free), so
-//! each output paid a page fault per 4 KiB, the kernel's zeroing of each page, and then
-//! the layer's own zero fill (`par_zeros`, 8 % of batch-16 inference's samples on a
-//! 2-core AVX2 EPYC, where the process took 350 000 page faults in 12 s). A buffer
-//! from here is already mapped and is not zeroed by [`take`]: only layers that write
-//! every value of their output take one that way.
+//! of 22 MB at its first stage) and frees its input. glibc handed such blocks out as
+//! fresh pages (the process took 350 000 page faults in 12 s of batch-16 inference on a
+//! 2-core AVX2 EPYC), so each output paid a page fault per 4 KiB, the kernel's zeroing
+//! of each page, and then the layer's own zero fill (`par_zeros`, 8 % of the samples).
+//! A buffer from here is already mapped and is not zeroed by [`take`]: only code that
+//! writes every value it takes takes one that way.
 //!
 //! Who gives back: [`Sequential::infer`](super::sequential::Sequential::infer) each
 //! spent intermediate output, [`Residual`](super::residual::Residual) its shortcut's
-//! output after the sum. Who takes: the convolution's output and input gradient, batch
-//! norm's output. Training's backward gives nothing back: its spent gradients, kept here
-//! while the step allocated on, raised the ResNet-14's peak memory from 533 to 596 MB.
-//! At most [`KEEP`] buffers and [`KEEP_BYTES`] are held; the server empties the pool with
-//! its periodic memory trim ([`clear`]).
+//! output after the sum, the convolution at inference Winograd's transformed weights.
+//! Who takes: the convolution's output and input gradient (zeroed), batch norm's
+//! output, [`winograd::weights`](super::winograd::weights). Training gives nothing back
+//! and a training forward empties the pool first: buffers kept through a step (its spent
+//! gradients, say) raised the ResNet-14's peak memory from 533 to 596 MB. At most
+//! [`KEEP`] buffers and [`KEEP_BYTES`] are held; the server empties the pool with its
+//! periodic memory trim ([`clear`]).
 
 use super::Tensor;
 use super::tensor::{CHUNK, into_data, par_zeros};
