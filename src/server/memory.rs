@@ -1,4 +1,5 @@
-//! Memory handed back to the system after a burst of requests (glibc only).
+//! Memory handed back to the system after a burst of requests (the allocator's part on glibc
+//! only; the engine's buffer pool everywhere).
 //!
 //! glibc keeps the memory freed inside its heap arenas (one per thread that ever
 //! allocated) and returns it only from the top of each heap. The server's buffers of a
@@ -54,11 +55,9 @@ pub fn trim() {
 }
 
 /// Trims every [`TRIM_EVERY`] until dropped (on a blocking thread: a trim walks every
-/// arena).
+/// arena). Runs on every target: where there is no `malloc_trim` it still empties the
+/// engine's buffer pool.
 pub async fn trim_periodically() {
-    if !cfg!(all(target_os = "linux", target_env = "gnu")) {
-        return;
-    }
     let mut tick = tokio::time::interval(TRIM_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tick.tick().await; // the first tick is immediate
