@@ -11,11 +11,10 @@
 //!
 //! Who gives back: [`Sequential::infer`](super::sequential::Sequential::infer) each
 //! spent intermediate output, [`Residual`](super::residual::Residual) its shortcut's
-//! output after the sum, the convolution at inference Winograd's transformed weights.
-//! Who takes: the convolution's output and input gradient (zeroed), batch norm's
-//! output, [`winograd::weights`](super::winograd::weights). Training gives nothing back
-//! and a training forward empties the pool first: buffers kept through a step (its spent
-//! gradients, say) raised the ResNet-14's peak memory from 533 to 596 MB. At most
+//! output after the sum. Who takes: the convolution's output and input gradient
+//! (zeroed), batch norm's output. Training gives nothing back and a training forward
+//! empties the pool first: buffers kept through a step (its spent gradients, say)
+//! raised the ResNet-14's peak memory from 533 to 596 MB. At most
 //! [`KEEP`] buffers and [`KEEP_BYTES`] are held; the server empties the pool with its
 //! periodic memory trim ([`clear`]).
 

@@ -28,7 +28,6 @@
 
 use super::epilogue::{self, Epilogue};
 use super::gemm::{Gemm, Op};
-use super::recycle;
 use super::tensor::wide;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -92,14 +91,13 @@ const G: [[f32; 3]; 6] = [
 
 /// The weights `(O, C, 3, 3)` transformed: 36 matrices `U[ξ] (O, C)`,
 /// `U[·][o][c] = G · w[o, c] · Gᵀ`. As one product, `U (36, O·C) = (G ⊗ G) (36, 9) ·
-/// wᵀ (9, O·C)`: a forward at batch 1 transforms its weights on every call, and a loop
-/// over the kernels, each scattering its 36 values, took a fifth of a residual
-/// network's inference there. The matrices are written into a buffer from
-/// [`recycle`] (a fresh zeroed one per call was another 2.5 % of batch-1 inference):
-/// hand it back there when done.
+/// wᵀ (9, O·C)`: a loop over the kernels, each scattering its 36 values, took a fifth
+/// of a residual network's batch-1 inference when every forward transformed its
+/// weights. A training forward still does (its weights change every step); an inference
+/// keeps them in the layer while its weights stay the same (`conv2d`'s `Transformed`).
 pub fn weights(w: &[f32], o: usize, c: usize) -> Vec<f32> {
     assert_eq!(w.len(), o * c * 9, "winograd: weights are (O, C, 3, 3)");
-    let mut u = recycle::take(TILE * o * c);
+    let mut u = vec![0.0f32; TILE * o * c];
     Gemm::new(TILE, o * c, 9)
         .ops(Op::N, Op::T)
         .run(&kron(), w, &mut u);
