@@ -54,7 +54,8 @@ fn rate(
 }
 
 /// GFLOP/s of the `gemm` crate against ndarray's `dot` (matrixmultiply) and the naive
-/// kernel, single-threaded, at the per-image product shapes of the reference CNN.
+/// kernel, single-threaded, at the per-image product shapes of the reference CNN and
+/// the ResNet-14.
 fn compare_kernels(rng: &mut ChaCha8Rng) {
     use faceprint::nn::gemm::Gemm;
     use ndarray::Array2;
@@ -70,6 +71,12 @@ fn compare_kernels(rng: &mut ChaCha8Rng) {
         (32, 384, 288),
         (384, 32, 288),
         (32, 10752, 288),
+        // One of the 36 products of Winograd's F(4×4, 3×3) for one image at each of the
+        // ResNet-14's stages (112×96, 56×48, 28×24: output channels × tiles × input
+        // channels), batch 1's products.
+        (32, 672, 32),
+        (64, 168, 64),
+        (128, 42, 128),
     ];
     for (m, n, k) in shapes {
         let a = Array2::from_shape_simple_fn((m, k), || rng.random_range(-1.0f32..1.0));
