@@ -100,15 +100,7 @@ impl Transformed {
     /// The kept transform if it was made from `w`, else `make()`, kept in its place.
     fn get(&self, w: &[f32], make: impl FnOnce() -> Vec<f32>) -> Arc<Kept> {
         let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let same = |kept: &&Arc<Kept>| {
-            kept.weights.len() == w.len()
-                && kept
-                    .weights
-                    .iter()
-                    .zip(w)
-                    .all(|(a, b)| a.to_bits() == b.to_bits())
-        };
-        if let Some(kept) = lock().as_ref().filter(same) {
+        if let Some(kept) = lock().as_ref().filter(|kept| same_bits(&kept.weights, w)) {
             return Arc::clone(kept);
         }
         let kept = Arc::new(Kept {
@@ -130,6 +122,19 @@ impl Transformed {
             .unwrap_or_else(PoisonError::into_inner)
             .is_none()
     }
+}
+
+/// Whether `a` and `b` hold the same bits. A block at a time without stopping early
+/// inside it, so that the comparison vectorises (stopping at the first difference, it
+/// ran a value at a time: 2.9 % of the ResNet-14's batch-1 inference).
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    const BLOCK: usize = 256;
+    a.len() == b.len()
+        && a.chunks(BLOCK).zip(b.chunks(BLOCK)).all(|(a, b)| {
+            a.iter()
+                .zip(b)
+                .fold(true, |same, (x, y)| same & (x.to_bits() == y.to_bits()))
+        })
 }
 
 impl Clone for Transformed {
