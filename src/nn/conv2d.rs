@@ -98,10 +98,13 @@ struct Kept {
 
 impl Transformed {
     /// The kept transform if it was made from `w`, else `make()`, kept in its place.
+    /// The lock is held only to take or replace the `Arc`: concurrent inferences of one
+    /// layer compare (and, on a miss, transform) each on its own thread.
     fn get(&self, w: &[f32], make: impl FnOnce() -> Vec<f32>) -> Arc<Kept> {
         let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(kept) = lock().as_ref().filter(|kept| same_bits(&kept.weights, w)) {
-            return Arc::clone(kept);
+        let last = lock().clone();
+        if let Some(kept) = last.filter(|kept| same_bits(&kept.weights, w)) {
+            return kept;
         }
         let kept = Arc::new(Kept {
             weights: w.to_vec(),
