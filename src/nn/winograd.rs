@@ -327,7 +327,7 @@ pub fn add_weight_grad_band(
     }
     for (oc, rows) in rows_by_channel(dm, o, t).iter_mut().enumerate() {
         let plane = &dy[oc * s.ho() * wo..(oc + 1) * s.ho() * wo];
-        transform_output_grad(plane, wo, band.clone(), tw, rows);
+        transform_output_grad(plane, wo, band.clone(), tw, rows, &mut work);
     }
     for xi in 0..TILE {
         Gemm::new(o, c, t).ops(Op::N, Op::T).accumulate(true).run(
@@ -352,31 +352,36 @@ pub fn add_weight_grad(du: &[f32], o: usize, c: usize, dw: &mut [f32]) {
 
 /// One output channel's gradient `dy (H', W')` over the rows `band` as the tiles'
 /// `A dy Aᵀ`: block `(ty, tx)` (rows `band.start + 4ty + {0…3}`, columns `4tx + {0…3}`,
-/// zero past the band or the map) to `rows[ξ][ty·tw + tx]`.
+/// zero past the band or the map) to `rows[ξ][ty·tw + tx]`. `work`'s buffers are
+/// reused from channel to channel (allocated and zeroed per channel, they were 16 and
+/// 24 values a tile for each of the layer's output channels, image and band).
 fn transform_output_grad(
     plane: &[f32],
     wo: usize,
     band: Range<usize>,
     tw: usize,
     rows: &mut [&mut [f32]],
+    work: &mut Work,
 ) {
     // Every row `4y + r` of the band by phase of column, `g[r][k][y·tw + x] =
     // dy[4y + r][4x + k]`; then `A dy` (six rows `i`, each by phase of column) and
     // `(A dy) Aᵀ`, each over all the band's tiles at once (`th·tw` long, as the input
     // transform's second pass).
-    let t = band.len().div_ceil(STEP) * tw;
-    let mut g = vec![0.0f32; 16 * t];
-    let mut p = vec![0.0f32; 24 * t];
+    let th = band.len().div_ceil(STEP);
+    let t = th * tw;
+    let (g, p) = work.lend(16 * t, 24 * t);
     wide(
         #[inline(always)]
         || {
-            for (r, y) in band.clone().enumerate() {
-                let row = Some(&plane[y * wo..][..wo]);
+            // Rows past the band (in the last block) are zero; every other value of `g`
+            // and `p` is written before it is read.
+            for r in 0..STEP * th {
+                let row = (r < band.len()).then(|| &plane[(band.start + r) * wo..][..wo]);
                 split_row(row, 0, &mut g[4 * (r % 4) * t + (r / 4) * tw..], tw, t);
             }
             for k in 0..4 {
                 let g_r = |r: usize| &g[(4 * r + k) * t..][..t];
-                let [o0, o1, o2, o3, o4, o5] = six_strided(&mut p, k, t);
+                let [o0, o1, o2, o3, o4, o5] = six_strided(p, k, t);
                 a_expand(t, (g_r(0), g_r(1), g_r(2), g_r(3)), o0, o1, o2, o3, o4, o5);
             }
             for i in 0..6 {
@@ -923,6 +928,33 @@ mod tests {
                     "{s:?} [{i}]: {got} vs {want}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_output_gradient_transform_reads_nothing_it_did_not_write() {
+        // Its buffers come from the previous channel (or transform): filled with NaN
+        // first, the result must be that of fresh buffers, for a band of every height
+        // mod 4 (rows past the band are zero) and a width not a multiple of 4.
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (ho, wo) = (11, 10);
+        let plane = random(&mut rng, ho * wo);
+        let tw = wo.div_ceil(STEP);
+        for band in [0..4, 4..7, 8..10, 0..11, 10..11] {
+            let t = band.len().div_ceil(STEP) * tw;
+            let run = |work: &mut Work| {
+                let mut out = vec![0.0f32; TILE * t];
+                let mut rows: Vec<&mut [f32]> = out.chunks_mut(t).collect();
+                transform_output_grad(&plane, wo, band.clone(), tw, &mut rows, work);
+                out
+            };
+            let fresh = run(&mut Work::default());
+            let mut stale = Work::default();
+            let (a, b) = stale.lend(16 * 3 * tw + 7, 24 * 3 * tw + 7);
+            a.fill(f32::NAN);
+            b.fill(f32::NAN);
+            assert_eq!(run(&mut stale), fresh, "band {band:?}");
+            assert!(fresh.iter().all(|v| v.is_finite()));
         }
     }
 }
