@@ -53,11 +53,11 @@ fn rate(
     Ok((steps * images) as f64 / start.elapsed().as_secs_f64())
 }
 
-/// GFLOP/s of the `gemm` crate against ndarray's `dot` (matrixmultiply) and the naive
-/// kernel, single-threaded, at the per-image product shapes of the reference CNN and
-/// the ResNet-14.
+/// GFLOP/s of the `gemm` crate against the engine's unpacked product (Winograd's),
+/// ndarray's `dot` (matrixmultiply) and the naive kernel, single-threaded, at the
+/// per-image product shapes of the reference CNN and the ResNet-14.
 fn compare_kernels(rng: &mut ChaCha8Rng) {
-    use faceprint::nn::gemm::Gemm;
+    use faceprint::nn::gemm::{Gemm, unpacked};
     use ndarray::Array2;
     println!("kernels (GFLOP/s, one thread; m×n×k):");
     let shapes = [
@@ -98,7 +98,13 @@ fn compare_kernels(rng: &mut ChaCha8Rng) {
         let fast = time(&mut || g.run(a_s, b_s, c.as_slice_mut().unwrap_or(&mut [])));
         let dot = time(&mut || c = a.dot(&b));
         let naive = time(&mut || g.run_naive(a_s, b_s, c.as_slice_mut().unwrap_or(&mut [])));
-        println!("  {m}×{n}×{k}: gemm {fast:.1}, matrixmultiply {dot:.1}, naive {naive:.2}");
+        let in_place = time(&mut || {
+            unpacked::product(m, n, k, a_s, b_s, c.as_slice_mut().unwrap_or(&mut []));
+        });
+        println!(
+            "  {m}×{n}×{k}: gemm {fast:.1}, unpacked {in_place:.1}, matrixmultiply {dot:.1}, \
+             naive {naive:.2}"
+        );
     }
 }
 

@@ -8,6 +8,8 @@
 
 use gemm::Parallelism;
 
+pub mod unpacked;
+
 /// Whether an operand is used as stored or transposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {

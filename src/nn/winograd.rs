@@ -27,7 +27,7 @@
 //! they cancel); the tests bound it against the definition in f64.
 
 use super::epilogue::{self, Epilogue};
-use super::gemm::{Gemm, Op};
+use super::gemm::{Gemm, Op, unpacked};
 use super::tensor::wide;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -203,7 +203,10 @@ pub fn band(
     drop(v_rows);
 
     let product = |(xi, m_xi): (usize, &mut [f32])| {
-        Gemm::new(o, t, c).run(
+        unpacked::product(
+            o,
+            t,
+            c,
             &u[xi * o * c..(xi + 1) * o * c],
             &v[xi * c * t..(xi + 1) * c * t],
             m_xi,
