@@ -843,22 +843,44 @@ impl Prepared {
 /// at stride 1 runs as Winograd's F(4×4, 3×3) ([`winograd`]): 36 products of depth `C`
 /// and width `Ho·Wo/16` in place of one of depth `9·C` and width `Ho·Wo`, 4× fewer
 /// multiply-adds, for two passes over memory (the tiles' transforms). The threshold was
-/// set with F(2×2, 3×3), 2.25× fewer, and kept when F(4×4, 3×3) replaced it (so the
-/// reference CNN's recipes keep their bits; its layers were not tried in the new form). On a
-/// 2-core AMD EPYC (AVX2) a residual network's 3×3 convolutions at 112×96, 56×48 and
-/// 28×24 (32, 64 and 128 channels: 11 M each) gained (its residual blocks' inference at
-/// batch 16 went from 269–270 to 216–217 ms), while with the reference CNN's at 28×24
-/// and 14×12 (32→64 and 64→128: 1.4 M) its inference went from 2 339–2 455 to
-/// 1 873–2 121 images/s at batch 64 and from 1 573–1 787 to 968–1 085 at batch 1, their
-/// products too narrow or too shallow to pay for the transforms (BENCHMARKS.md); so did
-/// dlib's network's (35×35 and 17×17: 1.2 M; a face import 160–163 → 149–151 faces/s).
+/// set with F(2×2, 3×3), 2.25× fewer: on a 2-core AMD EPYC (AVX2) a residual network's
+/// 3×3 convolutions at 112×96, 56×48 and 28×24 (32, 64 and 128 channels: 11 M each)
+/// gained (its residual blocks' inference at batch 16 went from 269–270 to 216–217 ms),
+/// while with the reference CNN's at 28×24 and 14×12 (32→64 and 64→128: 1.4 M) its
+/// inference went from 2 339–2 455 to 1 873–2 121 images/s at batch 64 and from
+/// 1 573–1 787 to 968–1 085 at batch 1, their products too narrow or too shallow to pay
+/// for the transforms (BENCHMARKS.md); so did dlib's network's (35×35 and 17×17: 1.2 M;
+/// a face import 160–163 → 149–151 faces/s). Smaller convolutions may still take the
+/// form: [`WINOGRAD_WIDE_WORK`].
 const WINOGRAD_WORK: usize = 1 << 22;
+
+/// Multiply-adds per tap from which a 3×3 convolution at stride 1 with at least
+/// [`WINOGRAD_WIDE_COLS`] outputs and [`WINOGRAD_WIDE_DEPTH`] input channels runs as
+/// Winograd's F(4×4, 3×3): with that form, its transforms over whole bands and products
+/// that read the tiles in place (`gemm::unpacked`), the reference CNN's 32→64 convolution
+/// at 28×24 (1.4 M; 42 tiles an image) took a training step's forward + backward from
+/// 7.9–8.2 + 16.2–16.4 to 6.1–6.2 + 11.5–11.8 ms at batch 64 on a 2-core Xeon (family 6
+/// model 167), while its 64→128 at 14×12 (12 tiles, a quarter of their rows past the
+/// map) was no faster (6.9–7.1 + 14.4–14.5 against 6.9–7.0 + 15.1–15.3 ms).
+const WINOGRAD_WIDE_WORK: usize = 1 << 20;
+
+/// Outputs per image (`Ho·Wo`) of a convolution that [`WINOGRAD_WIDE_WORK`] admits.
+const WINOGRAD_WIDE_COLS: usize = 512;
+
+/// Input channels of a convolution that [`WINOGRAD_WIDE_WORK`] admits: each of the 36
+/// products is this deep.
+const WINOGRAD_WIDE_DEPTH: usize = 32;
 
 /// Whether the forward and the input gradient run as Winograd's F(4×4, 3×3): a 3×3
 /// kernel at stride 1, padding at most 2 (the input gradient's padding is `2 − p`), and
-/// at least [`WINOGRAD_WORK`] multiply-adds per tap.
+/// at least [`WINOGRAD_WORK`] multiply-adds per tap, or [`WINOGRAD_WIDE_WORK`] on a
+/// wide and deep enough map.
 fn winograd_applies(g: &Geometry, o: usize) -> bool {
-    (g.kh, g.kw, g.stride) == (3, 3, 1) && g.pad <= 2 && g.c * o * g.cols() >= WINOGRAD_WORK
+    let work = g.c * o * g.cols();
+    let wide = g.cols() >= WINOGRAD_WIDE_COLS && g.c >= WINOGRAD_WIDE_DEPTH;
+    (g.kh, g.kw, g.stride) == (3, 3, 1)
+        && g.pad <= 2
+        && (work >= WINOGRAD_WORK || (wide && work >= WINOGRAD_WIDE_WORK))
 }
 
 /// The most bytes one band of Winograd's form may take (its transformed tiles and
@@ -1359,11 +1381,11 @@ mod tests {
     }
 
     #[test]
-    fn winograd_form_is_for_large_maps_and_leaves_the_reference_cnn_as_it_was() {
-        // The reference CNN's recipes reproduce their recorded weights bit for bit, so
-        // its 3×3 convolutions (28×24 and 14×12 maps) keep the column matrix; a residual
-        // network's stages at 112×96, 56×48 and 28×24 take Winograd's form, unless
-        // strided.
+    fn winograd_form_is_for_large_maps_and_for_wide_deep_ones() {
+        // A residual network's stages at 112×96, 56×48 and 28×24 take Winograd's form,
+        // unless strided; so does the reference CNN's 32→64 convolution at 28×24 (wide
+        // and deep enough), not its first (one input channel) nor its 64→128 at 14×12
+        // (12 tiles an image), nor a shallow one on a wide map.
         let prepared = |c, o, hw: [usize; 2], stride| {
             let layer = random_layer(
                 Conv2dConfig::square(c, o, 3, stride, 1),
@@ -1374,8 +1396,11 @@ mod tests {
             matches!(Prepared::new(&g, &w, o, false, None), Prepared::Winograd(_))
         };
         assert!(!prepared(1, 32, [56, 48], 1));
-        assert!(!prepared(32, 64, [28, 24], 1));
+        assert!(prepared(32, 64, [28, 24], 1));
         assert!(!prepared(64, 128, [14, 12], 1));
+        assert!(!prepared(128, 128, [14, 12], 1));
+        assert!(!prepared(16, 128, [28, 24], 1));
+        assert!(!prepared(32, 16, [28, 24], 1));
         assert!(prepared(32, 32, [112, 96], 1));
         assert!(prepared(64, 64, [56, 48], 1));
         assert!(prepared(128, 128, [28, 24], 1));
