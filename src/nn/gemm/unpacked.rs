@@ -1,14 +1,15 @@
 //! A product that reads its operands where they lie: `c (m, n) = a (m, k) · b (k, n)`,
 //! row-major and packed, for the many small products of Winograd's form (36 per band,
-//! `k` = the channels in, 32–128 here).
+//! `k` = the convolution's input channels, 32–128 in the ResNet-14 and the reference
+//! CNN).
 //!
 //! The `gemm` crate copies both operands into its own panel layout on every call, which
 //! pays for itself on long products and not on these: a band's `V[ξ]` is written once by
 //! the input transform and read once by its product. Here each block of `c`, up to eight
 //! rows by 48 columns, keeps its sums in 24 AVX-512 registers while `k` runs: every step
 //! loads three vectors of a row of `b` in place and multiplies them by eight values of
-//! `a`, each broadcast from memory. A column block of `b` (`k` × 48 values, 6–24 KB)
-//! stays in the L1 cache while every row block of `c` reads it.
+//! `a`, each broadcast from memory. A column block of `b` (`k` × 48 values: 6–24 KB at
+//! 32–128 channels) stays in the L1 cache while every row block of `c` reads it.
 //!
 //! Each value of `c` is one chain of fused multiply-adds in the order of `k`; the `gemm`
 //! crate sums in another order, so the two differ in the last bits. Without AVX-512 the
