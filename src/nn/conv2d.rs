@@ -859,9 +859,10 @@ const WINOGRAD_WORK: usize = 1 << 22;
 /// Winograd's F(4×4, 3×3): with that form, its transforms over whole bands and products
 /// that read the tiles in place (`gemm::unpacked`), the reference CNN's 32→64 convolution
 /// at 28×24 (1.4 M; 42 tiles an image) took a training step's forward + backward from
-/// 7.9–8.2 + 16.2–16.4 to 6.1–6.2 + 11.5–11.8 ms at batch 64 on a 2-core Xeon (family 6
+/// 7.9–8.3 + 16.1–16.4 to 6.2–6.4 + 11.8–12.0 ms at batch 64 on a 2-core Xeon (family 6
 /// model 167), while its 64→128 at 14×12 (12 tiles, a quarter of their rows past the
-/// map) was no faster (6.9–7.1 + 14.4–14.5 against 6.9–7.0 + 15.1–15.3 ms).
+/// map) was no faster in a trial build that admitted it too (6.9–7.1 + 14.4–14.5
+/// against 6.9–7.0 + 15.1–15.3 ms; BENCHMARKS.md).
 const WINOGRAD_WIDE_WORK: usize = 1 << 20;
 
 /// Outputs per image (`Ho·Wo`) of a convolution that [`WINOGRAD_WIDE_WORK`] admits.

@@ -11,9 +11,11 @@
 //! `a`, each broadcast from memory. A column block of `b` (`k` × 48 values: 6–24 KB at
 //! 32–128 channels) stays in the L1 cache while every row block of `c` reads it.
 //!
-//! Each value of `c` is one chain of fused multiply-adds in the order of `k`; the `gemm`
-//! crate sums in another order, so the two differ in the last bits. Without AVX-512 the
-//! `gemm` crate computes the product.
+//! Each value of `c` is one chain of fused multiply-adds in the order of `k`. The `gemm`
+//! crate's order is its own (it blocks the depth), so the two are not promised to agree
+//! to the bit; at the reference CNN's depths (32 and 64) they did: its recipe retrains
+//! into the same weights on an AVX2 machine (BENCHMARKS.md). Without AVX-512 the `gemm`
+//! crate computes the product.
 
 use super::Gemm;
 
