@@ -455,6 +455,15 @@ impl Conv2d {
         }
     }
 
+    /// Hands the last step's cached input to [`recycle`] before a training forward
+    /// replaces it: the output this forward takes next is usually the same size (the
+    /// convolutions inside a stage), and comes then without a zero fill or fresh pages.
+    fn spend_cache(&mut self) {
+        if let Some(cache) = self.cache.take() {
+            recycle::give(cache.input);
+        }
+    }
+
     /// Caches the training forward's input `(N, C, H, W)` for the backward.
     fn keep(&mut self, shape: &[usize], input: Vec<f32>) -> Result<()> {
         let (batch, geometry) = self.geometry(shape)?;
@@ -526,6 +535,9 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        if mode == Mode::Train {
+            self.spend_cache();
+        }
         let y = self.run(x, &[], false)?;
         if mode == Mode::Train {
             self.transformed.clear();
@@ -541,6 +553,9 @@ impl Layer for Conv2d {
         mode: Mode,
         _chain: &[Epilogue],
     ) -> Result<(Tensor, usize)> {
+        if mode == Mode::Train {
+            self.spend_cache();
+        }
         let y = self.run(&x, &[], false)?;
         if mode == Mode::Train {
             self.transformed.clear();
@@ -1746,6 +1761,41 @@ mod tests {
                 next += len;
             }
             assert_eq!(next, n);
+        }
+    }
+
+    #[test]
+    fn a_training_step_after_another_equals_a_fresh_layers_first() {
+        // The second forward hands the first step's cached input to the buffer pool and
+        // may take it back for its output: its output, dE/dx and gradients must be those
+        // of a fresh layer with the same weights, to the bit, in Winograd's form and the
+        // column product's (buffers taken in the unit tests are NaN first).
+        let mut rng = ChaCha8Rng::seed_from_u64(31);
+        for (config, hw) in [
+            (Conv2dConfig::square(32, 32, 3, 1, 1), [32, 32]),
+            (Conv2dConfig::square(3, 5, 3, 2, 1), [9, 8]),
+        ] {
+            let mut layer = random_layer(config, &mut rng);
+            let fresh = layer.clone();
+            let shape = [2, config.in_channels, hw[0], hw[1]];
+            let input = |rng: &mut ChaCha8Rng| {
+                Tensor::from_shape_simple_fn(shape.to_vec(), || rng.random_range(-1.0..1.0))
+            };
+            let (x1, x2) = (input(&mut rng), input(&mut rng));
+            let y1 = layer.forward(&x1, Mode::Train).unwrap();
+            let dy1 = y1.mapv(|v| 0.5 * v);
+            layer.backward(&dy1).unwrap();
+            layer.weight.zero_grad();
+            layer.bias.zero_grad();
+            let step = |layer: &mut Conv2d| {
+                let y = layer.forward(&x2, Mode::Train).unwrap();
+                let dx = layer.backward(&y.mapv(|v| v - 0.25)).unwrap();
+                (y, dx, layer.weight.grad.clone(), layer.bias.grad.clone())
+            };
+            let winograd =
+                winograd_applies(&layer.geometry(&shape).unwrap().1, config.out_channels);
+            assert_eq!(winograd, config.stride == 1, "{config:?}");
+            assert_eq!(step(&mut layer), step(&mut fresh.clone()), "{config:?}");
         }
     }
 }
