@@ -14,13 +14,12 @@
 //! output after the sum, and a convolution's training forward the input it cached in
 //! the step before (its output, taken next, is mostly of the same size: in runs of the
 //! ResNet-14's training figure alone, its peak memory fell from 563–567 to 527–530 MB,
-//! BENCHMARKS.md). Who
-//! takes: the convolution's output and input gradient (zeroed), batch norm's output.
-//! A training forward empties the pool first, and the backward gives nothing back:
-//! buffers kept through a step (its spent gradients, say) raised the ResNet-14's peak
-//! memory from 533 to 596 MB. At most
-//! [`KEEP`] buffers and [`KEEP_BYTES`] are held; the server empties the pool with its
-//! periodic memory trim ([`clear`]).
+//! BENCHMARKS.md). Who takes: the convolution's output and input gradient (zeroed),
+//! batch norm's output. A training forward empties the pool first, and the backward
+//! gives nothing back: buffers kept through a step (its spent gradients, say) raised the
+//! ResNet-14's peak memory from 533 to 596 MB. At most [`KEEP`] buffers and
+//! [`KEEP_BYTES`] are held; the server empties the pool with its periodic memory trim
+//! ([`clear`]).
 
 use super::Tensor;
 use super::tensor::{CHUNK, into_data, par_zeros};
