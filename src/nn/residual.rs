@@ -238,10 +238,11 @@ impl Layer for Residual {
         let body = self.body.forward(x, mode)?; // (N, O, Ho, Wo)
         // The identity shortcut reads `x` where it is: a copy of it was 0.8 % of the
         // ResNet-14's training step and 22 MB of its peak memory (BENCHMARKS.md).
-        let projected = match &mut self.shortcut {
-            Some(s) => Some(s.forward(x, mode)?),
-            None => None,
-        };
+        let projected = self
+            .shortcut
+            .as_mut()
+            .map(|s| s.forward(x, mode))
+            .transpose()?;
         let skip = projected.as_ref().unwrap_or(x);
         if mode == Mode::Train {
             self.branch_shapes = Some((body.shape().to_vec(), skip.shape().to_vec()));
