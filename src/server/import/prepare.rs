@@ -72,15 +72,26 @@ pub fn prepare(
     // (folder, its new faces as (hash, image to store)), for folders with any.
     let mut per_identity: Vec<(usize, Vec<NewFaceFile>)> = Vec::new();
     let mut crops = Vec::new();
+    // Every file of the chunk in one parallel pass: a pass per folder waited at each
+    // folder's end for its slowest file while the other core idled.
+    let files: Vec<(&PathBuf, Option<&HashSet<String>>)> = folders
+        .iter()
+        .flat_map(|folder| {
+            let known = stored.get(&folder.external_id);
+            folder.files.iter().map(move |f| (f, known))
+        })
+        .collect();
+    let mut read = files
+        .into_par_iter()
+        .map(|(f, known)| read_face(ctx, f, known))
+        .collect::<Vec<Read>>()
+        .into_iter();
     for (i, folder) in folders.iter().enumerate() {
         out.files += folder.files.len();
-        let known = stored.get(&folder.external_id);
-        let read: Vec<Read> = (folder.files.par_iter())
-            .map(|f| read_face(ctx, f, known))
-            .collect();
         let mut seen = HashSet::new();
         let mut faces = Vec::new();
-        for (path, r) in folder.files.iter().zip(read) {
+        let reads = read.by_ref().take(folder.files.len());
+        for (path, r) in folder.files.iter().zip(reads) {
             match r {
                 Read::Face {
                     crop,
