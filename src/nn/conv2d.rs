@@ -481,7 +481,10 @@ impl Conv2d {
     /// inference) the images run in turn and each product uses every thread. Maps under
     /// [`SMALL_MAP`] positions go a group of images per task, one product per group
     /// ([`images_per_product`]). At inference (`inference`) Winograd's transformed
-    /// weights come from [`Transformed`] when the weights have not changed.
+    /// weights come from [`Transformed`] when the weights have not changed, and 3×3 maps
+    /// too small for Winograd's form image by image may take it a group of images at a
+    /// time ([`winograd_images`]; not in training, whose backward follows the form of
+    /// [`winograd_applies`]).
     fn run(&self, x: &Tensor, chain: &[Epilogue], inference: bool) -> Result<Tensor> {
         let (n, g) = self.geometry(x.shape())?;
         let o = self.config.out_channels;
@@ -491,6 +494,22 @@ impl Conv2d {
         let inner = n < rayon::current_num_threads();
         // Every output is written (by the products, or Winograd's output transform).
         let mut y = recycle::take(n * o * ho * wo);
+        let together = if inference && !chain.contains(&Epilogue::MaxPool2x2) {
+            winograd_images(&g, o, n, rayon::current_num_threads())
+        } else {
+            1
+        };
+        if together > 1 {
+            let kept = self.transformed.get(&w, || winograd::weights(&w, o, g.c));
+            let s = winograd_shape(&g, o);
+            y.par_chunks_mut(together * o * ho * wo)
+                .zip(x.par_chunks(together * g.c * g.h * g.w))
+                .for_each_init(Scratch::take, |Scratch((cols, _)), (y_group, x_group)| {
+                    let mut outs: Vec<&mut [f32]> = y_group.chunks_mut(ho * wo).collect();
+                    winograd::images(&s, &kept.u, (Some(&b), chain), x_group, &mut outs, cols);
+                });
+            return from_vec(&[n, o, ho, wo], y);
+        }
         let group = images_per_product(&g, n, rayon::current_num_threads());
         let prepared = if group == 1 {
             Prepared::new(&g, &w, o, inner, inference.then_some(&self.transformed))
@@ -899,6 +918,37 @@ fn winograd_applies(g: &Geometry, o: usize) -> bool {
         && (work >= WINOGRAD_WORK || (wide && work >= WINOGRAD_WIDE_WORK))
 }
 
+/// Images whose outputs an inference computes together in Winograd's form
+/// ([`winograd::images`]), for a 3×3 convolution at stride 1 whose map is too small for
+/// the form image by image ([`winograd_applies`]) but at least [`WINOGRAD_WIDE_DEPTH`]
+/// deep: the fewest images whose tiles make a product as wide as
+/// [`WINOGRAD_WIDE_COLS`] outputs do (32 tiles), if there are that many for every
+/// thread, their scratch within [`WINOGRAD_BYTES`] and their work at least
+/// [`WINOGRAD_WIDE_WORK`]; else 1 (the convolution as before). dlib's network's
+/// 17×17 maps of 64 channels (25 tiles an image) go two images at a time: on a 2-core
+/// AMD EPYC with AVX-512, `cargo bench --bench import` (one thread, eight crops a pass)
+/// put its three 17×17 blocks after the down-sampling one at 2.54–2.56 ms each a pass
+/// against 3.64–3.69 image by image, and a Yale B import took 14.1 s of CPU against
+/// 15.4–15.5 (BENCHMARKS.md).
+fn winograd_images(g: &Geometry, o: usize, n: usize, threads: usize) -> usize {
+    if (g.kh, g.kw, g.stride) != (3, 3, 1)
+        || g.pad > 2
+        || g.c < WINOGRAD_WIDE_DEPTH
+        || winograd_applies(g, o)
+    {
+        return 1;
+    }
+    let tiles = g.ho.div_ceil(winograd::STEP) * g.wo.div_ceil(winograd::STEP);
+    let wide = WINOGRAD_WIDE_COLS / (winograd::STEP * winograd::STEP);
+    let images = wide.div_ceil(tiles.max(1));
+    let bytes = winograd::images_scratch_len(&winograd_shape(g, o), images) * size_of::<f32>();
+    let fits = images >= 2
+        && images <= n.div_ceil(threads.max(1))
+        && bytes <= WINOGRAD_BYTES
+        && images * g.c * o * g.cols() >= WINOGRAD_WIDE_WORK;
+    if fits { images } else { 1 }
+}
+
 /// The most bytes one band of Winograd's form may take (its transformed tiles and
 /// products): four times [`COLUMN_BYTES`]. Measured on a 2-core AMD EPYC with AVX-512
 /// (1 MB of L2 a core) with F(4×4, 3×3) and its transforms over whole bands, per-layer
@@ -1097,7 +1147,7 @@ mod tests {
     use super::{
         Conv2d, Conv2dConfig, Form, Prepared, band_rows, even_bands, image_band_rows, image_groups,
         images_per_product, row_band_rows, same_bits, thread_bands, unfolds_by_kernel_row,
-        winograd_applies,
+        winograd_applies, winograd_images,
     };
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -1761,6 +1811,59 @@ mod tests {
                 next += len;
             }
             assert_eq!(next, n);
+        }
+    }
+
+    #[test]
+    fn small_maps_of_several_images_together_in_winograds_form_equal_the_definition() {
+        // Too few tiles an image for Winograd's form alone, enough together: dlib's
+        // network's 17×17 (two images a group), 9×9 at padding 1 and 0 (four); batches
+        // whose last group is short; point-wise chains through the output transform,
+        // a pooled one the way it went before.
+        let cases = [
+            (Conv2dConfig::square(64, 64, 3, 1, 1), [17, 17], 2),
+            (Conv2dConfig::square(64, 64, 3, 1, 1), [9, 9], 4),
+            (Conv2dConfig::square(64, 64, 3, 1, 0), [11, 11], 4),
+        ];
+        for (config, hw, images) in cases {
+            let mut rng = ChaCha8Rng::seed_from_u64(14);
+            let layer = random_layer(config, &mut rng);
+            let o = config.out_channels;
+            for threads in [1, 2] {
+                let n = images * threads + 1;
+                let shape = [n, config.in_channels, hw[0], hw[1]];
+                let (_, g) = layer.geometry(&shape).unwrap();
+                assert!(!winograd_applies(&g, o), "{config:?} {hw:?}");
+                assert_eq!(
+                    winograd_images(&g, o, n, threads),
+                    images,
+                    "{config:?} {hw:?}"
+                );
+                let x =
+                    Tensor::from_shape_simple_fn(shape.to_vec(), || rng.random_range(-1.0f32..1.0));
+                let (y, ..) = naive(&layer, &x, &vec![0.0; n * o * g.ho * g.wo]);
+                let affine = Epilogue::ChannelAffine {
+                    scale: (0..o).map(|_| rng.random_range(-2.0..2.0)).collect(),
+                    shift: (0..o).map(|_| rng.random_range(-1.0..1.0)).collect(),
+                };
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let what = format!("{config:?} {hw:?} n {n} threads {threads}");
+                pool.install(|| {
+                    close(&what, &data(&layer.infer(&x).unwrap()), &y);
+                    for chain in [
+                        vec![affine.clone(), Epilogue::Relu],
+                        vec![affine.clone(), Epilogue::Relu, Epilogue::MaxPool2x2],
+                    ] {
+                        let (got, used) = layer.infer_then(&x, &chain).unwrap();
+                        assert_eq!(used, chain.len());
+                        let want = chained(&y, &chain, (o, g.ho, g.wo));
+                        close(&format!("{what} {chain:?}"), &data(&got), &want);
+                    }
+                });
+            }
         }
     }
 

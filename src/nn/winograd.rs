@@ -221,18 +221,9 @@ pub fn band(
     let rows = band.len();
     let m = &*m;
     let output = |work: &mut Work, (oc, y): (usize, &mut &mut [f32])| {
-        let b = bias.map_or(0.0, |b| b[oc]);
         let m_o: [&[f32]; TILE] = std::array::from_fn(|xi| &m[(xi * o + oc) * t..][..t]);
         let y = &mut y[..rows * wo];
-        let at = (rows, wo, tw);
-        let w = work;
-        // One loop per kind of step, so that each vectorises without a test per value.
-        match epilogue::pointwise(chain, oc) {
-            (Some((a, sh)), true) => transform_output(&m_o, b, |v| (a * v + sh).max(0.0), at, y, w),
-            (Some((a, sh)), false) => transform_output(&m_o, b, |v| a * v + sh, at, y, w),
-            (None, true) => transform_output(&m_o, b, |v| v.max(0.0), at, y, w),
-            (None, false) => transform_output(&m_o, b, |v| v, at, y, w),
-        }
+        output_channel(&m_o, (bias, chain, oc), (rows, wo, tw), y, work);
     };
     if parallel {
         outs.par_iter_mut()
@@ -243,6 +234,94 @@ pub fn band(
         outs.iter_mut()
             .enumerate()
             .for_each(|channel| output(&mut work, channel));
+    }
+}
+
+/// Output channel `oc`'s blocks from `m_o[ξ]` into `y`, through `bias[oc]` and the
+/// point-wise `chain` (see [`transform_output`]).
+fn output_channel(
+    m_o: &[&[f32]; TILE],
+    (bias, chain, oc): (Option<&[f32]>, &[Epilogue], usize),
+    at: (usize, usize, usize),
+    y: &mut [f32],
+    w: &mut Work,
+) {
+    let b = bias.map_or(0.0, |b| b[oc]);
+    // One loop per kind of step, so that each vectorises without a test per value.
+    match epilogue::pointwise(chain, oc) {
+        (Some((a, sh)), true) => transform_output(m_o, b, |v| (a * v + sh).max(0.0), at, y, w),
+        (Some((a, sh)), false) => transform_output(m_o, b, |v| a * v + sh, at, y, w),
+        (None, true) => transform_output(m_o, b, |v| v.max(0.0), at, y, w),
+        (None, false) => transform_output(m_o, b, |v| v, at, y, w),
+    }
+}
+
+/// The scratch [`images`] needs for `images` whole maps.
+pub fn images_scratch_len(s: &Shape, images: usize) -> usize {
+    images * scratch_len(s, s.ho())
+}
+
+/// The whole outputs of several images at once, `x (G, C, H, W)` into `outs` (one
+/// plane of `H'·W'` per image and output channel, image by image): as [`band`] with
+/// every image's whole map as its band, but the 36 products run once for all the
+/// images' tiles side by side (`T = G·th·tw`), one thread. For maps too small to give a
+/// product enough tiles alone (dlib's network's 17×17: 25 tiles an image).
+pub fn images(
+    s: &Shape,
+    u: &[f32],
+    (bias, chain): (Option<&[f32]>, &[Epilogue]),
+    x: &[f32],
+    outs: &mut [&mut [f32]],
+    scratch: &mut Vec<f32>,
+) {
+    let (c, o, ho, wo) = (s.c, s.o, s.ho(), s.wo());
+    let plane = s.h * s.w;
+    let images = x.len() / (c * plane).max(1);
+    assert_eq!(u.len(), TILE * o * c, "winograd: transformed weights");
+    assert_eq!(x.len(), images * c * plane, "winograd: input");
+    assert!(
+        !chain.contains(&Epilogue::MaxPool2x2),
+        "winograd: point-wise epilogues only"
+    );
+    assert!(
+        outs.len() == images * o && outs.iter().all(|y| y.len() >= ho * wo),
+        "winograd: output"
+    );
+    if images == 0 || ho == 0 || wo == 0 {
+        return;
+    }
+    let (th, tw) = (ho.div_ceil(STEP), wo.div_ceil(STEP));
+    let (t1, t) = (th * tw, images * th * tw);
+    let len = images_scratch_len(s, images);
+    if scratch.len() < len {
+        scratch.resize(len, 0.0);
+    }
+    let (v, rest) = scratch.split_at_mut(TILE * c * t);
+    let m = &mut rest[..TILE * o * t];
+    let mut work = Work::default();
+    // Image `i`'s tiles are columns `i·t1 … (i + 1)·t1` of every matrix.
+    for (ch, rows) in rows_by_channel(v, c, t).iter_mut().enumerate() {
+        for (i, x_img) in x.chunks_exact(c * plane).enumerate() {
+            let mut piece: Vec<&mut [f32]> =
+                rows.iter_mut().map(|r| &mut r[i * t1..][..t1]).collect();
+            let x_plane = &x_img[ch * plane..][..plane];
+            transform_input(s, x_plane, 0, (th, tw), &mut piece, &mut work);
+        }
+    }
+    for (xi, m_xi) in m.chunks_exact_mut(o * t).enumerate() {
+        let u_xi = &u[xi * o * c..(xi + 1) * o * c];
+        unpacked::product(o, t, c, u_xi, &v[xi * c * t..(xi + 1) * c * t], m_xi);
+    }
+    for (k, y) in outs.iter_mut().enumerate() {
+        let (i, oc) = (k / o, k % o);
+        let m_o: [&[f32]; TILE] = std::array::from_fn(|xi| &m[(xi * o + oc) * t + i * t1..][..t1]);
+        output_channel(
+            &m_o,
+            (bias, chain, oc),
+            (ho, wo, tw),
+            &mut y[..ho * wo],
+            &mut work,
+        );
     }
 }
 
@@ -838,6 +917,57 @@ mod tests {
                             "{s:?} step {step} parallel {parallel} {chain:?} at {i}: {g} vs {want}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn images_at_once_equal_each_image_by_itself() {
+        // `band` over each whole map is checked against the definition above.
+        let mut rng = ChaCha8Rng::seed_from_u64(43);
+        for (c, o, h, w, pad, n) in [
+            (3, 5, 9, 11, 1, 3),
+            (5, 4, 13, 10, 1, 2),
+            (2, 3, 7, 5, 2, 4),
+            (4, 2, 6, 6, 0, 1),
+        ] {
+            let s = Shape { c, o, h, w, pad };
+            let u = weights(&random(&mut rng, o * c * 9), o, c);
+            let bias = random(&mut rng, o);
+            let x = random(&mut rng, n * c * h * w);
+            let plane = s.ho() * s.wo();
+            let affine = Epilogue::ChannelAffine {
+                scale: random(&mut rng, o),
+                shift: random(&mut rng, o),
+            };
+            for chain in [vec![], vec![affine, Epilogue::Relu]] {
+                let post = (Some(&bias[..]), &chain[..]);
+                let mut want = vec![f32::NAN; n * o * plane];
+                for (x_img, y_img) in x.chunks(c * h * w).zip(want.chunks_mut(o * plane)) {
+                    let mut outs = strided_rows(y_img, plane, plane);
+                    band(
+                        &s,
+                        &u,
+                        post,
+                        x_img,
+                        0..s.ho(),
+                        &mut outs,
+                        &mut Vec::new(),
+                        false,
+                    );
+                }
+                let mut got = vec![f32::NAN; n * o * plane];
+                let mut outs: Vec<&mut [f32]> = got.chunks_mut(plane).collect();
+                // A scratch longer than needed and not zero: every value read is written.
+                let mut scratch = vec![f32::NAN; images_scratch_len(&s, n) + 7];
+                images(&s, &u, post, &x, &mut outs, &mut scratch);
+                // The same sums; a product kernel may block a wider product differently.
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                        "{s:?}, {n} images, {chain:?}, at {i}: {g} vs {w}"
+                    );
                 }
             }
         }
