@@ -20,7 +20,7 @@ use crate::server::inference::{aligned_whole, png};
 use crate::store::{NewEnrollment, NewFace};
 
 /// Crops per forward pass (see `prepare`); each rayon worker runs its own passes.
-const EMBED_PART: usize = 8;
+const EMBED_PART: usize = 16;
 
 /// Image hashes already stored, by external id (one gallery).
 pub type Stored = HashMap<String, HashSet<String>>;
@@ -114,7 +114,10 @@ pub fn prepare(
         }
     }
     // Passes of EMBED_PART crops spread over rayon, so both cores stay busy throughout:
-    // 8 a pass embedded Yale B 3-4% faster than one (BENCHMARKS.md, "Bulk import").
+    // 8 a pass embedded Yale B 3-4% faster than one, and 16 another 3-6% faster than 8
+    // (at two threads a pass of 16 is what lets the default network's 8×8 maps take
+    // Winograd's form eight images at a time, `conv2d::winograd_images`; BENCHMARKS.md,
+    // "Bulk import").
     let parts: Vec<Vec<Embedding>> = crops
         .par_chunks(EMBED_PART)
         .map(|part| ctx.embedder.embed(part))
