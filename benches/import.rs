@@ -1,13 +1,13 @@
 //! The CPU a bulk import spends on one face crop (`faceprint-server import` with
 //! `detect=false`, the shipped model): the crop's landmarks and alignment (MTCNN), then
-//! the embedding, eight aligned crops per forward pass as the import runs them. One
+//! the embedding, `PASS` aligned crops per forward pass as the import runs them. One
 //! rayon thread, as each of the import's workers runs its own faces: milliseconds of one
 //! core per face, so `1000 / (align + embed) × cores` bounds the import's faces/s.
 //!
 //! Run: `cargo bench --bench import`. `FACEPRINT_BENCH_SECONDS` sets the time per
 //! figure (default 5). Inputs: the twelve ORL crops of `tests/fixtures/server` and the
 //! Yale B crops of `tests/fixtures/detect`. `FACEPRINT_BENCH_PROFILE=1` also prints the
-//! time of each layer of the network for one pass of eight aligned crops.
+//! time of each layer of the network for one pass of `PASS` aligned crops.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,6 +20,13 @@ use faceprint::detect::{FaceDetector, align::align_in};
 use faceprint::model::{Embedder, ModelFile};
 use image::GrayImage;
 use ndarray::Axis;
+
+/// Crops per forward pass: the import's `EMBED_PART` (`src/server/import/prepare.rs`).
+/// The engine groups a pass's images for its threads, so on this bench's one thread the
+/// grouping can differ from the import's two: Winograd's groups (`winograd_images`) are
+/// the same at sixteen a pass, while the column products of the smallest maps
+/// (`images_per_product`) may take more images a product here than there.
+const PASS: usize = 16;
 
 fn crops() -> Vec<GrayImage> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -74,7 +81,7 @@ fn main() {
             }
         });
         let embed = median_ms(budget, || {
-            for part in aligned.chunks(8) {
+            for part in aligned.chunks(PASS) {
                 std::hint::black_box(embedder.embed(std::hint::black_box(part)).ok());
             }
         });
@@ -87,7 +94,7 @@ fn main() {
             1000.0 / (landmarks + embed)
         );
         if std::env::var("FACEPRINT_BENCH_PROFILE").is_ok_and(|v| v == "1") {
-            profile_embedding(&model, &aligned[..8]);
+            profile_embedding(&model, &aligned[..PASS.min(aligned.len())]);
         }
     });
 }
