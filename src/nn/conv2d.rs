@@ -913,9 +913,12 @@ const WINOGRAD_WIDE_DEPTH: usize = 32;
 fn winograd_applies(g: &Geometry, o: usize) -> bool {
     let work = g.c * o * g.cols();
     let wide = g.cols() >= WINOGRAD_WIDE_COLS && g.c >= WINOGRAD_WIDE_DEPTH;
-    (g.kh, g.kw, g.stride) == (3, 3, 1)
-        && g.pad <= 2
-        && (work >= WINOGRAD_WORK || (wide && work >= WINOGRAD_WIDE_WORK))
+    winograd_kernel(g) && (work >= WINOGRAD_WORK || (wide && work >= WINOGRAD_WIDE_WORK))
+}
+
+/// A kernel Winograd's F(4×4, 3×3) computes: 3×3 at stride 1, padding at most 2.
+fn winograd_kernel(g: &Geometry) -> bool {
+    (g.kh, g.kw, g.stride) == (3, 3, 1) && g.pad <= 2
 }
 
 /// Images whose outputs an inference computes together in Winograd's form
@@ -931,11 +934,7 @@ fn winograd_applies(g: &Geometry, o: usize) -> bool {
 /// against 3.64–3.69 image by image, and a Yale B import took 14.1 s of CPU against
 /// 15.4–15.5 (BENCHMARKS.md).
 fn winograd_images(g: &Geometry, o: usize, n: usize, threads: usize) -> usize {
-    if (g.kh, g.kw, g.stride) != (3, 3, 1)
-        || g.pad > 2
-        || g.c < WINOGRAD_WIDE_DEPTH
-        || winograd_applies(g, o)
-    {
+    if !winograd_kernel(g) || g.c < WINOGRAD_WIDE_DEPTH || winograd_applies(g, o) {
         return 1;
     }
     let tiles = g.ho.div_ceil(winograd::STEP) * g.wo.div_ceil(winograd::STEP);
