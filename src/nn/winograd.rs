@@ -32,6 +32,8 @@ use super::tensor::wide;
 use rayon::prelude::*;
 use std::ops::Range;
 
+pub mod lanes;
+
 /// Matrices of the transform: a tile's 6×6 values `ξ = 6·i + j`.
 pub const TILE: usize = 36;
 
@@ -258,7 +260,18 @@ fn output_channel(
 
 /// The scratch [`images`] needs for `images` whole maps.
 pub fn images_scratch_len(s: &Shape, images: usize) -> usize {
+    if by_lanes(s) {
+        return lanes::scratch_len(s, images);
+    }
     images * scratch_len(s, s.ho())
+}
+
+/// Whether [`images`] transforms eight channels a step ([`lanes`]): when the channels
+/// fill whole steps and the `gemm` crate computes the products anyway. The AVX-512
+/// product kernel ([`unpacked`]) reads `V[ξ]` as `(C, T)`, which the per-image
+/// transforms write; that path was not measured against this one.
+fn by_lanes(s: &Shape) -> bool {
+    lanes::applies(s) && !unpacked::own_kernel()
 }
 
 /// The whole outputs of several images at once, `x (G, C, H, W)` into `outs` (one
@@ -276,19 +289,12 @@ pub fn images(
 ) {
     let (c, o, ho, wo) = (s.c, s.o, s.ho(), s.wo());
     let plane = s.h * s.w;
-    let images = x.len() / (c * plane).max(1);
-    assert_eq!(u.len(), TILE * o * c, "winograd: transformed weights");
-    assert_eq!(x.len(), images * c * plane, "winograd: input");
-    assert!(
-        !chain.contains(&Epilogue::MaxPool2x2),
-        "winograd: point-wise epilogues only"
-    );
-    assert!(
-        outs.len() == images * o && outs.iter().all(|y| y.len() >= ho * wo),
-        "winograd: output"
-    );
+    let images = check_images(s, u, chain, x, outs);
     if images == 0 || ho == 0 || wo == 0 {
         return;
+    }
+    if by_lanes(s) {
+        return lanes::images(s, u, (bias, chain), x, outs, scratch);
     }
     let (th, tw) = (ho.div_ceil(STEP), wo.div_ceil(STEP));
     let (t1, t) = (th * tw, images * th * tw);
@@ -323,6 +329,24 @@ pub fn images(
             &mut work,
         );
     }
+}
+
+/// The number of images in `x`; panics unless the shapes agree with `s` and `chain` is
+/// point-wise (what [`images`] and [`lanes::images`] need).
+fn check_images(s: &Shape, u: &[f32], chain: &[Epilogue], x: &[f32], outs: &[&mut [f32]]) -> usize {
+    let plane = s.h * s.w;
+    let images = x.len() / (s.c * plane).max(1);
+    assert_eq!(u.len(), TILE * s.o * s.c, "winograd: transformed weights");
+    assert_eq!(x.len(), images * s.c * plane, "winograd: input");
+    assert!(
+        !chain.contains(&Epilogue::MaxPool2x2),
+        "winograd: point-wise epilogues only"
+    );
+    assert!(
+        outs.len() == images * s.o && outs.iter().all(|y| y.len() >= s.ho() * s.wo()),
+        "winograd: output"
+    );
+    images
 }
 
 /// Panics unless `band` starts on a multiple of four rows and ends inside the output.
@@ -816,12 +840,12 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     /// `len` values drawn from [−1, 1).
-    fn random(rng: &mut ChaCha8Rng, len: usize) -> Vec<f32> {
+    pub(super) fn random(rng: &mut ChaCha8Rng, len: usize) -> Vec<f32> {
         (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
     }
 
     /// `bias + Σ_c w[o, c] ⋆ x[c]` by its definition, in f64: `(O, Ho, Wo)`.
-    fn definition(s: &Shape, w: &[f32], bias: &[f32], x: &[f32]) -> Vec<f64> {
+    pub(super) fn definition(s: &Shape, w: &[f32], bias: &[f32], x: &[f32]) -> Vec<f64> {
         let (ho, wo) = (s.ho(), s.wo());
         let mut y = vec![0.0f64; s.o * ho * wo];
         for o in 0..s.o {
@@ -849,6 +873,43 @@ mod tests {
             }
         }
         y
+    }
+
+    /// Each kind of point-wise chain for `o` channels: none, ReLU, an affine map, both.
+    pub(super) fn chains(rng: &mut ChaCha8Rng, o: usize) -> [Vec<Epilogue>; 4] {
+        let affine = Epilogue::ChannelAffine {
+            scale: random(rng, o),
+            shift: random(rng, o),
+        };
+        [
+            vec![],
+            vec![Epilogue::Relu],
+            vec![affine.clone()],
+            vec![affine, Epilogue::Relu],
+        ]
+    }
+
+    /// Every value of `got` within `1e-4` of the f64 definition `want` with `chain`
+    /// applied, relative to `scale` (`Σ |w|·|x|`, the scale its rounding works at) times
+    /// the chain's scale; value `i` is of output channel `(i / plane) % o`.
+    pub(super) fn assert_within_rounding(
+        got: &[f32],
+        (want, scale): (&[f64], &[f64]),
+        chain: &[Epilogue],
+        (plane, o): (usize, usize),
+        what: &str,
+    ) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, (want, scale))) in got.iter().zip(want.iter().zip(scale)).enumerate() {
+            let (affine, relu) = epilogue::pointwise(chain, (i / plane) % o);
+            let (a, b) = affine.map_or((1.0, 0.0), |(a, b)| (a as f64, b as f64));
+            let want = a * want + b;
+            let want = if relu { want.max(0.0) } else { want };
+            assert!(
+                (*g as f64 - want).abs() <= 1e-4 * a.abs() * scale,
+                "{what} at {i}: {g} vs {want}"
+            );
+        }
     }
 
     /// Bands of 4 and 8 rows (the last one short) and of all rows, serial and parallel,
@@ -880,16 +941,7 @@ mod tests {
             let scale = definition(&s, &abs_w, &vec![1.0; o], &abs_x);
             let u = weights(&wt, o, c);
             let (ho, wo) = (s.ho(), s.wo());
-            let affine = Epilogue::ChannelAffine {
-                scale: random(&mut rng, o),
-                shift: random(&mut rng, o),
-            };
-            let chains = [
-                vec![],
-                vec![Epilogue::Relu],
-                vec![affine.clone()],
-                vec![affine, Epilogue::Relu],
-            ];
+            let chains = chains(&mut rng, o);
             for (step, chain) in [4, 8, ho.next_multiple_of(4)]
                 .into_iter()
                 .flat_map(|step| chains.iter().map(move |chain| (step, chain)))
@@ -904,19 +956,8 @@ mod tests {
                         let post = (Some(&bias[..]), &chain[..]);
                         band(&s, &u, post, &x, rows, &mut outs, &mut scratch, parallel);
                     }
-                    for (i, (g, (want, scale))) in
-                        got.iter().zip(want.iter().zip(&scale)).enumerate()
-                    {
-                        // The chain on the definition, in f64.
-                        let (affine, relu) = epilogue::pointwise(chain, i / (ho * wo));
-                        let (a, b) = affine.map_or((1.0, 0.0), |(a, b)| (a as f64, b as f64));
-                        let want = a * want + b;
-                        let want = if relu { want.max(0.0) } else { want };
-                        assert!(
-                            (*g as f64 - want).abs() <= 1e-4 * a.abs() * scale,
-                            "{s:?} step {step} parallel {parallel} {chain:?} at {i}: {g} vs {want}"
-                        );
-                    }
+                    let what = format!("{s:?} step {step} parallel {parallel} {chain:?}");
+                    assert_within_rounding(&got, (&want, &scale), chain, (ho * wo, o), &what);
                 }
             }
         }

@@ -26,6 +26,15 @@ const VECTORS: usize = 3;
 /// Columns of a block.
 const COLS: usize = 16 * VECTORS;
 
+/// Whether [`product`] runs its own kernel here (AVX-512); else it calls the `gemm` crate.
+pub fn own_kernel() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        return true;
+    }
+    false
+}
+
 /// `c = a · b`: `a (m, k)`, `b (k, n)`, `c (m, n)`, row-major and packed, `c`
 /// overwritten, on the calling thread.
 pub fn product(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
