@@ -278,7 +278,8 @@ fn by_lanes(s: &Shape) -> bool {
 /// plane of `H'·W'` per image and output channel, image by image): as [`band`] with
 /// every image's whole map as its band, but the 36 products run once for all the
 /// images' tiles side by side (`T = G·th·tw`), one thread. For maps too small to give a
-/// product enough tiles alone (dlib's network's 17×17: 25 tiles an image).
+/// product enough tiles alone (dlib's network's 17×17: 25 tiles an image). With
+/// channels in multiples of eight and no AVX-512, [`lanes::images`] computes it.
 pub fn images(
     s: &Shape,
     u: &[f32],
