@@ -136,7 +136,8 @@ pub fn images(
                             *h_a = b_t(std::array::from_fn(|k| load(p_block, row + k * LANES)));
                         }
                         // Then its columns: `V[6r + j] = (Bᵀ h[·][j])[r]`, stored as they
-                        // come (an array of all 36 first was slower).
+                        // come (a build that gathered all 36 into an array first, and the
+                        // output transform's rows likewise, ran the 17×17 blocks slower).
                         let col = i * t1 + ty * tw + tx;
                         #[expect(clippy::needless_range_loop, reason = "j indexes h and V")]
                         for j in 0..6 {
