@@ -2,7 +2,9 @@
 //! `detect=false`, the shipped model): the crop's landmarks and alignment (MTCNN), then
 //! the embedding, `PASS` aligned crops per forward pass as the import runs them. One
 //! rayon thread, as each of the import's workers runs its own faces: milliseconds of one
-//! core per face, so `1000 / (align + embed) × cores` bounds the import's faces/s.
+//! core per face, so `1000 / (align + embed) × cores` bounds the import's faces/s. Then
+//! the embedding again on two threads, as the import spreads its passes, in core time a
+//! face.
 //!
 //! Run: `cargo bench --bench import`. `FACEPRINT_BENCH_SECONDS` sets the time per
 //! figure (default 5). Inputs: the twelve ORL crops of `tests/fixtures/server` and the
@@ -22,10 +24,10 @@ use image::GrayImage;
 use ndarray::Axis;
 
 /// Crops per forward pass: the import's `EMBED_PART` (`src/server/import/prepare.rs`).
-/// The engine groups a pass's images for its threads, so on this bench's one thread the
-/// grouping can differ from the import's two: Winograd's groups (`winograd_images`) are
-/// the same at sixteen a pass, while the column products of the smallest maps
-/// (`images_per_product`) may take more images a product here than there.
+/// The engine groups a pass's images for its threads, so on one thread the grouping can
+/// differ from the import's two: Winograd's groups (`winograd_images`) are the same at
+/// sixteen a pass, while the column products of the smallest maps (`images_per_product`)
+/// may take more images a product there; the two-thread figure groups as the import.
 const PASS: usize = 16;
 
 fn crops() -> Vec<GrayImage> {
@@ -61,11 +63,7 @@ fn main() {
         .unwrap_or_else(|e| panic!("detector: {e}"))
         .with_frame(embedder.meta().frame);
     let crops = crops();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap_or_else(|e| panic!("thread pool: {e}"));
-    let aligned = pool.install(|| {
+    let aligned = pool(1).install(|| {
         // As the import reads a crop: its landmarks, then the warp into the model's frame.
         let align = |crop: &GrayImage| {
             detector
@@ -108,11 +106,7 @@ fn main() {
 fn two_threads(budget: Duration, embedder: &Embedder, aligned: &[GrayImage]) {
     use rayon::prelude::*;
     let crops: Vec<GrayImage> = (0..8).flat_map(|_| aligned.iter().cloned()).collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap_or_else(|e| panic!("thread pool: {e}"));
-    let wall = pool.install(|| {
+    let wall = pool(2).install(|| {
         median_ms(budget, || {
             crops.par_chunks(PASS).for_each(|part| {
                 std::hint::black_box(embedder.embed(std::hint::black_box(part)).ok());
@@ -123,6 +117,14 @@ fn two_threads(budget: Duration, embedder: &Embedder, aligned: &[GrayImage]) {
         "two threads, passes of {PASS} spread over both: embedding {:.2} ms of core time a face",
         2.0 * wall / crops.len() as f64
     );
+}
+
+/// A rayon pool of `threads` threads.
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap_or_else(|e| panic!("thread pool: {e}"))
 }
 
 /// The embedding network's time per layer for one pass over `crops`, preprocessed as

@@ -172,37 +172,23 @@ pub fn images(
                 let scale: Lanes = std::array::from_fn(|l| steps[l].0.map_or(1.0, |a| a.0));
                 let shift: Lanes = std::array::from_fn(|l| steps[l].0.map_or(0.0, |a| a.1));
                 // One loop per kind of step, as `output_channel`.
+                let at = ((ob, o, t, t1, tw), (ho, wo));
                 match (affine.is_some(), relu) {
-                    (true, true) => outputs(
-                        mt,
-                        &b,
-                        |v, l| (scale[l] * v + shift[l]).max(0.0),
-                        (ob, o, t, t1, tw),
-                        (ho, wo),
-                        outs,
-                    ),
-                    (true, false) => outputs(
-                        mt,
-                        &b,
-                        |v, l| scale[l] * v + shift[l],
-                        (ob, o, t, t1, tw),
-                        (ho, wo),
-                        outs,
-                    ),
-                    (false, true) => outputs(
-                        mt,
-                        &b,
-                        |v, _| v.max(0.0),
-                        (ob, o, t, t1, tw),
-                        (ho, wo),
-                        outs,
-                    ),
-                    (false, false) => outputs(mt, &b, |v, _| v, (ob, o, t, t1, tw), (ho, wo), outs),
+                    (true, true) => {
+                        outputs(mt, &b, |v, l| (scale[l] * v + shift[l]).max(0.0), at, outs)
+                    }
+                    (true, false) => outputs(mt, &b, |v, l| scale[l] * v + shift[l], at, outs),
+                    (false, true) => outputs(mt, &b, |v, _| v.max(0.0), at, outs),
+                    (false, false) => outputs(mt, &b, |v, _| v, at, outs),
                 }
             }
         },
     );
 }
+
+/// Where [`outputs`] reads and writes: `(ob, o, t, t1, tw)`, the step of output channels,
+/// the channels, the tiles in all, an image's and across, and `(ho, wo)`, an output map.
+type OutputsAt = ((usize, usize, usize, usize, usize), (usize, usize));
 
 /// Output channels `8·ob …+8` of every image, `post(Aᵀ M A + bias)`, from `Mᵀ`.
 #[inline(always)]
@@ -210,8 +196,7 @@ fn outputs(
     mt: &[f32],
     bias: &Lanes,
     post: impl Fn(f32, usize) -> f32 + Copy,
-    (ob, o, t, t1, tw): (usize, usize, usize, usize, usize),
-    (ho, wo): (usize, usize),
+    ((ob, o, t, t1, tw), (ho, wo)): OutputsAt,
     outs: &mut [&mut [f32]],
 ) {
     let images = t / t1;
