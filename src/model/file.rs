@@ -62,9 +62,7 @@ fn version_with(net: &Sequential, flip_average: bool, lbp: Option<&LbpBranch>) -
         for d in t.shape() {
             hash.update((*d as u64).to_le_bytes());
         }
-        for v in t.iter() {
-            hash.update(v.to_le_bytes());
-        }
+        hash_values(&mut hash, t.iter());
     }
     if flip_average {
         hash.update(b"flip_average");
@@ -76,12 +74,30 @@ fn version_with(net: &Sequential, flip_average: bool, lbp: Option<&LbpBranch>) -
             for d in t.shape() {
                 hash.update((*d as u64).to_le_bytes());
             }
-            for v in t.iter() {
-                hash.update(v.to_le_bytes());
-            }
+            hash_values(&mut hash, t.iter());
         }
     }
     hex::encode(&hash.finalize()[..8])
+}
+
+/// `values` into `hash` as little-endian bytes, the same bytes as one `update` per
+/// value, a few thousand values an update (a value an update was a tenth of loading
+/// the default model, BENCHMARKS.md "Bulk import").
+fn hash_values<'a>(hash: &mut Sha256, values: impl Iterator<Item = &'a f32>) {
+    const VALUES: usize = 4096;
+    let mut bytes = [0u8; VALUES * size_of::<f32>()];
+    let mut values = values.peekable();
+    while values.peek().is_some() {
+        let mut len = 0;
+        for (to, v) in bytes
+            .chunks_exact_mut(size_of::<f32>())
+            .zip(values.by_ref().take(VALUES))
+        {
+            to.copy_from_slice(&v.to_le_bytes());
+            len += to.len();
+        }
+        hash.update(&bytes[..len]);
+    }
 }
 
 impl ModelFile {
@@ -154,9 +170,11 @@ impl ModelFile {
                 meta.format
             )));
         }
-        let mut net = meta.architecture.build(0)?;
-        let file = tensor_file::decode(bytes).map_err(|e| ModelError::Corrupt(e.to_string()))?;
-        net.assign_tensors(&file.tensors)
+        // Every weight is assigned below: drawing them first would be wasted.
+        let mut net = crate::nn::init::undrawn(|| meta.architecture.build(0))?;
+        let mut file =
+            tensor_file::decode(bytes).map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        net.take_tensors(&mut file.tensors)
             .map_err(|e| ModelError::Corrupt(e.to_string()))?;
         let lbp = match &meta.lbp {
             None => None,

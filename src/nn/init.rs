@@ -3,9 +3,35 @@
 //! `fan_in` and `fan_out` follow PyTorch: for a weight `(O, I, kh, kw)` (or `(O, I)`),
 //! `fan_in = I·kh·kw` and `fan_out = O·kh·kw`.
 
+use std::cell::Cell;
+
 use super::{NnError, Result, Tensor};
 use rand::Rng;
 use rand_distr::{Distribution, Normal, Uniform};
+
+thread_local! {
+    /// Set on this thread while [`undrawn`] runs its closure.
+    static UNDRAWN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `build` with every drawn initialisation on this thread ([`Init::tensor`] other
+/// than [`Init::Constant`]) filled with zeros instead, nothing drawn from its generator:
+/// for a network whose every weight is read from a file next, where drawing them first
+/// only wastes time (dlib's network's 5.6 M weights were a third of loading the default
+/// model, BENCHMARKS.md "Bulk import"). Since nothing is drawn, whatever the builder
+/// draws afterwards from the same generator (dropout layers' seeds) differs from
+/// a seeded build's: the network is for weights read in, not for training from a seed.
+pub fn undrawn<T>(build: impl FnOnce() -> T) -> T {
+    /// Puts the flag back as it was, also when `build` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            UNDRAWN.set(self.0);
+        }
+    }
+    let _restore = Restore(UNDRAWN.replace(true));
+    build()
+}
 
 /// How to draw a weight tensor.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,6 +64,11 @@ impl Init {
         let len: usize = shape.iter().product();
         let values: Vec<f32> = match self {
             Init::Constant(v) => vec![v; len],
+            // The same shape checks as a draw, then zeros.
+            _ if UNDRAWN.get() => {
+                fans(shape)?;
+                vec![0.0; len]
+            }
             Init::XavierNormal | Init::HeNormal => {
                 let (fan_in, fan_out) = fans(shape)?;
                 let var = if self == Init::HeNormal {
@@ -83,6 +114,27 @@ mod tests {
         assert_eq!(fans(&[64, 32, 3, 3]).unwrap(), (288, 576));
         assert_eq!(fans(&[256, 5376]).unwrap(), (5376, 256));
         assert!(fans(&[]).is_err());
+    }
+
+    #[test]
+    fn undrawn_initialisations_are_zeros_drawing_nothing_until_the_closure_ends() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (w, c, next) = undrawn(|| {
+            let w = Init::HeNormal.tensor(&[4, 3, 3, 3], &mut rng).unwrap();
+            let c = Init::Constant(0.25).tensor(&[3], &mut rng).unwrap();
+            (w, c, rng.random::<u64>())
+        });
+        assert!(w.shape() == [4, 3, 3, 3] && w.iter().all(|&v| v == 0.0));
+        assert!(c.iter().all(|&v| v == 0.25));
+        // Nothing was drawn: the generator's next value is its first.
+        assert_eq!(next, ChaCha8Rng::seed_from_u64(3).random::<u64>());
+        assert!(undrawn(|| Init::XavierUniform.tensor(&[], &mut rng)).is_err());
+        // Draws again after it, also after a closure that panicked.
+        let fresh = || Init::XavierNormal.tensor(&[8, 8], &mut ChaCha8Rng::seed_from_u64(4));
+        assert!(std::panic::catch_unwind(|| undrawn(|| panic!("in the build"))).is_err());
+        let drawn = fresh().unwrap();
+        assert!(drawn.iter().any(|&v| v != 0.0));
+        assert_eq!(drawn, fresh().unwrap());
     }
 
     #[test]

@@ -201,6 +201,30 @@ impl Sequential {
     /// (names as in [`Sequential::named_tensors`]; others are ignored). Every tensor must
     /// be present with this model's shape; nothing is changed unless all are.
     pub fn assign_tensors(&mut self, tensors: &Tensors) -> Result<()> {
+        self.check_tensors(tensors)?;
+        self.visit_tensors_mut(&mut |name, t| {
+            if let Some(src) = tensors.get(name) {
+                t.assign(src);
+            }
+        });
+        Ok(())
+    }
+
+    /// [`Self::assign_tensors`], moving each of the network's tensors out of `tensors`
+    /// instead of copying it (tensors of other names stay): no second copy of the
+    /// weights when they come from a file read for this network alone.
+    pub fn take_tensors(&mut self, tensors: &mut Tensors) -> Result<()> {
+        self.check_tensors(tensors)?;
+        self.visit_tensors_mut(&mut |name, t| {
+            if let Some(src) = tensors.remove(name) {
+                *t = src;
+            }
+        });
+        Ok(())
+    }
+
+    /// Every tensor of the network is in `tensors`, shaped as the network's.
+    fn check_tensors(&self, tensors: &Tensors) -> Result<()> {
         for (name, current) in self.named_tensors() {
             let t = tensors
                 .get(&name)
@@ -213,11 +237,6 @@ impl Sequential {
                 )));
             }
         }
-        self.visit_tensors_mut(&mut |name, t| {
-            if let Some(src) = tensors.get(name) {
-                t.assign(src);
-            }
-        });
         Ok(())
     }
 

@@ -286,3 +286,35 @@ fn batch_norm_backward_spends_its_cache_but_not_on_a_wrong_gradient() {
     bn.forward(&x, Mode::Train).unwrap();
     assert_eq!(bn.backward(&dy).unwrap(), dx);
 }
+
+#[test]
+fn taken_tensors_equal_assigned_ones_and_others_stay() {
+    let mut net = small_cnn(4);
+    net.forward(&input(5), Mode::Train).unwrap(); // moves the running statistics
+    let mut tensors = net.snapshot();
+    let extra = Tensor::from_elem(vec![2], 7.0);
+    tensors.insert("extra".to_owned(), extra.clone());
+
+    let mut assigned = small_cnn(99);
+    assigned.assign_tensors(&tensors).unwrap();
+    let mut taken = small_cnn(99);
+    taken.take_tensors(&mut tensors).unwrap();
+    assert_eq!(taken.snapshot(), net.snapshot());
+    assert_eq!(taken.snapshot(), assigned.snapshot());
+    assert_eq!(
+        taken.infer(&input(6)).unwrap(),
+        net.infer(&input(6)).unwrap()
+    );
+    // Only the network's own tensors were moved out.
+    assert_eq!(tensors.len(), 1);
+    assert_eq!(tensors.get("extra"), Some(&extra));
+
+    // A missing or misshapen tensor: an error, and nothing moved or changed.
+    let mut partial = net.snapshot();
+    partial.remove("5.linear.bias");
+    let count = partial.len();
+    let mut other = small_cnn(99);
+    let before = other.snapshot();
+    assert!(other.take_tensors(&mut partial).is_err());
+    assert_eq!((partial.len(), other.snapshot()), (count, before));
+}

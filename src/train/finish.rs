@@ -46,7 +46,8 @@ pub struct TrainSummary {
 
 /// Writes the best network with calibrated thresholds to `run.cfg.output`.
 pub fn write_model(run: &mut Run) -> Result<(TrainSummary, Thresholds)> {
-    let mut net = run.arch.build(0)?;
+    // `restore` assigns every weight below.
+    let mut net = crate::nn::init::undrawn(|| run.arch.build(0))?;
     let tensors = if run.best.is_empty() {
         run.net.snapshot()
     } else {
