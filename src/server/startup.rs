@@ -81,13 +81,17 @@ impl Application {
                     dir.into()
                 });
         }
-        let embedder = load_embedder(&settings).await?;
+        // The model loads on a blocking thread while the database opens and migrates.
+        let (embedder, store) = tokio::join!(
+            load_embedder(&settings),
+            Store::connect(
+                settings.database.url.expose(),
+                settings.database.max_connections,
+            )
+        );
+        let embedder = embedder?;
         let detector = detector_for(&settings, &embedder)?;
-        let store = Store::connect(
-            settings.database.url.expose(),
-            settings.database.max_connections,
-        )
-        .await?;
+        let store = store?;
         check_model_versions(&store, &embedder, &settings).await?;
         // Taken before the indexes load: the follower re-reads every change from here.
         let follow_from = match store.backend() {

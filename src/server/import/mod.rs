@@ -95,14 +95,17 @@ pub async fn import(
     let gallery = GalleryName::parse(Some(&options.gallery))
         .map_err(|e| ImportError::Gallery(e.to_string()))?;
     let (folders, stray_files) = scan_tree(dir)?;
-    let embedder = Arc::new(load_embedder(settings).await?);
+    // The model loads on a blocking thread while the database opens and migrates.
+    let (embedder, store) = tokio::join!(
+        load_embedder(settings),
+        Store::connect(
+            settings.database.url.expose(),
+            settings.database.max_connections,
+        )
+    );
+    let embedder = Arc::new(embedder?);
     let detector = Arc::new(detector_for(settings, &embedder)?);
-    let store = Store::connect(
-        settings.database.url.expose(),
-        settings.database.max_connections,
-    )
-    .await
-    .map_err(StartupError::from)?;
+    let store = store.map_err(StartupError::from)?;
     check_model_versions(&store, &embedder, settings).await?;
     let mut stored = Stored::new();
     for (external_id, sha256) in store.gallery_image_hashes(gallery.as_str()).await? {
