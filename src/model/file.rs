@@ -81,8 +81,8 @@ fn version_with(net: &Sequential, flip_average: bool, lbp: Option<&LbpBranch>) -
 }
 
 /// `values` into `hash` as little-endian bytes, the same bytes as one `update` per
-/// value, a few thousand values an update (a value an update was a tenth of loading
-/// the default model, BENCHMARKS.md "Bulk import").
+/// value, a few thousand values an update (one a value spent nearly as long on the calls
+/// as on SHA-256 itself; BENCHMARKS.md "Bulk import").
 fn hash_values<'a>(hash: &mut Sha256, values: impl Iterator<Item = &'a f32>) {
     const VALUES: usize = 4096;
     let mut bytes = [0u8; VALUES * size_of::<f32>()];

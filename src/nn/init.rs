@@ -17,8 +17,8 @@ thread_local! {
 /// Runs `build` with every drawn initialisation on this thread ([`Init::tensor`] other
 /// than [`Init::Constant`]) filled with zeros instead, nothing drawn from its generator:
 /// for a network whose every weight is read from a file next, where drawing them first
-/// only wastes time (dlib's network's 5.6 M weights were a third of loading the default
-/// model, BENCHMARKS.md "Bulk import"). Since nothing is drawn, whatever the builder
+/// only wastes time (dlib's network's 5.6 M weights were two fifths of loading the
+/// default model, BENCHMARKS.md "Bulk import"). Since nothing is drawn, whatever the builder
 /// draws afterwards from the same generator (dropout layers' seeds) differs from
 /// a seeded build's: the network is for weights read in, not for training from a seed.
 pub fn undrawn<T>(build: impl FnOnce() -> T) -> T {
