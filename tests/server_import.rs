@@ -269,3 +269,24 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         assert!(!err.contains("panicked"), "{what}: {err}");
     }
 }
+
+/// As the server: the model's error first when neither the model nor the database can
+/// be opened, and nothing imported.
+#[tokio::test]
+async fn an_import_with_a_missing_model_names_it_whatever_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &[1]);
+    let db = TestDb::sqlite();
+    let unusable = format!("sqlite://{}/no/such/dir/x.db", dir.path().display());
+    for url in [db.url.clone(), unusable] {
+        let mut settings = test_settings(&db);
+        settings.model.path = dir.path().join("missing.safetensors");
+        settings.database.url = faceprint::server::Secret::new(url);
+        let error = import(&settings, dir.path(), &options())
+            .await
+            .expect_err("no model, no import")
+            .to_string();
+        assert!(error.contains("missing.safetensors"), "{error}");
+    }
+    assert!(stored_faces(&db.url).await.is_empty());
+}

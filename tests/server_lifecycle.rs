@@ -106,3 +106,36 @@ async fn sigterm_stops_the_server_cleanly() {
     let status = server.terminate();
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
+
+/// The model loads while the database opens: with both unusable, the model's error is
+/// the one reported (as when they were opened one after the other); with the model
+/// fine, the database's.
+#[tokio::test]
+async fn a_missing_model_is_reported_before_an_unusable_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let unusable = format!("sqlite://{}/no/such/dir/x.db", dir.path().display());
+    let missing = dir.path().join("missing.safetensors");
+    let start = |model: Option<&std::path::Path>, url: Option<&str>| {
+        let mut settings = test_settings(&db);
+        if let Some(model) = model {
+            settings.model.path = model.to_path_buf();
+        }
+        if let Some(url) = url {
+            settings.database.url = faceprint::server::Secret::new(url);
+        }
+        async move {
+            match Application::build(settings).await {
+                Ok(_) => panic!("the server started"),
+                Err(e) => e.to_string(),
+            }
+        }
+    };
+    for url in [None, Some(unusable.as_str())] {
+        let error = start(Some(&missing), url).await;
+        assert!(error.contains("missing.safetensors"), "{error}");
+    }
+    let error = start(None, Some(&unusable)).await;
+    assert!(!error.contains("safetensors"), "{error}");
+    assert!(error.contains("no/such/dir"), "{error}");
+}
