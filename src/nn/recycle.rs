@@ -26,10 +26,14 @@ use super::tensor::{CHUNK, into_data, par_zeros};
 use rayon::prelude::*;
 use std::sync::{Mutex, PoisonError};
 
-/// Buffers of fewer values are left to the allocator, whose free lists keep them mapped.
-/// (Every size in the crate's own unit tests, so that their layers run on recycled,
-/// poisoned buffers.)
-pub const MIN_LEN: usize = if cfg!(test) { 1 } else { 1 << 18 };
+/// Buffers of fewer values are left to the allocator, whose free lists keep them mapped:
+/// 128 KiB, glibc's initial mmap threshold. Above it glibc maps a block afresh, or once
+/// its threshold has grown, trims the heap's top on a free; a pool that started at a MiB
+/// left a ResNet-14's batch-1 maps at 112×96 (688 and 344 KiB) to glibc, and its passes
+/// took 190–290 page faults each when nothing larger had been freed before
+/// (BENCHMARKS.md). (Every size in the crate's own unit tests, so that their layers run
+/// on recycled, poisoned buffers.)
+pub const MIN_LEN: usize = if cfg!(test) { 1 } else { 1 << 15 };
 
 /// Buffers held at most.
 pub const KEEP: usize = 8;
