@@ -289,4 +289,18 @@ async fn an_import_with_a_missing_model_names_it_whatever_the_database() {
         assert!(error.contains("missing.safetensors"), "{error}");
     }
     assert!(stored_faces(&db.url).await.is_empty());
+    // Nor is a database file created for it.
+    let fresh = dir.path().join("fresh.db");
+    let mut settings = test_settings(&db);
+    settings.model.path = dir.path().join("missing.safetensors");
+    settings.database.url = faceprint::server::Secret::new(format!("sqlite://{}", fresh.display()));
+    let error = import(&settings, dir.path(), &options())
+        .await
+        .expect_err("no model, no import")
+        .to_string();
+    assert!(error.contains("missing.safetensors"), "{error}");
+    assert!(
+        !fresh.exists(),
+        "a database file was created for a missing model"
+    );
 }

@@ -138,4 +138,18 @@ async fn a_missing_model_is_reported_before_an_unusable_database() {
     let error = start(None, Some(&unusable)).await;
     assert!(!error.contains("safetensors"), "{error}");
     assert!(error.contains("no/such/dir"), "{error}");
+    // A mistyped model path leaves no new database file behind; a good model with the
+    // same fresh path creates it.
+    let fresh = dir.path().join("fresh.db");
+    let fresh_url = format!("sqlite://{}", fresh.display());
+    let error = start(Some(&missing), Some(&fresh_url)).await;
+    assert!(error.contains("missing.safetensors"), "{error}");
+    assert!(
+        !fresh.exists(),
+        "a database file was created for a missing model"
+    );
+    let mut settings = test_settings(&db);
+    settings.database.url = faceprint::server::Secret::new(fresh_url.as_str());
+    drop(Application::build(settings).await.expect("starts"));
+    assert!(fresh.exists());
 }

@@ -81,6 +81,7 @@ impl Application {
                     dir.into()
                 });
         }
+        check_model_opens(&settings)?;
         // The model loads on a blocking thread while the database opens and migrates.
         let (embedder, store) = tokio::join!(
             load_embedder(&settings),
@@ -197,13 +198,30 @@ pub(super) fn detector_for(
 /// Loading parses and checks the whole weight file: off the runtime.
 pub(super) async fn load_embedder(settings: &Settings) -> Result<Embedder, StartupError> {
     let path = settings.model.path.clone();
-    tokio::task::spawn_blocking(move || {
-        Embedder::load(&path).map_err(|e| StartupError::Model {
+    tokio::task::spawn_blocking(move || Embedder::load(&path).map_err(|e| model_error(&path, e)))
+        .await?
+}
+
+/// Fails when the model file cannot be opened, before the database is touched: the model
+/// loads beside the database's opening (`tokio::join!`), and a mistyped path must not
+/// leave a new SQLite file, created and migrated, behind. A file that opens but is not a
+/// model still fails in [`load_embedder`], after the database has opened.
+pub(super) fn check_model_opens(settings: &Settings) -> Result<(), StartupError> {
+    let path = &settings.model.path;
+    std::fs::File::open(path).map(drop).map_err(|e| {
+        let file = crate::model::ModelError::File {
             path: path.display().to_string(),
-            reason: e.to_string(),
-        })
+            message: e.to_string(),
+        };
+        model_error(path, file)
     })
-    .await?
+}
+
+fn model_error(path: &std::path::Path, e: crate::model::ModelError) -> StartupError {
+    StartupError::Model {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
 }
 
 /// Refuse to start when stored faces were embedded by another model.

@@ -29,7 +29,9 @@ pub use self::tree::TreeError;
 use self::tree::{IdentityFolder, scan_tree};
 use super::config::Settings;
 use super::names::GalleryName;
-use super::startup::{StartupError, check_model_versions, detector_for, load_embedder};
+use super::startup::{
+    StartupError, check_model_opens, check_model_versions, detector_for, load_embedder,
+};
 use crate::store::{Store, StoreError};
 
 /// Files per chunk: enough for a batched forward pass, small enough that an
@@ -95,6 +97,7 @@ pub async fn import(
     let gallery = GalleryName::parse(Some(&options.gallery))
         .map_err(|e| ImportError::Gallery(e.to_string()))?;
     let (folders, stray_files) = scan_tree(dir)?;
+    check_model_opens(settings)?;
     // The model loads on a blocking thread while the database opens and migrates.
     let (embedder, store) = tokio::join!(
         load_embedder(settings),
