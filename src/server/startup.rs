@@ -81,16 +81,7 @@ impl Application {
                     dir.into()
                 });
         }
-        check_model_opens(&settings)?;
-        // The model loads on a blocking thread while the database opens and migrates.
-        let (embedder, store) = tokio::join!(
-            load_embedder(&settings),
-            Store::connect(
-                settings.database.url.expose(),
-                settings.database.max_connections,
-            )
-        );
-        let embedder = embedder?;
+        let (embedder, store) = open_model_and_store(&settings).await?;
         let detector = detector_for(&settings, &embedder)?;
         let store = store?;
         check_model_versions(&store, &embedder, &settings).await?;
@@ -195,18 +186,36 @@ pub(super) fn detector_for(
     Ok(crate::detect::FaceDetector::new(config)?.with_frame(embedder.meta().frame))
 }
 
+/// The model, and the database opened (and migrated) while it loads: the model's error
+/// first; the database's is handed back for the caller to report after its own checks of
+/// the model. A model file that cannot be opened fails before the database is touched
+/// ([`check_model_opens`]).
+pub(super) async fn open_model_and_store(
+    settings: &Settings,
+) -> Result<(Embedder, Result<Store, StoreError>), StartupError> {
+    check_model_opens(settings)?;
+    let (embedder, store) = tokio::join!(
+        load_embedder(settings),
+        Store::connect(
+            settings.database.url.expose(),
+            settings.database.max_connections,
+        )
+    );
+    Ok((embedder?, store))
+}
+
 /// Loading parses and checks the whole weight file: off the runtime.
-pub(super) async fn load_embedder(settings: &Settings) -> Result<Embedder, StartupError> {
+async fn load_embedder(settings: &Settings) -> Result<Embedder, StartupError> {
     let path = settings.model.path.clone();
     tokio::task::spawn_blocking(move || Embedder::load(&path).map_err(|e| model_error(&path, e)))
         .await?
 }
 
 /// Fails when the model file cannot be opened, before the database is touched: the model
-/// loads beside the database's opening (`tokio::join!`), and a mistyped path must not
-/// leave a new SQLite file, created and migrated, behind. A file that opens but is not a
-/// model still fails in [`load_embedder`], after the database has opened.
-pub(super) fn check_model_opens(settings: &Settings) -> Result<(), StartupError> {
+/// loads beside the database's opening, and a mistyped path must not leave a new SQLite
+/// file, created and migrated, behind. A file that opens but is not a model still fails
+/// in [`load_embedder`], after the database has opened.
+fn check_model_opens(settings: &Settings) -> Result<(), StartupError> {
     let path = &settings.model.path;
     std::fs::File::open(path).map(drop).map_err(|e| {
         let file = crate::model::ModelError::File {

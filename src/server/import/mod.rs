@@ -2,8 +2,9 @@
 //! the trainer's layout) into a gallery, with a progress bar.
 //!
 //! - **Nothing half-written**: each identity's new faces are one transaction (the same
-//!   [`Store::enroll`] `/enroll` uses), so an interrupted import leaves every identity
-//!   either with all of this run's faces or with none of them.
+//!   [`Store::enroll`](crate::store::Store::enroll) `/enroll` uses), so an interrupted
+//!   import leaves every identity either with all of this run's faces or with none of
+//!   them.
 //! - **Resumable, no duplicates**: a face is identified by its identity and the SHA-256
 //!   of its file's bytes (stored with every face). A run first reads which hashes the
 //!   gallery holds and skips those files without decoding them, so running the same
@@ -29,10 +30,8 @@ pub use self::tree::TreeError;
 use self::tree::{IdentityFolder, scan_tree};
 use super::config::Settings;
 use super::names::GalleryName;
-use super::startup::{
-    StartupError, check_model_opens, check_model_versions, detector_for, load_embedder,
-};
-use crate::store::{Store, StoreError};
+use super::startup::{StartupError, check_model_versions, detector_for, open_model_and_store};
+use crate::store::StoreError;
 
 /// Files per chunk: enough for a batched forward pass, small enough that an
 /// interruption loses little work.
@@ -97,16 +96,8 @@ pub async fn import(
     let gallery = GalleryName::parse(Some(&options.gallery))
         .map_err(|e| ImportError::Gallery(e.to_string()))?;
     let (folders, stray_files) = scan_tree(dir)?;
-    check_model_opens(settings)?;
-    // The model loads on a blocking thread while the database opens and migrates.
-    let (embedder, store) = tokio::join!(
-        load_embedder(settings),
-        Store::connect(
-            settings.database.url.expose(),
-            settings.database.max_connections,
-        )
-    );
-    let embedder = Arc::new(embedder?);
+    let (embedder, store) = open_model_and_store(settings).await?;
+    let embedder = Arc::new(embedder);
     let detector = Arc::new(detector_for(settings, &embedder)?);
     let store = store.map_err(StartupError::from)?;
     check_model_versions(&store, &embedder, settings).await?;
