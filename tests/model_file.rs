@@ -431,7 +431,17 @@ fn broken_model_files_are_clear_errors() {
             "the weights hash to version",
         ),
     ];
-    for (what, bytes, expected) in cases {
+    // Those wrong in the header `read_meta` (the server's check before it touches its
+    // database) refuses with `load`'s message; these are wrong in the tensors (or cut
+    // after the header), which it does not read.
+    let in_tensors = [
+        "a truncated file",
+        "a missing tensor",
+        "a tensor of the wrong shape",
+        "weights that do not match the recorded version",
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, (what, bytes, expected)) in cases.into_iter().enumerate() {
         match ModelFile::from_bytes(&bytes) {
             Ok(_) => panic!("{what}: loaded without error"),
             Err(e) => {
@@ -442,7 +452,44 @@ fn broken_model_files_are_clear_errors() {
                 );
             }
         }
+        let path = dir.path().join(format!("case{i}.safetensors"));
+        std::fs::write(&path, &bytes).expect("write");
+        let loaded = ModelFile::load(&path).expect_err(what).to_string();
+        match ModelFile::read_meta(&path) {
+            Err(e) if !in_tensors.contains(&what) => {
+                let msg = e.to_string();
+                assert!(msg.contains(expected), "{what}: header check `{msg}`");
+                assert!(msg.contains(&*path.to_string_lossy()), "{what}: `{msg}`");
+                // The same kind of error as the load's, and the same words after the
+                // safetensors crate's own (the header check parses the header itself).
+                let kind = |m: &str| m.split(" (").next().unwrap_or(m).to_string();
+                assert_eq!(kind(&msg), kind(&loaded), "{what}");
+            }
+            Err(e) => panic!("{what}: the header check read the tensors: {e}"),
+            Ok(meta) if in_tensors.contains(&what) => {
+                assert_eq!(meta.version, small_model(5).meta.version, "{what}")
+            }
+            Ok(_) => panic!("{what}: the header check passed"),
+        }
     }
+}
+
+#[test]
+fn the_header_check_reads_a_good_models_metadata_and_names_a_missing_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = small_model(3);
+    let path = dir.path().join("good.safetensors");
+    model.save(&path).expect("save");
+    let meta = ModelFile::read_meta(&path).expect("a model's header");
+    assert_eq!(meta.version, model.meta.version);
+    assert_eq!(meta.embedding_dim, model.meta.embedding_dim);
+    let missing = dir.path().join("missing.safetensors");
+    let msg = ModelFile::read_meta(&missing)
+        .expect_err("missing")
+        .to_string();
+    let loaded = ModelFile::load(&missing).expect_err("missing").to_string();
+    assert_eq!(msg, loaded);
+    assert!(msg.contains("missing.safetensors"), "{msg}");
 }
 
 fn a_bucket(u: f64) -> TailBucket {

@@ -109,7 +109,8 @@ async fn sigterm_stops_the_server_cleanly() {
 
 /// The model loads while the database opens: with both unusable, the model's error is
 /// the one reported (as when they were opened one after the other); with the model
-/// fine, the database's.
+/// fine, the database's. A model path that is missing, or names a file that is not a
+/// model, fails before a new database file is created.
 #[tokio::test]
 async fn a_missing_model_is_reported_before_an_unusable_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -148,6 +149,30 @@ async fn a_missing_model_is_reported_before_an_unusable_database() {
         !fresh.exists(),
         "a database file was created for a missing model"
     );
+    // So does a file that is not a model: an image, or a safetensors file without the
+    // model's metadata, given as the model.
+    let image = dir.path().join("face.jpg");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/faces/orl_s1/3.jpg"
+    );
+    std::fs::copy(fixture, &image).expect("copy the fixture");
+    let bare = dir.path().join("bare.safetensors");
+    let empty = safetensors::serialize(
+        Vec::<(String, safetensors::tensor::TensorView)>::new(),
+        None,
+    );
+    std::fs::write(&bare, empty.expect("an empty safetensors file")).expect("write");
+    for not_a_model in [&image, &bare] {
+        let error = start(Some(not_a_model), Some(&fresh_url)).await;
+        assert!(error.contains("not a faceprint model"), "{error}");
+        assert!(error.contains(&*not_a_model.to_string_lossy()), "{error}");
+        assert!(
+            !fresh.exists(),
+            "a database file was created for {}",
+            not_a_model.display()
+        );
+    }
     let mut settings = test_settings(&db);
     settings.database.url = faceprint::server::Secret::new(fresh_url.as_str());
     drop(Application::build(settings).await.expect("starts"));

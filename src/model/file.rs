@@ -157,19 +157,7 @@ impl ModelFile {
     /// such), then the network is rebuilt and every tensor loaded and shape-checked, and
     /// the weights must hash to the recorded version.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
-        let metadata = tensor_file::read_metadata(bytes)
-            .map_err(|e| ModelError::NotAModel(format!("not a safetensors file ({e})")))?;
-        let json = metadata.get(METADATA_KEY).ok_or_else(|| {
-            ModelError::NotAModel(format!("no `{METADATA_KEY}` metadata in the header"))
-        })?;
-        let meta: ModelMeta = serde_json::from_str(json)
-            .map_err(|e| ModelError::Unsupported(format!("metadata: {e}")))?;
-        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&meta.format) {
-            return Err(ModelError::Unsupported(format!(
-                "format version {} (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})",
-                meta.format
-            )));
-        }
+        let meta = meta_from(tensor_file::read_metadata(bytes))?;
         // Every weight is assigned below: drawing them first would be wasted.
         let mut net = crate::nn::init::undrawn(|| meta.architecture.build(0))?;
         let mut file =
@@ -204,18 +192,46 @@ impl ModelFile {
 
     /// Reads and checks a model file; see [`ModelFile::from_bytes`].
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let bytes = std::fs::read(path).map_err(|e| ModelError::File {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        Self::from_bytes(&bytes).map_err(|e| match e {
-            ModelError::File { .. } => e,
-            other => ModelError::File {
-                path: path.display().to_string(),
-                message: other.to_string(),
-            },
-        })
+        let bytes = std::fs::read(path).map_err(|e| in_file(path, e.to_string()))?;
+        Self::from_bytes(&bytes).map_err(|e| in_file(path, e.to_string()))
     }
+
+    /// The metadata of the model file at `path`, from its header alone: fails as
+    /// [`ModelFile::load`] does on a file that cannot be read, is not a faceprint model,
+    /// or is of an architecture or format version this build does not read, in
+    /// milliseconds whatever the file's size. The tensors and the version's hash are
+    /// checked by `load` only.
+    pub fn read_meta(path: &Path) -> Result<ModelMeta, ModelError> {
+        let header = tensor_file::read_header(path).map_err(|e| in_file(path, e.to_string()))?;
+        meta_from(header).map_err(|e| in_file(path, e.to_string()))
+    }
+}
+
+/// An error about the file at `path`, its path in the message.
+fn in_file(path: &Path, message: String) -> ModelError {
+    ModelError::File {
+        path: path.display().to_string(),
+        message,
+    }
+}
+
+/// The model's metadata from a safetensors header's entries: the file must be a
+/// faceprint model of a format version this build reads.
+fn meta_from(header: crate::nn::Result<HashMap<String, String>>) -> Result<ModelMeta, ModelError> {
+    let metadata =
+        header.map_err(|e| ModelError::NotAModel(format!("not a safetensors file ({e})")))?;
+    let json = metadata.get(METADATA_KEY).ok_or_else(|| {
+        ModelError::NotAModel(format!("no `{METADATA_KEY}` metadata in the header"))
+    })?;
+    let meta: ModelMeta = serde_json::from_str(json)
+        .map_err(|e| ModelError::Unsupported(format!("metadata: {e}")))?;
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&meta.format) {
+        return Err(ModelError::Unsupported(format!(
+            "format version {} (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})",
+            meta.format
+        )));
+    }
+    Ok(meta)
 }
 
 /// The descriptor branch's tensors of a file whose metadata names one, shape-checked.

@@ -54,6 +54,42 @@ pub fn read_metadata(bytes: &[u8]) -> Result<HashMap<String, String>> {
     Ok(header.metadata().clone().unwrap_or_default())
 }
 
+/// The longest header [`read_header`] reads: safetensors' own bound.
+const MAX_HEADER: u64 = 100_000_000;
+
+/// The header entries of the file at `path`, reading its header alone (its first 8 + n
+/// bytes), for a caller that must refuse a file that is not of its kind before it does
+/// anything else. The tensors are neither read nor checked: [`read_metadata`] on the
+/// whole file checks that they lie where the header says. The outer error is the file's
+/// (it cannot be opened or read), the inner one its contents'.
+pub fn read_header(path: &Path) -> std::io::Result<Result<HashMap<String, String>>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let bad = |what: String| Ok(Err(NnError::TensorFile(what)));
+    if len < 8 {
+        return bad(format!("a file of {len} bytes has no header"));
+    }
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n)?;
+    let n = u64::from_le_bytes(n);
+    if n > MAX_HEADER.min(len - 8) {
+        return bad(format!(
+            "a header of {n} bytes does not fit a file of {len} bytes"
+        ));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header)?;
+    #[derive(serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__", default)]
+        metadata: Option<HashMap<String, String>>,
+    }
+    Ok(serde_json::from_slice::<Header>(&header)
+        .map(|h| h.metadata.unwrap_or_default())
+        .map_err(|e| NnError::TensorFile(format!("header: {e}"))))
+}
+
 /// Every tensor and the header of a file written by [`encode`] (or by any safetensors
 /// writer, as long as every tensor is F32).
 pub fn decode(bytes: &[u8]) -> Result<TensorFile> {

@@ -188,12 +188,12 @@ pub(super) fn detector_for(
 
 /// The model, and the database opened (and migrated) while it loads: the model's error
 /// first; the database's is handed back for the caller to report after its own checks of
-/// the model. A model file that cannot be opened fails before the database is touched
-/// ([`check_model_opens`]).
+/// the model. A model file that cannot be opened, or whose header says it is not a model
+/// this build reads, fails before the database is touched ([`check_model_header`]).
 pub(super) async fn open_model_and_store(
     settings: &Settings,
 ) -> Result<(Embedder, Result<Store, StoreError>), StartupError> {
-    check_model_opens(settings)?;
+    check_model_header(settings)?;
     let (embedder, store) = tokio::join!(
         load_embedder(settings),
         Store::connect(
@@ -211,19 +211,17 @@ async fn load_embedder(settings: &Settings) -> Result<Embedder, StartupError> {
         .await?
 }
 
-/// Fails when the model file cannot be opened, before the database is touched: the model
-/// loads beside the database's opening, and a mistyped path must not leave a new SQLite
-/// file, created and migrated, behind. A file that opens but is not a model still fails
-/// in [`load_embedder`], after the database has opened.
-fn check_model_opens(settings: &Settings) -> Result<(), StartupError> {
+/// Fails, before the database is touched, when the model file cannot be opened or its
+/// header is not a faceprint model's of a format this build reads (a mistyped path, an
+/// image or a checkpoint given as the model): the model loads beside the database's
+/// opening, and such a start must not leave a new SQLite file, created and migrated,
+/// behind. It reads the header only; a file whose header is a model's but whose tensors
+/// are damaged still fails in [`load_embedder`], after the database has opened.
+fn check_model_header(settings: &Settings) -> Result<(), StartupError> {
     let path = &settings.model.path;
-    std::fs::File::open(path).map(drop).map_err(|e| {
-        let file = crate::model::ModelError::File {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
-        model_error(path, file)
-    })
+    crate::model::ModelFile::read_meta(path)
+        .map(drop)
+        .map_err(|e| model_error(path, e))
 }
 
 fn model_error(path: &std::path::Path, e: crate::model::ModelError) -> StartupError {
