@@ -29,6 +29,9 @@ pub struct CascadeConfig {
     pub min_face_size: f32,
     pub factor: f32,
     pub thresholds: [f32; 3],
+    /// Pyramid levels whose 12-pixel window spans fewer than this many pixels of the
+    /// image (`12 / scale`) are left out; the others keep their scales. 0: every level.
+    pub smallest_window: f32,
 }
 
 /// A face found by the cascade: box corners, probability and the five landmarks (left
@@ -66,7 +69,9 @@ pub fn scales(w: usize, h: usize, config: &CascadeConfig) -> Vec<f64> {
     let mut scale = m;
     let mut out = Vec::new();
     while min_side >= 12.0 {
-        out.push(scale);
+        if 12.0 / scale >= f64::from(config.smallest_window) {
+            out.push(scale);
+        }
         scale *= factor;
         min_side *= factor;
     }
@@ -398,18 +403,36 @@ mod tests {
         assert_eq!(nms(&nested, 0.7, Overlap::MinPlusOne), vec![1]);
     }
 
-    #[test]
-    fn pyramid_follows_the_reference_rule() {
-        let config = CascadeConfig {
+    /// The reference implementation's settings, every level searched.
+    fn reference_config() -> CascadeConfig {
+        CascadeConfig {
             min_face_size: 20.0,
             factor: 0.709,
             thresholds: [0.6, 0.7, 0.7],
-        };
+            smallest_window: 0.0,
+        }
+    }
+
+    #[test]
+    fn pyramid_follows_the_reference_rule() {
+        let config = reference_config();
         let s = scales(250, 250, &config);
         // 250·0.6 = 150 ≥ 12, then × 0.709 while ≥ 12: 150, 106.4, …, 14.9 → 8 levels.
         assert_eq!(s.len(), 8);
         assert!((s[0] - 0.6).abs() < 1e-6);
         assert!(scales(19, 300, &config).is_empty());
+    }
+
+    #[test]
+    fn levels_under_the_smallest_window_are_left_out_and_the_rest_keep_their_scales() {
+        let mut config = reference_config();
+        let all = scales(168, 192, &config);
+        assert_eq!(all.len(), 7);
+        // Windows of 20, 28.2 and 39.8 pixels are under 40.
+        config.smallest_window = 40.0;
+        assert_eq!(scales(168, 192, &config), all[3..]);
+        config.smallest_window = 1000.0;
+        assert!(scales(168, 192, &config).is_empty());
     }
 
     #[test]
