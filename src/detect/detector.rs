@@ -189,10 +189,11 @@ const CLAHE_CLIP: f32 = 2.0;
 /// fraction of the side of the smallest face it keeps (a box of a fifth of the image):
 /// half, so that a kept face is never found only through a window of less than half its
 /// size. On a 168×192 Yale B crop this leaves out three of the pyramid's seven levels,
-/// nine-tenths of P-Net's work; on ORL's 92×112 one of five, half of it. Imports of Yale B went from
-/// 176–198 to 197–217 faces/s on a 2-core AVX2 EPYC (ORL's within the noise), and every
-/// one of ORL's and Yale B's 2 074 crops kept its face: 2 027 embeddings equal to the
-/// bit, 47 within 1e-7 in cosine (BENCHMARKS.md, "Bulk import").
+/// nine-tenths of P-Net's work; on ORL's 92×112 one of five, half of it. Imports of
+/// Yale B went from 176–198 to 197–217 faces/s on a 2-core AVX2 EPYC (ORL's within the
+/// noise), and every one of ORL's and Yale B's 2 074 crops kept its face: 2 027
+/// embeddings equal to the bit, 47 within 1e-7 in cosine (BENCHMARKS.md, "Bulk
+/// import").
 const CROP_WINDOW: f32 = 0.5;
 
 impl FaceDetector {
@@ -221,14 +222,14 @@ impl FaceDetector {
     /// whether it is sent with detection or without: the same landmarks, the same
     /// aligned picture (to rounding: the pyramid's levels whose windows are under
     /// [`CROP_WINDOW`] of the smallest such face's side are left out, so R-Net and O-Net
-    /// see fewer candidates a batch). The second look and the tight-crop look are skipped (they would
-    /// cost more searches on every such crop), so a crop found only by those may be
-    /// aligned differently than with detection. When the cascade finds no such face:
-    /// O-Net's on the whole of it ([`Self::whole_crop`]), kept when they are shaped like
-    /// a face seen from the front (each left point left of its right one, the eyes above
-    /// the nose above the mouth, the eyes at least a fifth of the width apart) and lie
-    /// within a tenth of the image's size of its edges; `None` otherwise, and the crop is
-    /// then taken as it is.
+    /// see fewer candidates a batch). The second look and the tight-crop look are
+    /// skipped (they would cost more searches on every such crop), so a crop found only
+    /// by those may be aligned differently than with detection. When the cascade finds
+    /// no such face: O-Net's on the whole of it ([`Self::whole_crop`]), kept when they
+    /// are shaped like a face seen from the front (each left point left of its right
+    /// one, the eyes above the nose above the mouth, the eyes at least a fifth of the
+    /// width apart) and lie within a tenth of the image's size of its edges; `None`
+    /// otherwise, and the crop is then taken as it is.
     pub fn crop_landmarks(&self, image: &GrayImage) -> Option<[Point; 5]> {
         let (w, h) = image.dimensions();
         let (cx, cy) = (w / 2, h / 2);
