@@ -132,7 +132,17 @@ impl FaceDetector {
         image: &GrayImage,
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Vec<Detection> {
-        mtcnn::detect_until(&self.nets, &Plane::from_gray(image), &self.cascade(), stop)
+        self.detections_with(image, &self.cascade(), stop)
+    }
+
+    /// [`Self::detections_until`] with the cascade's settings given.
+    fn detections_with(
+        &self,
+        image: &GrayImage,
+        config: &CascadeConfig,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Vec<Detection> {
+        mtcnn::detect_until(&self.nets, &Plane::from_gray(image), config, stop)
     }
 
     /// Every face in `image`, largest first (ties: higher score first), boxes clipped to
@@ -237,8 +247,7 @@ impl FaceDetector {
             smallest_window: CROP_WINDOW * (w as f32 * h as f32 / 5.0).sqrt(),
             ..self.cascade()
         };
-        let found = mtcnn::detect_until(&self.nets, &Plane::from_gray(image), &config, &|| false);
-        let detected = face_boxes(&found, w, h)
+        let detected = face_boxes(&self.detections_with(image, &config, &|| false), w, h)
             .into_iter()
             .filter(|b| {
                 (b.x..b.x + b.width).contains(&cx)
