@@ -662,7 +662,7 @@ impl Layer for Conv2d {
                     add_row_sums(&mut acc.db, dy_img, g.cols());
                     if winograd {
                         let s = winograd_shape(&g, o);
-                        for band in bands(g.ho, winograd_band_rows(&g, o)) {
+                        for band in bands(g.ho, weight_grad_band_rows(&g, o)) {
                             winograd::add_weight_grad_band(
                                 &s,
                                 x_img,
@@ -673,7 +673,7 @@ impl Layer for Conv2d {
                             );
                         }
                         if let Some((s, u)) = &winograd_back {
-                            winograd::image(s, u, dy_img, dx_img, &mut cols, WINOGRAD_BYTES);
+                            winograd::image(s, u, dy_img, dx_img, &mut cols, winograd_bytes());
                         }
                     } else {
                         for band in bands(g.ho, band_rows(&g)) {
@@ -960,11 +960,69 @@ fn winograd_images(g: &Geometry, o: usize, n: usize, threads: usize) -> usize {
 /// 7.92/7.85): a few per cent at most. Fewer, wider bands: fewer passes over the
 /// weights, wider products. (Earlier, with F(2×2, 3×3) on an AVX2 EPYC, 2 MB had beaten
 /// 1 MB.)
+///
+/// The weight gradient's bands always keep to it: they sum their tiles band by band, so
+/// a budget that followed the machine would make a training step round differently from
+/// one machine to another. The outputs and the input gradient keep to
+/// [`winograd_bytes`].
 const WINOGRAD_BYTES: usize = 4 * COLUMN_BYTES;
 
-/// Output rows per band of Winograd's form: a multiple of four that keeps the band
-/// within [`WINOGRAD_BYTES`], four at least.
+/// The budget of a band of Winograd's outputs and input gradient on this machine: a
+/// core's own L2 cache where it holds between 2 MB and [`WINOGRAD_BYTES`], else
+/// [`WINOGRAD_BYTES`] ([`band_budget`]). On a 2-core Intel Xeon (family 6 model 167,
+/// 2 MB of L2 a core) the ResNet-14's inference at batch 16 ran at 200–203 images/s
+/// with 2 MB against 191–196 with 4 MB, at batch 1 170–176 against 162–168, 1 MB
+/// slower than either (182–183, 148–149) and 3 MB no better than 4 (BENCHMARKS.md).
+/// Every output is the same sum whatever its band, so the values do not depend on it.
+fn winograd_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| band_budget(l2_bytes()))
+}
+
+/// [`winograd_bytes`] for a core with `l2` bytes of its own L2 cache (`None`: unknown).
+/// The AMD EPYCs measured (512 KB and 1 MB of L2, a large and fast L3 behind it) ran
+/// fastest at [`WINOGRAD_BYTES`], past their L2.
+fn band_budget(l2: Option<usize>) -> usize {
+    match l2 {
+        Some(l2) if l2 >= 2 * COLUMN_BYTES => l2.min(WINOGRAD_BYTES),
+        _ => WINOGRAD_BYTES,
+    }
+}
+
+/// The size of the first CPU's level-2 data cache, as Linux reports it in sysfs.
+fn l2_bytes() -> Option<usize> {
+    let dirs = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dirs.flatten().find_map(|dir| {
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).ok();
+        let level = read("level")?;
+        let kind = read("type")?;
+        (level.trim() == "2" && matches!(kind.trim(), "Unified" | "Data"))
+            .then(|| read("size").as_deref().and_then(cache_size))
+            .flatten()
+    })
+}
+
+/// A sysfs cache size (`2048K`, `1M`, `512`) in bytes.
+fn cache_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let (digits, unit) = match text.as_bytes().last()? {
+        b'K' => (&text[..text.len() - 1], 1 << 10),
+        b'M' => (&text[..text.len() - 1], 1 << 20),
+        b'G' => (&text[..text.len() - 1], 1 << 30),
+        _ => (text, 1),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(unit)
+}
+
+/// Output rows per band of Winograd's outputs or input gradient: a multiple of four that
+/// keeps the band within [`winograd_bytes`], four at least.
 fn winograd_band_rows(g: &Geometry, o: usize) -> usize {
+    winograd::band_rows(&winograd_shape(g, o), winograd_bytes())
+}
+
+/// Output rows per band of Winograd's weight gradient: within [`WINOGRAD_BYTES`] on every
+/// machine.
+fn weight_grad_band_rows(g: &Geometry, o: usize) -> usize {
     winograd::band_rows(&winograd_shape(g, o), WINOGRAD_BYTES)
 }
 
@@ -1144,9 +1202,9 @@ mod tests {
     use super::super::tensor::{data, from_vec};
     use super::super::{Layer, Mode, Tensor};
     use super::{
-        Conv2d, Conv2dConfig, Form, Prepared, band_rows, even_bands, image_band_rows, image_groups,
-        images_per_product, row_band_rows, same_bits, thread_bands, unfolds_by_kernel_row,
-        winograd_applies, winograd_images,
+        COLUMN_BYTES, Conv2d, Conv2dConfig, Form, Prepared, WINOGRAD_BYTES, band_budget, band_rows,
+        cache_size, even_bands, image_band_rows, image_groups, images_per_product, row_band_rows,
+        same_bits, thread_bands, unfolds_by_kernel_row, winograd_applies, winograd_images,
     };
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -1899,5 +1957,27 @@ mod tests {
             assert_eq!(winograd, config.stride == 1, "{config:?}");
             assert_eq!(step(&mut layer), step(&mut fresh), "{config:?}");
         }
+    }
+
+    #[test]
+    fn sysfs_cache_sizes_are_read_in_bytes() {
+        assert_eq!(cache_size("2048K\n"), Some(2 << 20));
+        assert_eq!(cache_size("1M"), Some(1 << 20));
+        assert_eq!(cache_size("512"), Some(512));
+        assert_eq!(cache_size("32768K"), Some(32 << 20));
+        for bad in ["", "K", "2048 K", "-1K", "lots"] {
+            assert_eq!(cache_size(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn winograds_band_budget_follows_an_l2_of_two_to_four_megabytes_only() {
+        assert_eq!(WINOGRAD_BYTES, 4 * COLUMN_BYTES);
+        assert_eq!(band_budget(None), WINOGRAD_BYTES);
+        assert_eq!(band_budget(Some(512 << 10)), WINOGRAD_BYTES);
+        assert_eq!(band_budget(Some(1 << 20)), WINOGRAD_BYTES);
+        assert_eq!(band_budget(Some(2 << 20)), 2 << 20);
+        assert_eq!(band_budget(Some(3 << 20)), 3 << 20);
+        assert_eq!(band_budget(Some(8 << 20)), WINOGRAD_BYTES);
     }
 }

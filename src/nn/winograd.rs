@@ -965,6 +965,37 @@ mod tests {
     }
 
     #[test]
+    fn an_image_gives_the_same_values_whatever_its_band_budget() {
+        // `conv2d` sizes the outputs' bands by the machine's cache: four rows a band,
+        // and the whole map as one band, must agree.
+        let mut rng = ChaCha8Rng::seed_from_u64(47);
+        for (c, o, h, w, pad) in [(16, 8, 22, 13, 1), (5, 3, 17, 9, 0)] {
+            let s = Shape { c, o, h, w, pad };
+            let u = weights(&random(&mut rng, o * c * 9), o, c);
+            let x = random(&mut rng, c * h * w);
+            let plane = s.ho() * s.wo();
+            let run = |bytes: usize| {
+                let mut out = vec![f32::NAN; o * plane];
+                image(&s, &u, &x, &mut out, &mut Vec::new(), bytes);
+                out
+            };
+            let (narrow, whole) = (run(1), run(usize::MAX));
+            assert_eq!(band_rows(&s, 1), STEP);
+            assert_eq!(band_rows(&s, usize::MAX), s.ho());
+            if unpacked::own_kernel() {
+                // The engine's kernel sums each output over the channels in one order.
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&narrow), bits(&whole), "{s:?}");
+            } else {
+                // The `gemm` crate may block a product of another width differently.
+                for (a, b) in narrow.iter().zip(&whole) {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{s:?}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn images_at_once_equal_each_image_by_itself() {
         // `band` over each whole map is checked against the definition above.
         let mut rng = ChaCha8Rng::seed_from_u64(43);
