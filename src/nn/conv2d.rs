@@ -971,9 +971,10 @@ const WINOGRAD_BYTES: usize = 4 * COLUMN_BYTES;
 /// core's own L2 cache where it holds between 2 MB and [`WINOGRAD_BYTES`], else
 /// [`WINOGRAD_BYTES`] ([`band_budget`]). On a 2-core Intel Xeon (family 6 model 167,
 /// 2 MB of L2 a core) the ResNet-14's inference at batch 16 ran at 200–203 images/s
-/// with 2 MB against 191–196 with 4 MB, at batch 1 170–176 against 162–168, 1 MB
+/// with 2 MB against 191–195 with 4 MB, at batch 1 170–176 against 162–169, 1 MB
 /// slower than either (182–183, 148–149) and 3 MB no better than 4 (BENCHMARKS.md).
-/// Every output is the same sum whatever its band, so the values do not depend on it.
+/// Every output is the same sum whatever its band: the same bits with the engine's AVX-512
+/// kernel, within rounding with the `gemm` crate's.
 fn winograd_bytes() -> usize {
     static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BYTES.get_or_init(|| band_budget(l2_bytes()))
