@@ -985,7 +985,7 @@ fn winograd_bytes() -> usize {
 /// fastest at [`WINOGRAD_BYTES`], past their L2.
 fn band_budget(l2: Option<usize>) -> usize {
     match l2 {
-        Some(l2) if l2 >= 2 * COLUMN_BYTES => l2.min(WINOGRAD_BYTES),
+        Some(l2) if l2 >= 2 << 20 => l2.min(WINOGRAD_BYTES),
         _ => WINOGRAD_BYTES,
     }
 }
