@@ -995,23 +995,18 @@ fn l2_bytes() -> Option<usize> {
     let dirs = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
     dirs.flatten().find_map(|dir| {
         let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).ok();
-        let level = read("level")?;
-        let kind = read("type")?;
-        (level.trim() == "2" && matches!(kind.trim(), "Unified" | "Data"))
-            .then(|| read("size").as_deref().and_then(cache_size))
-            .flatten()
+        let l2 = read("level")?.trim() == "2" && matches!(read("type")?.trim(), "Unified" | "Data");
+        if l2 { cache_size(&read("size")?) } else { None }
     })
 }
 
 /// A sysfs cache size (`2048K`, `1M`, `512`) in bytes.
 fn cache_size(text: &str) -> Option<usize> {
     let text = text.trim();
-    let (digits, unit) = match text.as_bytes().last()? {
-        b'K' => (&text[..text.len() - 1], 1 << 10),
-        b'M' => (&text[..text.len() - 1], 1 << 20),
-        b'G' => (&text[..text.len() - 1], 1 << 30),
-        _ => (text, 1),
-    };
+    let (digits, unit) = [("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30)]
+        .into_iter()
+        .find_map(|(suffix, unit)| Some((text.strip_suffix(suffix)?, unit)))
+        .unwrap_or((text, 1));
     digits.parse::<usize>().ok()?.checked_mul(unit)
 }
 
