@@ -90,24 +90,28 @@ pub struct Conv2d {
 #[derive(Default)]
 struct Transformed(Mutex<Option<Arc<Kept>>>);
 
-/// Weights `(O, C, 3, 3)` and their transform by [`winograd::weights`].
+/// Weights `(O, C, 3, 3)` and their transform by [`winograd::weights`], or by
+/// [`winograd::six::weights`] (`six`).
 struct Kept {
     weights: Vec<f32>,
+    six: bool,
     u: Vec<f32>,
 }
 
 impl Transformed {
-    /// The kept transform if it was made from `w`, else `make()`, kept in its place.
-    /// The lock is held only to take or replace the `Arc`: concurrent inferences of one
-    /// layer compare (and, on a miss, transform) each on its own thread.
-    fn get(&self, w: &[f32], make: impl FnOnce() -> Vec<f32>) -> Arc<Kept> {
+    /// The kept transform if it was made from `w` in the same form (`six`), else
+    /// `make()`, kept in its place. The lock is held only to take or replace the `Arc`:
+    /// concurrent inferences of one layer compare (and, on a miss, transform) each on its
+    /// own thread.
+    fn get(&self, w: &[f32], six: bool, make: impl FnOnce() -> Vec<f32>) -> Arc<Kept> {
         let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let last = lock().clone();
-        if let Some(kept) = last.filter(|kept| same_bits(&kept.weights, w)) {
+        if let Some(kept) = last.filter(|kept| kept.six == six && same_bits(&kept.weights, w)) {
             return kept;
         }
         let kept = Arc::new(Kept {
             weights: w.to_vec(),
+            six,
             u: make(),
         });
         *lock() = Some(Arc::clone(&kept));
@@ -500,8 +504,11 @@ impl Conv2d {
             1
         };
         if together > 1 {
-            let kept = self.transformed.get(&w, || winograd::weights(&w, o, g.c));
             let s = winograd_shape(&g, o);
+            let six = winograd::by_six(&s);
+            let kept = self
+                .transformed
+                .get(&w, six, || winograd::images_weights(&s, &w));
             y.par_chunks_mut(together * o * ho * wo)
                 .zip(x.par_chunks(together * g.c * g.h * g.w))
                 .for_each_init(Scratch::take, |Scratch((cols, _)), (y_group, x_group)| {
@@ -853,7 +860,7 @@ impl Prepared {
         if winograd_applies(g, o) {
             let make = || winograd::weights(w, o, g.c);
             match kept {
-                Some(kept) => Prepared::WinogradKept(kept.get(w, make)),
+                Some(kept) => Prepared::WinogradKept(kept.get(w, false, make)),
                 None => Prepared::Winograd(make()),
             }
         } else if unfolds_by_kernel_row(g, inner) {
@@ -932,15 +939,19 @@ fn winograd_kernel(g: &Geometry) -> bool {
 /// AMD EPYC with AVX-512, `cargo bench --bench import` (one thread, eight crops a pass)
 /// put its three 17×17 blocks after the down-sampling one at 2.54–2.56 ms each a pass
 /// against 3.64–3.69 image by image, and a Yale B import took 14.1 s of CPU against
-/// 15.4–15.5 (BENCHMARKS.md).
+/// 15.4–15.5 (BENCHMARKS.md). Where [`winograd::by_six`] (no AVX-512), those maps take
+/// F(6×6, 3×3), 9 tiles an image, so four images a group: on a 2-core AMD EPYC with
+/// AVX2 (family 25 model 1) the blocks took 4.5–4.8 ms each a pass of 16 against
+/// 6.0–6.3 in F(4×4, 3×3) (5.1–5.5 with two images a group in F(6×6, 3×3)), and the
+/// embedding 5.5–5.7 ms of one core a face against 6.0–6.1.
 fn winograd_images(g: &Geometry, o: usize, n: usize, threads: usize) -> usize {
     if !winograd_kernel(g) || g.c < WINOGRAD_WIDE_DEPTH || winograd_applies(g, o) {
         return 1;
     }
-    let tiles = g.ho.div_ceil(winograd::STEP) * g.wo.div_ceil(winograd::STEP);
+    let s = winograd_shape(g, o);
     let wide = WINOGRAD_WIDE_COLS / (winograd::STEP * winograd::STEP);
-    let images = wide.div_ceil(tiles.max(1));
-    let bytes = winograd::images_scratch_len(&winograd_shape(g, o), images) * size_of::<f32>();
+    let images = wide.div_ceil(winograd::images_tiles(&s).max(1));
+    let bytes = winograd::images_scratch_len(&s, images) * size_of::<f32>();
     let fits = images >= 2
         && images <= n.div_ceil(threads.max(1))
         && bytes <= WINOGRAD_BYTES
@@ -1200,7 +1211,8 @@ mod tests {
     use super::{
         COLUMN_BYTES, Conv2d, Conv2dConfig, Form, Prepared, WINOGRAD_BYTES, band_budget, band_rows,
         cache_size, even_bands, image_band_rows, image_groups, images_per_product, row_band_rows,
-        same_bits, thread_bands, unfolds_by_kernel_row, winograd_applies, winograd_images,
+        same_bits, thread_bands, unfolds_by_kernel_row, winograd, winograd_applies,
+        winograd_images, winograd_shape,
     };
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -1870,18 +1882,27 @@ mod tests {
     #[test]
     fn small_maps_of_several_images_together_in_winograds_form_equal_the_definition() {
         // Too few tiles an image for Winograd's form alone, enough together: dlib's
-        // network's 17×17 (two images a group), 9×9 at padding 1 and 0 (four); batches
-        // whose last group is short; point-wise chains through the output transform,
-        // a pooled one the way it went before.
+        // network's 17×17 (two images a group; four in F(6×6, 3×3), which takes these
+        // maps where `winograd::by_six`), 9×9 at padding 1 and 0 (four, in F(4×4, 3×3)
+        // on every machine); batches whose last group is short; point-wise chains through
+        // the output transform, a pooled one the way it went before.
         let cases = [
-            (Conv2dConfig::square(64, 64, 3, 1, 1), [17, 17], 2),
-            (Conv2dConfig::square(64, 64, 3, 1, 1), [9, 9], 4),
-            (Conv2dConfig::square(64, 64, 3, 1, 0), [11, 11], 4),
+            (Conv2dConfig::square(64, 64, 3, 1, 1), [17, 17], (2, 4)),
+            (Conv2dConfig::square(64, 64, 3, 1, 1), [9, 9], (4, 4)),
+            (Conv2dConfig::square(64, 64, 3, 1, 0), [11, 11], (4, 4)),
         ];
-        for (config, hw, images) in cases {
+        for (config, hw, (four, six)) in cases {
             let mut rng = ChaCha8Rng::seed_from_u64(14);
             let layer = random_layer(config, &mut rng);
             let o = config.out_channels;
+            let (_, g) = layer
+                .geometry(&[1, config.in_channels, hw[0], hw[1]])
+                .unwrap();
+            let images = if winograd::by_six(&winograd_shape(&g, o)) {
+                six
+            } else {
+                four
+            };
             for threads in [1, 2] {
                 let n = images * threads + 1;
                 let shape = [n, config.in_channels, hw[0], hw[1]];

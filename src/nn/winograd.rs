@@ -33,6 +33,7 @@ use rayon::prelude::*;
 use std::ops::Range;
 
 pub mod lanes;
+pub mod six;
 
 /// Matrices of the transform: a tile's 6×6 values `ξ = 6·i + j`.
 pub const TILE: usize = 36;
@@ -98,21 +99,29 @@ const G: [[f32; 3]; 6] = [
 /// weights. A training forward still does (its weights change every step); an inference
 /// keeps them in the layer while its weights stay the same (`conv2d`'s `Transformed`).
 pub fn weights(w: &[f32], o: usize, c: usize) -> Vec<f32> {
+    transform_weights(&G, w, o, c)
+}
+
+/// The weights `(O, C, 3, 3)` transformed by a form whose `G` is `g` (`n`×3): `n²`
+/// matrices `(O, C)`, as one product `(G ⊗ G) (n², 9) · wᵀ (9, O·C)`.
+fn transform_weights(g: &[[f32; 3]], w: &[f32], o: usize, c: usize) -> Vec<f32> {
     assert_eq!(w.len(), o * c * 9, "winograd: weights are (O, C, 3, 3)");
-    let mut u = vec![0.0f32; TILE * o * c];
-    Gemm::new(TILE, o * c, 9)
+    let tile = g.len() * g.len();
+    let mut u = vec![0.0f32; tile * o * c];
+    Gemm::new(tile, o * c, 9)
         .ops(Op::N, Op::T)
-        .run(&kron(), w, &mut u);
+        .run(&kron(g), w, &mut u);
     u
 }
 
-/// `G ⊗ G` (36, 9): `[6i + j][3a + b] = G[i][a]·G[j][b]`, so that `G g Gᵀ` of a kernel
-/// `g` (9 values) is this matrix times `g`.
-fn kron() -> [f32; TILE * 9] {
-    let mut kron = [0.0f32; TILE * 9];
+/// `G ⊗ G` (`n²`, 9) of a `G` of `n` rows: `[n·i + j][3a + b] = G[i][a]·G[j][b]`, so that
+/// `G k Gᵀ` of a kernel `k` (9 values) is this matrix times `k`.
+fn kron(g: &[[f32; 3]]) -> Vec<f32> {
+    let n = g.len();
+    let mut kron = vec![0.0f32; n * n * 9];
     for (xi, row) in kron.chunks_exact_mut(9).enumerate() {
         for (tap, v) in row.iter_mut().enumerate() {
-            *v = G[xi / 6][tap / 3] * G[xi % 6][tap % 3];
+            *v = g[xi / n][tap / 3] * g[xi % n][tap % 3];
         }
     }
     kron
@@ -260,6 +269,9 @@ fn output_channel(
 
 /// The scratch [`images`] needs for `images` whole maps.
 pub fn images_scratch_len(s: &Shape, images: usize) -> usize {
+    if by_six(s) {
+        return six::scratch_len(s, images);
+    }
     if by_lanes(s) {
         return lanes::scratch_len(s, images);
     }
@@ -274,12 +286,52 @@ fn by_lanes(s: &Shape) -> bool {
     lanes::applies(s) && !unpacked::own_kernel()
 }
 
+/// Whether [`images`] computes F(6×6, 3×3) ([`six::images`]): in the eight-channel form
+/// ([`by_lanes`]), where its 8×8 tiles take at most three quarters of the multiplications
+/// of this form's 6×6 ones. dlib's network's 17×17 maps take 9 tiles of 64 against 25 of
+/// 36 (0.64), and ran faster (`conv2d::winograd_images`); the ResNet-14's 14×12 maps at
+/// batch 16 take 6 of 64 against 12 of 36 (0.89), and were no faster beyond the noise of
+/// a 2-core AMD EPYC (family 25 model 1; blocks of 17.6–19.9 ms against 17.4–22.2);
+/// 8×8 maps take 4 of 64 against 4 of 36 (BENCHMARKS.md).
+pub fn by_six(s: &Shape) -> bool {
+    by_lanes(s) && 4 * six::TILE * six_tiles(s) <= 3 * TILE * four_tiles(s)
+}
+
+fn six_tiles(s: &Shape) -> usize {
+    let (th, tw) = six::tiles(s);
+    th * tw
+}
+
+fn four_tiles(s: &Shape) -> usize {
+    s.ho().div_ceil(STEP) * s.wo().div_ceil(STEP)
+}
+
+/// Tiles of one image's map in the form [`images`] computes it in.
+pub fn images_tiles(s: &Shape) -> usize {
+    if by_six(s) {
+        six_tiles(s)
+    } else {
+        four_tiles(s)
+    }
+}
+
+/// The weights `(O, C, 3, 3)` transformed for [`images`]: by [`weights`], or by
+/// [`six::weights`] where [`by_six`].
+pub fn images_weights(s: &Shape, w: &[f32]) -> Vec<f32> {
+    if by_six(s) {
+        six::weights(w, s.o, s.c)
+    } else {
+        weights(w, s.o, s.c)
+    }
+}
+
 /// The whole outputs of several images at once, `x (G, C, H, W)` into `outs` (one
 /// plane of `H'·W'` per image and output channel, image by image): as [`band`] with
 /// every image's whole map as its band, but the 36 products run once for all the
 /// images' tiles side by side (`T = G·th·tw`), one thread. For maps too small to give a
-/// product enough tiles alone (dlib's network's 17×17: 25 tiles an image). With
-/// channels in multiples of eight and no AVX-512, [`lanes::images`] computes it.
+/// product enough tiles alone (dlib's network's 17×17: 25 tiles an image), from the
+/// weights of [`images_weights`]. With channels in multiples of eight and no AVX-512,
+/// [`lanes::images`] computes it, or [`six::images`] where [`by_six`].
 pub fn images(
     s: &Shape,
     u: &[f32],
@@ -288,14 +340,18 @@ pub fn images(
     outs: &mut [&mut [f32]],
     scratch: &mut Vec<f32>,
 ) {
-    let (c, o, ho, wo) = (s.c, s.o, s.ho(), s.wo());
-    let plane = s.h * s.w;
-    let images = check_images(s, u, chain, x, outs);
-    if images == 0 || ho == 0 || wo == 0 {
-        return;
+    if by_six(s) {
+        return six::images(s, u, (bias, chain), x, outs, scratch);
     }
     if by_lanes(s) {
         return lanes::images(s, u, (bias, chain), x, outs, scratch);
+    }
+    let (c, o, ho, wo) = (s.c, s.o, s.ho(), s.wo());
+    let plane = s.h * s.w;
+    assert_eq!(u.len(), TILE * o * c, "winograd: transformed weights");
+    let images = check_images(s, chain, x, outs);
+    if images == 0 || ho == 0 || wo == 0 {
+        return;
     }
     let (th, tw) = (ho.div_ceil(STEP), wo.div_ceil(STEP));
     let (t1, t) = (th * tw, images * th * tw);
@@ -333,11 +389,10 @@ pub fn images(
 }
 
 /// The number of images in `x`; panics unless the shapes agree with `s` and `chain` is
-/// point-wise (what [`images`] and [`lanes::images`] need).
-fn check_images(s: &Shape, u: &[f32], chain: &[Epilogue], x: &[f32], outs: &[&mut [f32]]) -> usize {
+/// point-wise (what [`images`], [`lanes::images`] and [`six::images`] need).
+fn check_images(s: &Shape, chain: &[Epilogue], x: &[f32], outs: &[&mut [f32]]) -> usize {
     let plane = s.h * s.w;
     let images = x.len() / (s.c * plane).max(1);
-    assert_eq!(u.len(), TILE * s.o * s.c, "winograd: transformed weights");
     assert_eq!(x.len(), images * s.c * plane, "winograd: input");
     assert!(
         !chain.contains(&Epilogue::MaxPool2x2),
@@ -454,7 +509,7 @@ pub fn add_weight_grad(du: &[f32], o: usize, c: usize, dw: &mut [f32]) {
     Gemm::new(o * c, 9, TILE)
         .ops(Op::T, Op::N)
         .accumulate(true)
-        .run(du, &kron(), dw);
+        .run(du, &kron(&G), dw);
 }
 
 /// One output channel's gradient `dy (H', W')` over the rows `band` as the tiles'
@@ -876,6 +931,52 @@ mod tests {
         y
     }
 
+    /// The weights' transform, the outputs of several images and the scratch they take,
+    /// of one form that computes [`images`].
+    pub(super) type ImagesForm = (
+        fn(&[f32], usize, usize) -> Vec<f32>,
+        fn(&Shape, &[f32], (Option<&[f32]>, &[Epilogue]), &[f32], &mut [&mut [f32]], &mut Vec<f32>),
+        fn(&Shape, usize) -> usize,
+    );
+
+    /// Every case `(c, o, h, w, pad, images)` of `form` with random weights, bias and
+    /// inputs and each kind of point-wise chain: every output within rounding of the f64
+    /// definition ([`assert_within_rounding`]), from a scratch longer than needed and not
+    /// zero (every value read is written).
+    pub(super) fn images_equal_the_definition(
+        seed: u64,
+        cases: &[(usize, usize, usize, usize, usize, usize)],
+        (transform, images, scratch_len): ImagesForm,
+    ) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for &(c, o, h, w, pad, n) in cases {
+            let s = Shape { c, o, h, w, pad };
+            let wt = random(&mut rng, o * c * 9);
+            let u = transform(&wt, o, c);
+            let bias = random(&mut rng, o);
+            let x = random(&mut rng, n * c * h * w);
+            let abs_w: Vec<f32> = wt.iter().map(|v| v.abs()).collect();
+            let (want, scale): (Vec<f64>, Vec<f64>) = x
+                .chunks(c * h * w)
+                .flat_map(|x_img| {
+                    let abs_x: Vec<f32> = x_img.iter().map(|v| v.abs()).collect();
+                    let want = definition(&s, &wt, &bias, x_img);
+                    let scale = definition(&s, &abs_w, &vec![1.0; o], &abs_x);
+                    want.into_iter().zip(scale)
+                })
+                .unzip();
+            let plane = s.ho() * s.wo();
+            for chain in chains(&mut rng, o) {
+                let mut got = vec![f32::NAN; n * o * plane];
+                let mut outs: Vec<&mut [f32]> = got.chunks_mut(plane).collect();
+                let mut scratch = vec![f32::NAN; scratch_len(&s, n) + 7];
+                images(&s, &u, (Some(&bias), &chain), &x, &mut outs, &mut scratch);
+                let what = format!("{s:?}, {n} images, {chain:?}");
+                assert_within_rounding(&got, (&want, &scale), &chain, (plane, o), &what);
+            }
+        }
+    }
+
     /// Each kind of point-wise chain for `o` channels: none, ReLU, an affine map, both.
     pub(super) fn chains(rng: &mut ChaCha8Rng, o: usize) -> [Vec<Epilogue>; 4] {
         let affine = Epilogue::ChannelAffine {
@@ -918,6 +1019,30 @@ mod tests {
     /// kind of point-wise chain: every output within `1e-4` of the f64 definition (the
     /// chain applied to it), relative to the sum of the magnitudes it adds
     /// (`Σ |w|·|x|`, times the chain's scale), the scale its rounding works at.
+    /// F(6×6, 3×3) takes a map only where its tiles save a quarter of the products, and
+    /// only in the eight-channel form (machines without the engine's AVX-512 kernel).
+    #[test]
+    fn f6x6_takes_the_maps_where_it_saves_a_quarter_of_the_products() {
+        let at = |h, w, pad| Shape {
+            c: 64,
+            o: 64,
+            h,
+            w,
+            pad,
+        };
+        // 17×17: 9 tiles of 64 against 25 of 36.
+        assert_eq!(by_six(&at(17, 17, 1)), by_lanes(&at(17, 17, 1)));
+        // 14×12 (6 of 64 against 12 of 36), 9×9 (4 against 9), 8×8, 3×3: not.
+        for (h, w) in [(14, 12), (9, 9), (8, 8), (3, 3)] {
+            assert!(!by_six(&at(h, w, 1)), "{h}×{w}");
+        }
+        // Channels that do not fill the eight lanes: not.
+        assert!(!by_six(&Shape {
+            c: 12,
+            ..at(17, 17, 1)
+        }));
+    }
+
     #[test]
     fn bands_equal_the_definition() {
         let mut rng = ChaCha8Rng::seed_from_u64(41);
