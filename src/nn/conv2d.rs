@@ -941,7 +941,7 @@ fn winograd_kernel(g: &Geometry) -> bool {
 /// against 3.64–3.69 image by image, and a Yale B import took 14.1 s of CPU against
 /// 15.4–15.5 (BENCHMARKS.md). Where [`winograd::by_six`] (no AVX-512), those maps take
 /// F(6×6, 3×3), 9 tiles an image, so four images a group: on a 2-core AMD EPYC with
-/// AVX2 (family 25 model 1) the blocks took 4.5–4.8 ms each a pass of 16 against
+/// AVX2 (family 25 model 1) the blocks took 4.5–4.9 ms each a pass of 16 against
 /// 6.0–6.3 in F(4×4, 3×3) (5.1–5.5 with two images a group in F(6×6, 3×3)), and the
 /// embedding 5.5–5.7 ms of one core a face against 6.0–6.1.
 fn winograd_images(g: &Geometry, o: usize, n: usize, threads: usize) -> usize {
