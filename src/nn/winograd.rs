@@ -1014,11 +1014,6 @@ mod tests {
         }
     }
 
-    /// Bands of 4 and 8 rows (the last one short) and of all rows, serial and parallel,
-    /// on maps whose sides are not multiples of four, at paddings 0, 1 and 2, with each
-    /// kind of point-wise chain: every output within `1e-4` of the f64 definition (the
-    /// chain applied to it), relative to the sum of the magnitudes it adds
-    /// (`Σ |w|·|x|`, times the chain's scale), the scale its rounding works at.
     /// F(6×6, 3×3) takes a map only where its tiles save a quarter of the products, and
     /// only in the eight-channel form (machines without the engine's AVX-512 kernel).
     #[test]
@@ -1032,7 +1027,7 @@ mod tests {
         };
         // 17×17: 9 tiles of 64 against 25 of 36.
         assert_eq!(by_six(&at(17, 17, 1)), by_lanes(&at(17, 17, 1)));
-        // 14×12 (6 of 64 against 12 of 36), 9×9 (4 against 9), 8×8, 3×3: not.
+        // 14×12 (6 of 64 against 12 of 36), 9×9 (4 of 64 against 9 of 36), 8×8, 3×3: not.
         for (h, w) in [(14, 12), (9, 9), (8, 8), (3, 3)] {
             assert!(!by_six(&at(h, w, 1)), "{h}×{w}");
         }
@@ -1043,6 +1038,11 @@ mod tests {
         }));
     }
 
+    /// Bands of 4 and 8 rows (the last one short) and of all rows, serial and parallel,
+    /// on maps whose sides are not multiples of four, at paddings 0, 1 and 2, with each
+    /// kind of point-wise chain: every output within `1e-4` of the f64 definition (the
+    /// chain applied to it), relative to the sum of the magnitudes it adds
+    /// (`Σ |w|·|x|`, times the chain's scale), the scale its rounding works at.
     #[test]
     fn bands_equal_the_definition() {
         let mut rng = ChaCha8Rng::seed_from_u64(41);
