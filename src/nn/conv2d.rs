@@ -596,6 +596,7 @@ impl Layer for Conv2d {
     }
 
     fn infer_then(&self, x: &Tensor, chain: &[Epilogue]) -> Result<(Tensor, usize)> {
+        let chain = epilogue::for_channels(chain, self.config.out_channels);
         Ok((self.run(x, chain, true)?, chain.len()))
     }
 
@@ -1277,14 +1278,12 @@ mod tests {
     fn chained(y: &[f64], chain: &[Epilogue], (o, h, w): (usize, usize, usize)) -> Vec<f64> {
         let mut maps = y.to_vec();
         for (c, plane) in maps.chunks_exact_mut(h * w).enumerate() {
-            let (affine, relu) = super::epilogue::pointwise(chain, c % o);
+            let (affine, rectify) = super::epilogue::pointwise(chain, c % o);
             for v in plane.iter_mut() {
                 if let Some((a, b)) = affine {
                     *v = f64::from(a) * *v + f64::from(b);
                 }
-                if relu {
-                    *v = v.max(0.0);
-                }
+                *v = super::epilogue::rectified(rectify, *v);
             }
         }
         if !chain.contains(&Epilogue::MaxPool2x2) {
@@ -1480,11 +1479,16 @@ mod tests {
                         scale: (0..o).map(|_| rng.random_range(-2.0..2.0)).collect(),
                         shift: (0..o).map(|_| rng.random_range(-1.0..1.0)).collect(),
                     };
+                    let prelu = Epilogue::Prelu {
+                        slope: (0..o).map(|_| rng.random_range(-1.0..1.0)).collect(),
+                    };
                     for chain in [
                         vec![affine.clone(), Epilogue::Relu],
                         vec![affine.clone()],
                         vec![Epilogue::Relu],
+                        vec![affine.clone(), prelu.clone()],
                         vec![affine.clone(), Epilogue::Relu, Epilogue::MaxPool2x2],
+                        vec![prelu.clone(), Epilogue::MaxPool2x2],
                     ] {
                         let (got, used) = layer.infer_then(&x, &chain).unwrap();
                         assert_eq!(used, chain.len());
@@ -1720,16 +1724,6 @@ mod tests {
             // One band by the column budget, cut into one band per thread.
             (Conv2dConfig::square(4, 3, 3, 1, 1), [15, 13]),
         ];
-        let affine = Epilogue::ChannelAffine {
-            scale: vec![0.5, -2.0, 1.5],
-            shift: vec![0.25, 0.5, -0.125],
-        };
-        let chains = [
-            vec![],
-            vec![affine.clone(), Epilogue::Relu],
-            vec![affine.clone(), Epilogue::Relu, Epilogue::MaxPool2x2],
-            vec![Epilogue::MaxPool2x2],
-        ];
         for (config, hw) in cases {
             let mut rng = ChaCha8Rng::seed_from_u64(9);
             let layer = random_layer(config, &mut rng);
@@ -1737,6 +1731,21 @@ mod tests {
             let x = Tensor::from_shape_simple_fn(shape.to_vec(), || rng.random_range(-1.0f32..1.0));
             let (_, g) = layer.geometry(&shape).unwrap();
             let o = config.out_channels;
+            // Per-channel steps of the layer's width (a chain of another is not applied).
+            let affine = Epilogue::ChannelAffine {
+                scale: [0.5, -2.0, 1.5][..o].to_vec(),
+                shift: [0.25, 0.5, -0.125][..o].to_vec(),
+            };
+            let prelu = Epilogue::Prelu {
+                slope: [0.25, -0.5, 0.0][..o].to_vec(),
+            };
+            let chains = [
+                vec![],
+                vec![affine.clone(), Epilogue::Relu],
+                vec![affine.clone(), Epilogue::Relu, Epilogue::MaxPool2x2],
+                vec![Epilogue::MaxPool2x2],
+                vec![prelu, Epilogue::MaxPool2x2],
+            ];
             let w = data(&layer.weight.value).into_owned();
             let prepared = Prepared::new(&g, &w, o, true, None);
             let form = prepared.form();
@@ -1927,9 +1936,13 @@ mod tests {
                 let what = format!("{config:?} {hw:?} n {n} threads {threads}");
                 pool.install(|| {
                     close(&what, &data(&layer.infer(&x).unwrap()), &y);
+                    let prelu = Epilogue::Prelu {
+                        slope: (0..o).map(|c| 0.25 - 0.125 * c as f32).collect(),
+                    };
                     for chain in [
                         vec![affine.clone(), Epilogue::Relu],
                         vec![affine.clone(), Epilogue::Relu, Epilogue::MaxPool2x2],
+                        vec![affine.clone(), prelu],
                     ] {
                         let (got, used) = layer.infer_then(&x, &chain).unwrap();
                         assert_eq!(used, chain.len());

@@ -62,7 +62,7 @@ pub trait Layer: Send + Sync + std::fmt::Debug {
     }
 
     /// This layer's eval-mode computation as an epilogue the layer before it may apply
-    /// instead (batch norm, ReLU, 2×2 max pooling), or `None`.
+    /// instead (batch norm, ReLU, PReLU, 2×2 max pooling), or `None`.
     fn as_epilogue(&self) -> Option<Epilogue> {
         None
     }

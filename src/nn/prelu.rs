@@ -1,5 +1,6 @@
 //! Parametric ReLU (He et al., 2015).
 
+use super::epilogue::{Epilogue, Rectify};
 use super::tensor::{data, from_vec, per_channel, same_shape};
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 
@@ -41,6 +42,12 @@ impl Layer for PRelu {
         Ok(input.to_vec())
     }
 
+    fn as_epilogue(&self) -> Option<Epilogue> {
+        Some(Epilogue::Prelu {
+            slope: data(&self.slope.value).into_owned(),
+        })
+    }
+
     fn forward(&mut self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let y = self.infer(x)?;
         if mode == Mode::Train {
@@ -56,10 +63,9 @@ impl Layer for PRelu {
         // One channel plane (s values) at a time: no index arithmetic per value.
         for (plane, ys) in y.chunks_mut(s).enumerate() {
             let slope = a[plane % c];
-            for v in ys {
-                // A select, not a branch: the loop vectorises.
-                *v = if *v > 0.0 { *v } else { slope * *v };
-            }
+            let f = Rectify::Prelu(slope);
+            // A select, not a branch: the loop vectorises.
+            ys.iter_mut().for_each(|v| *v = f.apply(*v));
         }
         from_vec(x.shape(), y)
     }

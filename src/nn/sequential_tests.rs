@@ -318,3 +318,59 @@ fn taken_tensors_equal_assigned_ones_and_others_stay() {
     assert!(other.take_tensors(&mut partial).is_err());
     assert_eq!((partial.len(), other.snapshot()), (count, before));
 }
+
+/// MTCNN's pattern, conv → PReLU → 3×3 pool (ceil mode, not an epilogue) → conv → PReLU:
+/// the convolutions apply the PReLUs in their own pass, and give the layers' bits.
+#[test]
+fn a_convolution_applies_the_prelu_after_it_to_the_bit() {
+    use super::prelu::PRelu;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let prelu = |c: usize, rng: &mut ChaCha8Rng| {
+        let mut p = PRelu::new(c).unwrap();
+        p.slope.value = Tensor::from_shape_simple_fn(vec![c], || rng.random_range(-0.5..0.5));
+        p
+    };
+    let conv = |c, o, rng: &mut ChaCha8Rng| {
+        Conv2d::new(Conv2dConfig::square(c, o, 3, 1, 0), Init::HeNormal, rng).unwrap()
+    };
+    let mut net = Sequential::new();
+    net.push(conv(3, 8, &mut rng))
+        .push(prelu(8, &mut rng))
+        .push(MaxPool2d::ceil(3, 2).unwrap())
+        .push(conv(8, 16, &mut rng))
+        .push(prelu(16, &mut rng));
+    let x = Tensor::from_shape_simple_fn(vec![3, 3, 24, 24], || rng.random_range(-1.0..1.0));
+    let fused = net.infer(&x).unwrap();
+    let one_by_one = net
+        .layers()
+        .iter()
+        .try_fold(x.clone(), |y, layer| layer.infer(&y))
+        .unwrap();
+    assert_eq!(fused.shape(), one_by_one.shape());
+    let bits = |t: &Tensor| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&fused), bits(&one_by_one));
+    assert!(
+        fused.iter().any(|&v| v < 0.0),
+        "no value took the negative slope"
+    );
+}
+
+/// A PReLU of another width than the convolution before it fails as it does alone: an
+/// error, not an index past its slopes.
+#[test]
+fn a_prelu_of_the_wrong_width_after_a_convolution_is_an_error() {
+    use super::prelu::PRelu;
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let mut net = Sequential::new();
+    net.push(
+        Conv2d::new(
+            Conv2dConfig::square(2, 4, 3, 1, 1),
+            Init::HeNormal,
+            &mut rng,
+        )
+        .unwrap(),
+    )
+    .push(PRelu::new(3).unwrap());
+    let x = Tensor::from_shape_simple_fn(vec![1, 2, 6, 6], || rng.random_range(-1.0..1.0));
+    assert!(net.infer(&x).is_err());
+}

@@ -26,7 +26,7 @@
 //! larger than the direct form's (the transforms scale values by up to 8 and 25 before
 //! they cancel); the tests bound it against the definition in f64.
 
-use super::epilogue::{self, Epilogue};
+use super::epilogue::{self, Epilogue, Rectify};
 use super::gemm::{Gemm, Op, unpacked};
 use super::tensor::wide;
 use rayon::prelude::*;
@@ -260,10 +260,16 @@ fn output_channel(
     let b = bias.map_or(0.0, |b| b[oc]);
     // One loop per kind of step, so that each vectorises without a test per value.
     match epilogue::pointwise(chain, oc) {
-        (Some((a, sh)), true) => transform_output(m_o, b, |v| (a * v + sh).max(0.0), at, y, w),
-        (Some((a, sh)), false) => transform_output(m_o, b, |v| a * v + sh, at, y, w),
-        (None, true) => transform_output(m_o, b, |v| v.max(0.0), at, y, w),
-        (None, false) => transform_output(m_o, b, |v| v, at, y, w),
+        (Some((a, sh)), Rectify::Relu) => {
+            transform_output(m_o, b, |v| (a * v + sh).max(0.0), at, y, w)
+        }
+        (Some((a, sh)), f @ Rectify::Prelu(_)) => {
+            transform_output(m_o, b, |v| f.apply(a * v + sh), at, y, w)
+        }
+        (Some((a, sh)), Rectify::None) => transform_output(m_o, b, |v| a * v + sh, at, y, w),
+        (None, Rectify::Relu) => transform_output(m_o, b, |v| v.max(0.0), at, y, w),
+        (None, f @ Rectify::Prelu(_)) => transform_output(m_o, b, |v| f.apply(v), at, y, w),
+        (None, Rectify::None) => transform_output(m_o, b, |v| v, at, y, w),
     }
 }
 
@@ -977,17 +983,23 @@ mod tests {
         }
     }
 
-    /// Each kind of point-wise chain for `o` channels: none, ReLU, an affine map, both.
-    pub(super) fn chains(rng: &mut ChaCha8Rng, o: usize) -> [Vec<Epilogue>; 4] {
+    /// Each kind of point-wise chain for `o` channels: none, ReLU, PReLU, an affine map,
+    /// and the map followed by each rectifier.
+    pub(super) fn chains(rng: &mut ChaCha8Rng, o: usize) -> [Vec<Epilogue>; 6] {
         let affine = Epilogue::ChannelAffine {
             scale: random(rng, o),
             shift: random(rng, o),
         };
+        let prelu = Epilogue::Prelu {
+            slope: random(rng, o),
+        };
         [
             vec![],
             vec![Epilogue::Relu],
+            vec![prelu.clone()],
             vec![affine.clone()],
-            vec![affine, Epilogue::Relu],
+            vec![affine.clone(), Epilogue::Relu],
+            vec![affine, prelu],
         ]
     }
 
@@ -1003,10 +1015,9 @@ mod tests {
     ) {
         assert_eq!(got.len(), want.len());
         for (i, (g, (want, scale))) in got.iter().zip(want.iter().zip(scale)).enumerate() {
-            let (affine, relu) = epilogue::pointwise(chain, (i / plane) % o);
+            let (affine, rectify) = epilogue::pointwise(chain, (i / plane) % o);
             let (a, b) = affine.map_or((1.0, 0.0), |(a, b)| (a as f64, b as f64));
-            let want = a * want + b;
-            let want = if relu { want.max(0.0) } else { want };
+            let want = epilogue::rectified(rectify, a * want + b);
             assert!(
                 (*g as f64 - want).abs() <= 1e-4 * a.abs() * scale,
                 "{what} at {i}: {g} vs {want}"

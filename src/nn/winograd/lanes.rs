@@ -16,7 +16,7 @@
 //! ([`images_of`], with its own [`Transforms`]).
 
 use super::Shape;
-use crate::nn::epilogue::{self, Epilogue};
+use crate::nn::epilogue::{self, Epilogue, Rectify};
 use crate::nn::gemm::{Gemm, Op};
 use crate::nn::tensor::wide;
 
@@ -206,24 +206,39 @@ pub(super) fn images_of<F: Transforms<SIDE, STEP>, const SIDE: usize, const STEP
                 let b: Lanes = std::array::from_fn(|l| bias.map_or(0.0, |b| b[lanes.start + l]));
                 let steps: [_; LANES] =
                     std::array::from_fn(|l| epilogue::pointwise(chain, lanes.start + l));
-                let (affine, relu) = (steps[0].0, steps[0].1);
+                let (affine, rectify) = (steps[0].0, steps[0].1);
                 let scale: Lanes = std::array::from_fn(|l| steps[l].0.map_or(1.0, |a| a.0));
                 let shift: Lanes = std::array::from_fn(|l| steps[l].0.map_or(0.0, |a| a.1));
+                let slope: Lanes = std::array::from_fn(|l| match steps[l].1 {
+                    Rectify::Prelu(s) => s,
+                    _ => 0.0,
+                });
+                let prelu = |v: f32, l: usize| Rectify::Prelu(slope[l]).apply(v);
                 // One loop per kind of step, as `output_channel`.
                 let at = ((ob, o, t, t1, tw), (ho, wo));
-                match (affine.is_some(), relu) {
-                    (true, true) => outputs::<F, SIDE, STEP>(
+                match (affine.is_some(), rectify) {
+                    (true, Rectify::Relu) => outputs::<F, SIDE, STEP>(
                         mt,
                         &b,
                         |v, l| (scale[l] * v + shift[l]).max(0.0),
                         at,
                         outs,
                     ),
-                    (true, false) => {
+                    (true, Rectify::Prelu(_)) => outputs::<F, SIDE, STEP>(
+                        mt,
+                        &b,
+                        |v, l| prelu(scale[l] * v + shift[l], l),
+                        at,
+                        outs,
+                    ),
+                    (true, Rectify::None) => {
                         outputs::<F, SIDE, STEP>(mt, &b, |v, l| scale[l] * v + shift[l], at, outs)
                     }
-                    (false, true) => outputs::<F, SIDE, STEP>(mt, &b, |v, _| v.max(0.0), at, outs),
-                    (false, false) => outputs::<F, SIDE, STEP>(mt, &b, |v, _| v, at, outs),
+                    (false, Rectify::Relu) => {
+                        outputs::<F, SIDE, STEP>(mt, &b, |v, _| v.max(0.0), at, outs)
+                    }
+                    (false, Rectify::Prelu(_)) => outputs::<F, SIDE, STEP>(mt, &b, prelu, at, outs),
+                    (false, Rectify::None) => outputs::<F, SIDE, STEP>(mt, &b, |v, _| v, at, outs),
                 }
             }
         },
