@@ -263,7 +263,7 @@ impl Conv2d {
         let one_band = step == g.ho;
         if inner && !one_band {
             // A pooled band must start on an even row.
-            if chain.contains(&Epilogue::MaxPool2x2) {
+            if epilogue::pools(chain) {
                 step = step.next_multiple_of(2);
             }
             return scratch.lend(|| self.parallel_bands(g, weights, chain, x_img, y_img, step));
@@ -325,15 +325,8 @@ impl Conv2d {
         step: usize,
     ) {
         let o = self.config.out_channels;
-        let pooled = chain.contains(&Epilogue::MaxPool2x2);
         let (_, wo_out) = epilogue::output_hw(chain, g.ho, g.wo);
-        let out_rows = |band: &Range<usize>| {
-            if pooled {
-                band.end / 2 - band.start / 2
-            } else {
-                band.len()
-            }
-        };
+        let out_rows = |band: &Range<usize>| epilogue::output_rows(chain, band.clone());
         let list: Vec<Range<usize>> = bands(g.ho, step).collect();
         // Each band's rows of each channel, split off the planes in order.
         let mut pieces: Vec<Vec<&mut [f32]>> = list.iter().map(|_| Vec::with_capacity(o)).collect();
@@ -498,7 +491,7 @@ impl Conv2d {
         let inner = n < rayon::current_num_threads();
         // Every output is written (by the products, or Winograd's output transform).
         let mut y = recycle::take(n * o * ho * wo);
-        let together = if inference && !chain.contains(&Epilogue::MaxPool2x2) {
+        let together = if inference && !epilogue::pools(chain) {
             winograd_images(&g, o, n, rayon::current_num_threads())
         } else {
             1
@@ -596,7 +589,11 @@ impl Layer for Conv2d {
     }
 
     fn infer_then(&self, x: &Tensor, chain: &[Epilogue]) -> Result<(Tensor, usize)> {
-        let chain = epilogue::for_channels(chain, self.config.out_channels);
+        let o = self.config.out_channels;
+        let chain = match self.geometry(x.shape()) {
+            Ok((_, g)) => epilogue::for_output(chain, (o, g.ho, g.wo)),
+            Err(_) => chain, // `run` reports the shape
+        };
         Ok((self.run(x, chain, true)?, chain.len()))
     }
 
@@ -827,7 +824,7 @@ fn image_band_rows(g: &Geometry, o: usize, form: Form, threads: usize) -> usize 
 /// transform then applies the chain as it writes the output, with no tile between.
 fn fused_winograd<'a>(form: Form<'a>, chain: &[Epilogue]) -> Option<&'a [f32]> {
     match form {
-        Form::Winograd(u) if !chain.contains(&Epilogue::MaxPool2x2) => Some(u),
+        Form::Winograd(u) if !epilogue::pools(chain) => Some(u),
         _ => None,
     }
 }
@@ -1286,17 +1283,18 @@ mod tests {
                 *v = super::epilogue::rectified(rectify, *v);
             }
         }
-        if !chain.contains(&Epilogue::MaxPool2x2) {
+        if !super::epilogue::pools(chain) {
             return maps;
         }
-        let (ho, wo) = (h / 2, w / 2);
-        let at = |p: usize, r: usize, q: usize| maps[(p * h + r) * w + q];
+        // Floor mode drops an odd last row or column; ceil mode pools what is left of it.
+        let (ho, wo) = super::epilogue::output_hw(chain, h, w);
+        let at = |p: usize, r: usize, q: usize| (r < h && q < w).then(|| maps[(p * h + r) * w + q]);
         (0..maps.len() / (h * w) * ho * wo)
             .map(|i| {
                 let (p, r, q) = (i / (ho * wo), i / wo % ho, i % wo);
                 [(0, 0), (0, 1), (1, 0), (1, 1)]
-                    .map(|(dr, dq)| at(p, 2 * r + dr, 2 * q + dq))
                     .into_iter()
+                    .filter_map(|(dr, dq)| at(p, 2 * r + dr, 2 * q + dq))
                     .fold(f64::MIN, f64::max)
             })
             .collect()
@@ -1489,6 +1487,7 @@ mod tests {
                         vec![affine.clone(), prelu.clone()],
                         vec![affine.clone(), Epilogue::Relu, Epilogue::MaxPool2x2],
                         vec![prelu.clone(), Epilogue::MaxPool2x2],
+                        vec![prelu.clone(), Epilogue::MaxPool2x2Ceil],
                     ] {
                         let (got, used) = layer.infer_then(&x, &chain).unwrap();
                         assert_eq!(used, chain.len());
@@ -1744,7 +1743,9 @@ mod tests {
                 vec![affine.clone(), Epilogue::Relu],
                 vec![affine.clone(), Epilogue::Relu, Epilogue::MaxPool2x2],
                 vec![Epilogue::MaxPool2x2],
-                vec![prelu, Epilogue::MaxPool2x2],
+                vec![prelu.clone(), Epilogue::MaxPool2x2],
+                vec![prelu, Epilogue::MaxPool2x2Ceil],
+                vec![Epilogue::MaxPool2x2Ceil],
             ];
             let w = data(&layer.weight.value).into_owned();
             let prepared = Prepared::new(&g, &w, o, true, None);

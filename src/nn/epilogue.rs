@@ -16,12 +16,17 @@
 //! copied its input): on a 2-core AMD EPYC, the fastest of three rounds of each figure
 //! of `cargo bench --bench detect` fell by 11–15 % at 640×480, 2–7 % at 1920×1080 and
 //! 10 % for a face crop's landmarks (BENCHMARKS.md, "PReLU in the convolution's pass").
+//! P-Net's 2×2 pooling in ceil mode after it joined too: its first pyramid levels' maps
+//! (10 channels of a photograph's size) are no longer written whole and read back, and a
+//! 1920×1080 photograph searched for faces of 20 pixels took 66–68 ms against 76–91 at the
+//! fastest of three rounds (the other figures within their noise).
 //!
 //! Which layers may follow is asked of each layer (`Layer::as_epilogue`), and a layer
 //! that can apply them says so through `Layer::infer_then`; `Sequential::infer` joins
 //! the two, so the server, `eval-embed` and the trainer's validation all get it.
 
 use super::Layer;
+use super::pool::nan_max;
 
 /// One element-wise step a producing layer can apply to its output.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +41,10 @@ pub enum Epilogue {
     /// Max pooling over 2×2 windows with stride 2 (floor mode; the last row or column
     /// of an odd size is dropped), ties and NaN as `MaxPool2d`.
     MaxPool2x2,
+    /// The same in ceil mode (MTCNN's P-Net): an odd last row or column pooled on its
+    /// own. Each window's maximum is taken in `MaxPool2d`'s order (rows, then columns),
+    /// so ties between zeros of either sign resolve as the layer's do.
+    MaxPool2x2Ceil,
 }
 
 impl Epilogue {
@@ -44,7 +53,7 @@ impl Epilogue {
         match self {
             Epilogue::ChannelAffine { .. } => 0,
             Epilogue::Relu | Epilogue::Prelu { .. } => 1,
-            Epilogue::MaxPool2x2 => 2,
+            Epilogue::MaxPool2x2 | Epilogue::MaxPool2x2Ceil => 2,
         }
     }
 }
@@ -65,25 +74,51 @@ pub fn chain(next: &[Box<dyn Layer>]) -> Vec<Epilogue> {
     steps
 }
 
-/// The front of `chain` whose per-channel steps are for `c` channels. A layer after a
-/// producer of another width is left to run as itself (and to fail on the shape, as it
-/// does on its own), not indexed past its values.
-pub fn for_channels(chain: &[Epilogue], c: usize) -> &[Epilogue] {
+/// The front of `chain` that a producer of `c` channels of `h × w` maps applies: its
+/// per-channel steps for `c` channels, and a ceil-mode pooling on maps of 2×2 at least.
+/// A layer past it runs as itself, and fails on the shape as it does on its own, where
+/// the producer would index past its values or pool what the layer refuses.
+pub fn for_output(chain: &[Epilogue], (c, h, w): (usize, usize, usize)) -> &[Epilogue] {
     let fits = |step: &Epilogue| match step {
         Epilogue::ChannelAffine { scale, shift } => scale.len() == c && shift.len() == c,
         Epilogue::Prelu { slope } => slope.len() == c,
+        Epilogue::MaxPool2x2Ceil => h >= 2 && w >= 2,
         Epilogue::Relu | Epilogue::MaxPool2x2 => true,
     };
     let n = chain.iter().take_while(|step| fits(step)).count();
     &chain[..n]
 }
 
+/// Whether `chain` pools, and if so whether in ceil mode.
+pub fn pooling(chain: &[Epilogue]) -> Option<bool> {
+    chain.iter().find_map(|step| match step {
+        Epilogue::MaxPool2x2 => Some(false),
+        Epilogue::MaxPool2x2Ceil => Some(true),
+        _ => None,
+    })
+}
+
+/// Whether `chain` pools (in either mode).
+pub fn pools(chain: &[Epilogue]) -> bool {
+    pooling(chain).is_some()
+}
+
+/// The output rows that input rows `rows` of a map (`rows.start` even when the chain
+/// pools; `rows.end` odd only at the map's end) give after `chain`.
+pub fn output_rows(chain: &[Epilogue], rows: std::ops::Range<usize>) -> usize {
+    match pooling(chain) {
+        None => rows.len(),
+        Some(false) => rows.end / 2 - rows.start / 2,
+        Some(true) => rows.end.div_ceil(2) - rows.start / 2,
+    }
+}
+
 /// The map size `(h, w)` after `chain`.
 pub fn output_hw(chain: &[Epilogue], h: usize, w: usize) -> (usize, usize) {
-    if chain.contains(&Epilogue::MaxPool2x2) {
-        (h / 2, w / 2)
-    } else {
-        (h, w)
+    match pooling(chain) {
+        None => (h, w),
+        Some(false) => (h / 2, w / 2),
+        Some(true) => (h.div_ceil(2), w.div_ceil(2)),
     }
 }
 
@@ -184,9 +219,12 @@ pub fn apply_plane(
         (None, f @ Rectify::Prelu(_)) => x.iter_mut().for_each(|v| *v = f.apply(*v)),
         (None, Rectify::None) => {}
     }
-    if !chain.contains(&Epilogue::MaxPool2x2) {
-        y.copy_from_slice(x);
-        return;
+    let ceil = match pooling(chain) {
+        None => return y.copy_from_slice(x),
+        Some(ceil) => ceil,
+    };
+    if ceil {
+        return pool_ceil(x, (h, w), y);
     }
     let wo = w / 2;
     debug_assert_eq!(y.len(), h / 2 * wo);
@@ -199,6 +237,40 @@ pub fn apply_plane(
             let j = 2 * ox;
             let window = [r0[j], r0[j + 1], r1[j], r1[j + 1]];
             *o = max_of_window(window);
+        }
+    }
+}
+
+/// Ceil-mode 2×2 pooling of rows `x (H, W)` into `y (⌈H/2⌉, ⌈W/2⌉)`, each window's
+/// maximum as `MaxPool2d`'s inference takes it: the window's rows first, column by
+/// column, then its columns, with the layer's own `nan_max` (bits, NaN payloads and
+/// ties between zeros of either sign included). An odd last row or column is a window
+/// of its own.
+fn pool_ceil(x: &[f32], (h, w): (usize, usize), y: &mut [f32]) {
+    let (ho, wo) = (h.div_ceil(2), w.div_ceil(2));
+    debug_assert_eq!(y.len(), ho * wo);
+    let full = w / 2;
+    for (oy, out) in y.chunks_exact_mut(wo.max(1)).take(ho).enumerate() {
+        let r0 = &x[2 * oy * w..][..w];
+        let pair = |a: &[f32], j: usize| nan_max(a[j], a[j + 1]);
+        match x.get((2 * oy + 1) * w..(2 * oy + 2) * w) {
+            Some(r1) => {
+                let column = |j: usize| nan_max(r0[j], r1[j]);
+                for (ox, o) in out[..full].iter_mut().enumerate() {
+                    *o = nan_max(column(2 * ox), column(2 * ox + 1));
+                }
+                if wo > full {
+                    out[full] = column(w - 1);
+                }
+            }
+            None => {
+                for (ox, o) in out[..full].iter_mut().enumerate() {
+                    *o = pair(r0, 2 * ox);
+                }
+                if wo > full {
+                    out[full] = r0[w - 1];
+                }
+            }
         }
     }
 }
@@ -244,19 +316,26 @@ mod tests {
         // One rectifier: a PReLU after a ReLU (or another PReLU) runs as itself.
         assert_eq!(kinds(chain(&layers(vec![relu(), prelu(), pool()]))), [1]);
         assert_eq!(kinds(chain(&layers(vec![prelu(), prelu()]))), [1]);
-        let ceil = Box::new(MaxPool2d::ceil(2, 2).unwrap()) as Box<dyn Layer>;
-        assert!(chain(&layers(vec![ceil])).is_empty());
+        let ceil = || Box::new(MaxPool2d::ceil(2, 2).unwrap()) as Box<dyn Layer>;
+        assert_eq!(
+            chain(&layers(vec![prelu(), ceil()])),
+            [
+                Epilogue::Prelu {
+                    slope: vec![0.25; 2]
+                },
+                Epilogue::MaxPool2x2Ceil
+            ]
+        );
+        let three = Box::new(MaxPool2d::ceil(3, 2).unwrap()) as Box<dyn Layer>;
+        assert!(chain(&layers(vec![three])).is_empty());
     }
 
     #[test]
     fn apply_equals_the_layers_run_one_after_the_other() {
-        let (c, h, w) = (3, 5, 4);
-        let x = Tensor::from_shape_fn(vec![1, c, h, w], |i| {
-            ((i[1] * 7 + i[2] * 5 + i[3] * 3) % 11) as f32 - 5.0
-        });
-        let bn = || {
+        let c = 3;
+        let bn = |x: &Tensor| {
             let mut bn = BatchNorm::new(c).unwrap();
-            bn.forward(&(&x * 0.5 + 1.0), Mode::Train).unwrap(); // non-trivial running stats
+            bn.forward(&(x * 0.5 + 1.0), Mode::Train).unwrap(); // non-trivial running stats
             Box::new(bn) as Box<dyn Layer>
         };
         let prelu = || {
@@ -265,37 +344,62 @@ mod tests {
             Box::new(prelu) as Box<dyn Layer>
         };
         let pool = || Box::new(MaxPool2d::new(2, 2).unwrap()) as Box<dyn Layer>;
-        // Without batch norm the chain computes what the layers do, to the bit.
-        for (net, exact) in [
-            (vec![bn(), Box::new(Activation::relu()), pool()], false),
-            (vec![bn(), prelu(), pool()], false),
-            (vec![prelu(), pool()], true),
-            (vec![prelu()], true),
-        ] {
-            let net = layers(net);
-            let steps = chain(&net);
-            assert_eq!(steps.len(), net.len());
-            let expected = net
-                .iter()
-                .try_fold(x.clone(), |y, layer| layer.infer(&y))
-                .unwrap();
-            let mut tile = x.as_slice().unwrap().to_vec();
-            let (ho, wo) = output_hw(&steps, h, w);
-            let mut y = vec![0.0; c * ho * wo];
-            apply(&steps, (c, h, w), &mut tile, &mut y);
-            assert_eq!(expected.shape(), &[1, c, ho, wo]);
-            for (a, b) in y.iter().zip(expected.iter()) {
-                if exact {
-                    assert_eq!(a.to_bits(), b.to_bits(), "{steps:?}: {a} vs {b}");
-                } else {
-                    assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+        let ceil = || Box::new(MaxPool2d::ceil(2, 2).unwrap()) as Box<dyn Layer>;
+        // Odd heights and widths: floor mode drops the last row or column, ceil mode pools
+        // it alone.
+        for (h, w) in [(5, 4), (4, 5), (5, 5)] {
+            let x = Tensor::from_shape_fn(vec![1, c, h, w], |i| {
+                ((i[1] * 7 + i[2] * 5 + i[3] * 3) % 11) as f32 - 5.0
+            });
+            // Zeros of both signs (ties that a maximum resolves by order) and a NaN.
+            let mut specials = x.clone();
+            for (i, v) in specials.iter_mut().enumerate() {
+                match i % 7 {
+                    3 => *v = -0.0,
+                    5 => *v = 0.0,
+                    _ => {}
+                }
+            }
+            specials.as_slice_mut().unwrap()[13] = f32::NAN;
+            // Without batch norm the chain computes what the layers do, to the bit.
+            for (net, input, exact) in [
+                (
+                    vec![bn(&x), Box::new(Activation::relu()), pool()],
+                    &x,
+                    false,
+                ),
+                (vec![bn(&x), prelu(), pool()], &x, false),
+                (vec![bn(&x), prelu(), ceil()], &x, false),
+                (vec![prelu(), pool()], &x, true),
+                (vec![prelu()], &specials, true),
+                (vec![prelu(), ceil()], &specials, true),
+                (vec![ceil()], &specials, true),
+            ] {
+                let net = layers(net);
+                let steps = chain(&net);
+                assert_eq!(steps.len(), net.len());
+                let expected = net
+                    .iter()
+                    .try_fold(input.clone(), |y, layer| layer.infer(&y))
+                    .unwrap();
+                let mut tile = input.as_slice().unwrap().to_vec();
+                let (ho, wo) = output_hw(&steps, h, w);
+                let mut y = vec![0.0; c * ho * wo];
+                apply(&steps, (c, h, w), &mut tile, &mut y);
+                assert_eq!(expected.shape(), &[1, c, ho, wo]);
+                for (a, b) in y.iter().zip(expected.iter()) {
+                    if exact {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{steps:?} {h}×{w}: {a} vs {b}");
+                    } else {
+                        assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+                    }
                 }
             }
         }
     }
 
     #[test]
-    fn a_chain_for_another_width_is_left_to_its_layers() {
+    fn a_chain_a_layer_cannot_take_whole_is_left_to_its_layers() {
         let affine = |c: usize| Epilogue::ChannelAffine {
             scale: vec![1.0; c],
             shift: vec![0.0; c],
@@ -304,10 +408,15 @@ mod tests {
             slope: vec![0.5; c],
         };
         let chain = [affine(4), prelu(3), Epilogue::MaxPool2x2];
-        assert_eq!(for_channels(&chain, 4).len(), 1);
-        assert_eq!(for_channels(&chain, 3).len(), 0);
+        assert_eq!(for_output(&chain, (4, 8, 8)).len(), 1);
+        assert_eq!(for_output(&chain, (3, 8, 8)).len(), 0);
         let chain = [Epilogue::Relu, prelu(3), Epilogue::MaxPool2x2];
-        assert_eq!(for_channels(&chain, 4).len(), 1);
-        assert_eq!(for_channels(&chain, 3).len(), 3);
+        assert_eq!(for_output(&chain, (4, 8, 8)).len(), 1);
+        assert_eq!(for_output(&chain, (3, 8, 8)).len(), 3);
+        // `MaxPool2d` in ceil mode refuses maps under 2×2; so the chain leaves it out.
+        let chain = [prelu(3), Epilogue::MaxPool2x2Ceil];
+        assert_eq!(for_output(&chain, (3, 2, 2)).len(), 2);
+        assert_eq!(for_output(&chain, (3, 1, 9)).len(), 1);
+        assert_eq!(for_output(&chain, (3, 9, 1)).len(), 1);
     }
 }

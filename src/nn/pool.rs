@@ -243,7 +243,7 @@ impl MaxPool2d {
 /// number). One comparison fewer than [`beats`], which also needs the first NaN's
 /// position for the gradient.
 #[inline]
-fn nan_max(best: f32, v: f32) -> f32 {
+pub(super) fn nan_max(best: f32, v: f32) -> f32 {
     if (v > best) | v.is_nan() { v } else { best }
 }
 
@@ -378,7 +378,11 @@ impl Layer for MaxPool2d {
     }
 
     fn as_epilogue(&self) -> Option<Epilogue> {
-        (self.kernel == 2 && self.stride == 2 && !self.ceil_mode).then_some(Epilogue::MaxPool2x2)
+        match (self.kernel, self.stride, self.ceil_mode) {
+            (2, 2, false) => Some(Epilogue::MaxPool2x2),
+            (2, 2, true) => Some(Epilogue::MaxPool2x2Ceil),
+            _ => None,
+        }
     }
 
     fn backward(&mut self, dy: &Tensor) -> Result<Tensor> {

@@ -319,10 +319,11 @@ fn taken_tensors_equal_assigned_ones_and_others_stay() {
     assert_eq!((partial.len(), other.snapshot()), (count, before));
 }
 
-/// MTCNN's pattern, conv → PReLU → 3×3 pool (ceil mode, not an epilogue) → conv → PReLU:
-/// the convolutions apply the PReLUs in their own pass, and give the layers' bits.
+/// MTCNN's patterns, conv → PReLU → 2×2 pool in ceil mode (P-Net) and conv → PReLU → 3×3
+/// pool (R-Net and O-Net; not an epilogue), on maps of odd sides: the convolutions apply
+/// the PReLUs and the 2×2 pooling in their own pass, and give the layers' bits.
 #[test]
-fn a_convolution_applies_the_prelu_after_it_to_the_bit() {
+fn a_convolution_applies_the_prelu_and_ceil_pooling_after_it_to_the_bit() {
     use super::prelu::PRelu;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let prelu = |c: usize, rng: &mut ChaCha8Rng| {
@@ -336,10 +337,11 @@ fn a_convolution_applies_the_prelu_after_it_to_the_bit() {
     let mut net = Sequential::new();
     net.push(conv(3, 8, &mut rng))
         .push(prelu(8, &mut rng))
-        .push(MaxPool2d::ceil(3, 2).unwrap())
+        .push(MaxPool2d::ceil(2, 2).unwrap())
         .push(conv(8, 16, &mut rng))
-        .push(prelu(16, &mut rng));
-    let x = Tensor::from_shape_simple_fn(vec![3, 3, 24, 24], || rng.random_range(-1.0..1.0));
+        .push(prelu(16, &mut rng))
+        .push(MaxPool2d::ceil(3, 2).unwrap());
+    let x = Tensor::from_shape_simple_fn(vec![3, 3, 25, 27], || rng.random_range(-1.0..1.0));
     let fused = net.infer(&x).unwrap();
     let one_by_one = net
         .layers()
@@ -373,4 +375,25 @@ fn a_prelu_of_the_wrong_width_after_a_convolution_is_an_error() {
     .push(PRelu::new(3).unwrap());
     let x = Tensor::from_shape_simple_fn(vec![1, 2, 6, 6], || rng.random_range(-1.0..1.0));
     assert!(net.infer(&x).is_err());
+}
+
+/// A 2×2 pooling in ceil mode after a convolution whose maps are one row high fails as
+/// the pooling layer does on its own, not pooled by the convolution.
+#[test]
+fn a_ceil_pooling_of_maps_under_two_rows_after_a_convolution_is_an_error() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut net = Sequential::new();
+    net.push(
+        Conv2d::new(
+            Conv2dConfig::square(2, 4, 3, 1, 0),
+            Init::HeNormal,
+            &mut rng,
+        )
+        .unwrap(),
+    )
+    .push(MaxPool2d::ceil(2, 2).unwrap());
+    let x = Tensor::from_shape_simple_fn(vec![1, 2, 3, 8], || rng.random_range(-1.0..1.0));
+    assert!(net.infer(&x).is_err());
+    let x = Tensor::from_shape_simple_fn(vec![1, 2, 4, 8], || rng.random_range(-1.0..1.0));
+    assert_eq!(net.infer(&x).unwrap().shape(), &[1, 4, 1, 3]);
 }

@@ -181,7 +181,7 @@ pub fn band(
     assert_eq!(u.len(), TILE * o * c, "winograd: transformed weights");
     assert_eq!(x.len(), c * s.h * s.w, "winograd: input");
     assert!(
-        !chain.contains(&Epilogue::MaxPool2x2),
+        !epilogue::pools(chain),
         "winograd: point-wise epilogues only"
     );
     assert!(
@@ -401,7 +401,7 @@ fn check_images(s: &Shape, chain: &[Epilogue], x: &[f32], outs: &[&mut [f32]]) -
     let images = x.len() / (s.c * plane).max(1);
     assert_eq!(x.len(), images * s.c * plane, "winograd: input");
     assert!(
-        !chain.contains(&Epilogue::MaxPool2x2),
+        !epilogue::pools(chain),
         "winograd: point-wise epilogues only"
     );
     assert!(
