@@ -15,11 +15,12 @@
 //! value in the same pass instead of a copy of the maps and a second pass (the layer
 //! copied its input): on a 2-core AMD EPYC, the fastest of three rounds of each figure
 //! of `cargo bench --bench detect` fell by 11–15 % at 640×480, 2–7 % at 1920×1080 and
-//! 10 % for a face crop's landmarks (BENCHMARKS.md, "PReLU in the convolution's pass").
-//! P-Net's 2×2 pooling in ceil mode after it joined too: its first pyramid levels' maps
-//! (10 channels of a photograph's size) are no longer written whole and read back, and a
-//! 1920×1080 photograph searched for faces of 20 pixels took 66–68 ms against 76–91 at the
-//! fastest of three rounds (the other figures within their noise).
+//! 10 % for a face crop's landmarks. P-Net's 2×2 pooling in ceil mode after it joined
+//! too: its first pyramid levels' maps (10 channels of a photograph's size) are no longer
+//! written whole and read back, and a 1920×1080 photograph searched for faces of 20
+//! pixels took 66–68 ms against 76–91 at the fastest of three rounds (the other figures
+//! within their noise; BENCHMARKS.md, "PReLU and P-Net's 2×2 pooling in the
+//! convolution's pass").
 //!
 //! Which layers may follow is asked of each layer (`Layer::as_epilogue`), and a layer
 //! that can apply them says so through `Layer::infer_then`; `Sequential::infer` joins
