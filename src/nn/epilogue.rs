@@ -37,14 +37,16 @@ pub enum Epilogue {
     /// `max(0, x)`.
     Relu,
     /// `x` where `x > 0`, else `slope[c]·x`: a PReLU (MTCNN's nets put one after every
-    /// convolution). A rectifier as ReLU is: a chain holds at most one of the two. (C)
+    /// convolution). A rectifier like ReLU: a chain holds at most one of the two. (C)
     Prelu { slope: Vec<f32> },
     /// Max pooling over 2×2 windows with stride 2 (floor mode; the last row or column
-    /// of an odd size is dropped), ties and NaN as `MaxPool2d`.
+    /// of an odd size is dropped): `MaxPool2d`'s values, up to which of two tying zeros
+    /// of either sign is kept (the window is read row by row, the layer reduces it column
+    /// by column) and a NaN's payload (the window gives the canonical NaN).
     MaxPool2x2,
     /// The same in ceil mode (MTCNN's P-Net): an odd last row or column pooled on its
-    /// own. Each window's maximum is taken in `MaxPool2d`'s order (rows, then columns),
-    /// so ties between zeros of either sign resolve as the layer's do.
+    /// own. Each window's maximum is taken in `MaxPool2d`'s order and with its `nan_max`,
+    /// so every output is the layer's bits.
     MaxPool2x2Ceil,
 }
 
@@ -276,7 +278,8 @@ fn pool_ceil(x: &[f32], (h, w): (usize, usize), y: &mut [f32]) {
     }
 }
 
-/// The maximum of a 2×2 window, NaN if any value is NaN (as `MaxPool2d`). Written as
+/// The maximum of a 2×2 window, NaN if any value is NaN (as `MaxPool2d`; see
+/// [`Epilogue::MaxPool2x2`] for how the two may differ). Written as
 /// selects rather than `MaxPool2d`'s compare-and-branch: on real maps the branches
 /// mispredict about half the time, which made pooling cost more than the convolution.
 #[inline]
