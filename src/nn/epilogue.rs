@@ -255,7 +255,6 @@ fn pool_ceil(x: &[f32], (h, w): (usize, usize), y: &mut [f32]) {
     let full = w / 2;
     for (oy, out) in y.chunks_exact_mut(wo.max(1)).take(ho).enumerate() {
         let r0 = &x[2 * oy * w..][..w];
-        let pair = |a: &[f32], j: usize| nan_max(a[j], a[j + 1]);
         match x.get((2 * oy + 1) * w..(2 * oy + 2) * w) {
             Some(r1) => {
                 let column = |j: usize| nan_max(r0[j], r1[j]);
@@ -268,7 +267,7 @@ fn pool_ceil(x: &[f32], (h, w): (usize, usize), y: &mut [f32]) {
             }
             None => {
                 for (ox, o) in out[..full].iter_mut().enumerate() {
-                    *o = pair(r0, 2 * ox);
+                    *o = nan_max(r0[2 * ox], r0[2 * ox + 1]);
                 }
                 if wo > full {
                     out[full] = r0[w - 1];

@@ -319,6 +319,11 @@ fn taken_tensors_equal_assigned_ones_and_others_stay() {
     assert_eq!((partial.len(), other.snapshot()), (count, before));
 }
 
+/// A 3×3 convolution `c → o` at stride 1 with padding `pad`, He-initialised from `rng`.
+fn conv3(c: usize, o: usize, pad: usize, rng: &mut ChaCha8Rng) -> Conv2d {
+    Conv2d::new(Conv2dConfig::square(c, o, 3, 1, pad), Init::HeNormal, rng).unwrap()
+}
+
 /// MTCNN's patterns, conv → PReLU → 2×2 pool in ceil mode (P-Net) and conv → PReLU → 3×3
 /// pool (R-Net and O-Net; not an epilogue), on maps of odd sides: the convolutions apply
 /// the PReLUs and the 2×2 pooling in their own pass, and give the layers' bits.
@@ -331,14 +336,11 @@ fn a_convolution_applies_the_prelu_and_ceil_pooling_after_it_to_the_bit() {
         p.slope.value = Tensor::from_shape_simple_fn(vec![c], || rng.random_range(-0.5..0.5));
         p
     };
-    let conv = |c, o, rng: &mut ChaCha8Rng| {
-        Conv2d::new(Conv2dConfig::square(c, o, 3, 1, 0), Init::HeNormal, rng).unwrap()
-    };
     let mut net = Sequential::new();
-    net.push(conv(3, 8, &mut rng))
+    net.push(conv3(3, 8, 0, &mut rng))
         .push(prelu(8, &mut rng))
         .push(MaxPool2d::ceil(2, 2).unwrap())
-        .push(conv(8, 16, &mut rng))
+        .push(conv3(8, 16, 0, &mut rng))
         .push(prelu(16, &mut rng))
         .push(MaxPool2d::ceil(3, 2).unwrap());
     let x = Tensor::from_shape_simple_fn(vec![3, 3, 25, 27], || rng.random_range(-1.0..1.0));
@@ -364,15 +366,8 @@ fn a_prelu_of_the_wrong_width_after_a_convolution_is_an_error() {
     use super::prelu::PRelu;
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let mut net = Sequential::new();
-    net.push(
-        Conv2d::new(
-            Conv2dConfig::square(2, 4, 3, 1, 1),
-            Init::HeNormal,
-            &mut rng,
-        )
-        .unwrap(),
-    )
-    .push(PRelu::new(3).unwrap());
+    net.push(conv3(2, 4, 1, &mut rng))
+        .push(PRelu::new(3).unwrap());
     let x = Tensor::from_shape_simple_fn(vec![1, 2, 6, 6], || rng.random_range(-1.0..1.0));
     assert!(net.infer(&x).is_err());
 }
@@ -383,15 +378,8 @@ fn a_prelu_of_the_wrong_width_after_a_convolution_is_an_error() {
 fn a_ceil_pooling_of_maps_under_two_rows_after_a_convolution_is_an_error() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut net = Sequential::new();
-    net.push(
-        Conv2d::new(
-            Conv2dConfig::square(2, 4, 3, 1, 0),
-            Init::HeNormal,
-            &mut rng,
-        )
-        .unwrap(),
-    )
-    .push(MaxPool2d::ceil(2, 2).unwrap());
+    net.push(conv3(2, 4, 0, &mut rng))
+        .push(MaxPool2d::ceil(2, 2).unwrap());
     let x = Tensor::from_shape_simple_fn(vec![1, 2, 3, 8], || rng.random_range(-1.0..1.0));
     assert!(net.infer(&x).is_err());
     let x = Tensor::from_shape_simple_fn(vec![1, 2, 4, 8], || rng.random_range(-1.0..1.0));
