@@ -9,6 +9,7 @@ use super::tensor::{
 use super::{Layer, Mode, NnError, Param, Result, Tensor};
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 /// `y = γ · (x − μ) / √(σ² + ε) + β`, per channel `C`.
 ///
@@ -241,17 +242,21 @@ impl BatchNorm {
             .collect();
         // One pass writes y = γ·x̂ + β (then max(0, y)), x̂ = (x − μ)·inv_std.
         let (gamma, beta) = (data(&self.gamma.value), data(&self.beta.value));
-        let normalise = |run: usize, o: &mut [f32], x: &[f32]| {
+        // Writes every value of `o` (as long as `x`), so that it may be fresh memory.
+        let normalise = |run: usize, o: &mut [MaybeUninit<f32>], x: &[f32]| {
             let ch = run % c;
             let (mu, k, g, b) = (mean[ch], inv_std[ch], gamma[ch], beta[ch]);
             wide(
                 #[inline(always)]
                 || {
-                    for (o, &v) in o.iter_mut().zip(x) {
-                        *o = g * ((v - mu) * k) + b;
-                    }
                     if relu {
-                        o.iter_mut().for_each(|o| *o = o.max(0.0));
+                        for (o, &v) in o.iter_mut().zip(x) {
+                            o.write((g * ((v - mu) * k) + b).max(0.0));
+                        }
+                    } else {
+                        for (o, &v) in o.iter_mut().zip(x) {
+                            o.write(g * ((v - mu) * k) + b);
+                        }
                     }
                 },
             )
@@ -268,9 +273,12 @@ impl BatchNorm {
                     .with_min_len((CHUNK / s).max(1))
                     .enumerate()
                     .for_each_init(
-                        || vec![0.0f32; s],
+                        || vec![MaybeUninit::new(0.0f32); s],
                         |full, (run, ((o, at), x))| {
                             normalise(run, full, x);
+                            // SAFETY: `normalise` wrote all of `full` (as long as `x`,
+                            // a run of `s` values), and the layouts are the same.
+                            let full = unsafe { &*(full.as_slice() as *const _ as *const [f32]) };
                             pool::pool_2x2(full, w, wo, o, at);
                         },
                     );
@@ -278,13 +286,15 @@ impl BatchNorm {
                 (y, shape.to_vec(), Some(Pool { shape, argmax }))
             }
             _ => {
-                let mut y = recycle::take(xs.len());
+                let mut y = recycle::take_uninit(xs.len());
                 y.par_chunks_mut(s)
                     .zip(xs.par_chunks(s))
                     .with_min_len((CHUNK / s).max(1))
                     .enumerate()
                     .for_each(|(run, (o, x))| normalise(run, o, x));
-                (y, shape.clone(), None)
+                // SAFETY: `y` is as long as `xs`, and each of its runs of `s` values was
+                // written by `normalise` from the run of `xs` beside it.
+                (unsafe { recycle::assume_written(y) }, shape.clone(), None)
             }
         };
 

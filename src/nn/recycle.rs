@@ -24,6 +24,7 @@
 use super::Tensor;
 use super::tensor::{CHUNK, into_data, par_zeros};
 use rayon::prelude::*;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::sync::{Mutex, PoisonError};
 
 /// Buffers of fewer values are left to the allocator, whose free lists keep them mapped:
@@ -50,6 +51,45 @@ static POOL: Pool = Pool::new(MIN_LEN, KEEP, KEEP_BYTES);
 /// that a value the layer fails to write shows.
 pub fn take(len: usize) -> Vec<f32> {
     POOL.take(len)
+}
+
+/// [`take`] for a layer that writes each value through [`MaybeUninit::write`]: a kept
+/// buffer if one fits, otherwise fresh memory nothing has written yet, not zeroed first
+/// (the zero fill of batch norm's fresh training outputs, 193 MB a step of the
+/// ResNet-14's, BENCHMARKS.md). The caller turns it into values with
+/// [`assume_written`] once it has written every one. In debug builds (the tests) every
+/// value is NaN first, as [`take`]'s.
+pub fn take_uninit(len: usize) -> Vec<MaybeUninit<f32>> {
+    let mut v = match POOL.reuse(len) {
+        Some(kept) => {
+            let mut kept = ManuallyDrop::new(kept);
+            // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; the vector's pointer,
+            // length and capacity move over unchanged and `kept` is not dropped.
+            unsafe { Vec::from_raw_parts(kept.as_mut_ptr().cast(), kept.len(), kept.capacity()) }
+        }
+        None => {
+            let mut fresh = Vec::with_capacity(len);
+            // SAFETY: within the capacity; `MaybeUninit` values need no initialisation.
+            unsafe { fresh.set_len(len) };
+            fresh
+        }
+    };
+    if cfg!(debug_assertions) {
+        v.fill(MaybeUninit::new(f32::NAN));
+    }
+    v
+}
+
+/// The values of a buffer from [`take_uninit`].
+///
+/// # Safety
+///
+/// Every element of `v` has been written.
+pub unsafe fn assume_written(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+    let mut v = ManuallyDrop::new(v);
+    // SAFETY: the layouts are the same, the caller vouches that every value is written,
+    // and `v` is not dropped.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast(), v.len(), v.capacity()) }
 }
 
 /// `len` zeros, in a kept buffer if one fits (as [`take`]).
@@ -185,6 +225,36 @@ mod tests {
         assert_eq!((z.as_ptr(), z.len()), (at, 1000));
         assert!(z.iter().all(|&x| x == 0.0));
         assert!(pool.lock().is_empty());
+    }
+
+    #[test]
+    fn an_unwritten_buffer_is_a_kept_one_or_fresh_memory_of_the_length_asked() {
+        let kept = vec![3.0f32; 5000];
+        let at = kept.as_ptr();
+        give(kept);
+        let mut v = take_uninit(4000);
+        assert_eq!(
+            (v.as_ptr().cast::<f32>(), v.len()),
+            (at, 4000),
+            "the kept buffer"
+        );
+        v.iter_mut().enumerate().for_each(|(i, x)| {
+            x.write(i as f32);
+        });
+        // SAFETY: every value was written just above.
+        let v = unsafe { assume_written(v) };
+        assert!(v.iter().enumerate().all(|(i, &x)| x == i as f32));
+        assert!(
+            v.capacity() >= 5000,
+            "the kept buffer's capacity comes back with it"
+        );
+        let mut fresh = take_uninit(7);
+        assert_eq!(fresh.len(), 7);
+        fresh.iter_mut().for_each(|x| {
+            x.write(1.0);
+        });
+        // SAFETY: every value was written just above.
+        assert_eq!(unsafe { assume_written(fresh) }, [1.0; 7]);
     }
 
     #[test]
