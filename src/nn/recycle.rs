@@ -15,7 +15,7 @@
 //! the step before (its output, taken next, is mostly of the same size: in runs of the
 //! ResNet-14's training figure alone, its peak memory fell from 563–567 to 527–530 MB,
 //! BENCHMARKS.md). Who takes: the convolution's output and input gradient (zeroed),
-//! batch norm's output. A training forward empties the pool first, and the backward
+//! batch norm's output (in training unwritten, [`take_uninit`]). A training forward empties the pool first, and the backward
 //! gives nothing back: buffers kept through a step (its spent gradients, say) raised the
 //! ResNet-14's peak memory from 533 to 596 MB. At most [`KEEP`] buffers and
 //! [`KEEP_BYTES`] are held; the server empties the pool with its periodic memory trim
@@ -60,24 +60,7 @@ pub fn take(len: usize) -> Vec<f32> {
 /// [`assume_written`] once it has written every one. In debug builds (the tests) every
 /// value is NaN first, as [`take`]'s.
 pub fn take_uninit(len: usize) -> Vec<MaybeUninit<f32>> {
-    let mut v = match POOL.reuse(len) {
-        Some(kept) => {
-            let mut kept = ManuallyDrop::new(kept);
-            // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; the vector's pointer,
-            // length and capacity move over unchanged and `kept` is not dropped.
-            unsafe { Vec::from_raw_parts(kept.as_mut_ptr().cast(), kept.len(), kept.capacity()) }
-        }
-        None => {
-            let mut fresh = Vec::with_capacity(len);
-            // SAFETY: within the capacity; `MaybeUninit` values need no initialisation.
-            unsafe { fresh.set_len(len) };
-            fresh
-        }
-    };
-    if cfg!(debug_assertions) {
-        v.fill(MaybeUninit::new(f32::NAN));
-    }
-    v
+    POOL.take_uninit(len)
 }
 
 /// The values of a buffer from [`take_uninit`].
@@ -141,6 +124,29 @@ impl Pool {
         let mut v = self.reuse(len).unwrap_or_else(|| par_zeros(len));
         if cfg!(debug_assertions) {
             v.fill(f32::NAN);
+        }
+        v
+    }
+
+    fn take_uninit(&self, len: usize) -> Vec<MaybeUninit<f32>> {
+        let mut v = match self.reuse(len) {
+            Some(kept) => {
+                let mut kept = ManuallyDrop::new(kept);
+                // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; the vector's pointer,
+                // length and capacity move over unchanged and `kept` is not dropped.
+                unsafe {
+                    Vec::from_raw_parts(kept.as_mut_ptr().cast(), kept.len(), kept.capacity())
+                }
+            }
+            None => {
+                let mut fresh = Vec::with_capacity(len);
+                // SAFETY: within the capacity; `MaybeUninit` values need no initialisation.
+                unsafe { fresh.set_len(len) };
+                fresh
+            }
+        };
+        if cfg!(debug_assertions) {
+            v.fill(MaybeUninit::new(f32::NAN));
         }
         v
     }
@@ -229,10 +235,11 @@ mod tests {
 
     #[test]
     fn an_unwritten_buffer_is_a_kept_one_or_fresh_memory_of_the_length_asked() {
+        let pool = Pool::new(100, 4, 1 << 20);
         let kept = vec![3.0f32; 5000];
         let at = kept.as_ptr();
-        give(kept);
-        let mut v = take_uninit(4000);
+        pool.give(kept);
+        let mut v = pool.take_uninit(4000);
         assert_eq!(
             (v.as_ptr().cast::<f32>(), v.len()),
             (at, 4000),
@@ -248,7 +255,7 @@ mod tests {
             v.capacity() >= 5000,
             "the kept buffer's capacity comes back with it"
         );
-        let mut fresh = take_uninit(7);
+        let mut fresh = pool.take_uninit(7);
         assert_eq!(fresh.len(), 7);
         fresh.iter_mut().for_each(|x| {
             x.write(1.0);
