@@ -255,24 +255,14 @@ fn pool_ceil(x: &[f32], (h, w): (usize, usize), y: &mut [f32]) {
     let full = w / 2;
     for (oy, out) in y.chunks_exact_mut(wo.max(1)).take(ho).enumerate() {
         let r0 = &x[2 * oy * w..][..w];
-        match x.get((2 * oy + 1) * w..(2 * oy + 2) * w) {
-            Some(r1) => {
-                let column = |j: usize| nan_max(r0[j], r1[j]);
-                for (ox, o) in out[..full].iter_mut().enumerate() {
-                    *o = nan_max(column(2 * ox), column(2 * ox + 1));
-                }
-                if wo > full {
-                    out[full] = column(w - 1);
-                }
-            }
-            None => {
-                for (ox, o) in out[..full].iter_mut().enumerate() {
-                    *o = nan_max(r0[2 * ox], r0[2 * ox + 1]);
-                }
-                if wo > full {
-                    out[full] = r0[w - 1];
-                }
-            }
+        // An odd last row pairs with itself: `nan_max(v, v)` is `v`, bits and all.
+        let r1 = x.get((2 * oy + 1) * w..(2 * oy + 2) * w).unwrap_or(r0);
+        let column = |j: usize| nan_max(r0[j], r1[j]);
+        for (ox, o) in out[..full].iter_mut().enumerate() {
+            *o = nan_max(column(2 * ox), column(2 * ox + 1));
+        }
+        if wo > full {
+            out[full] = column(w - 1);
         }
     }
 }
