@@ -76,8 +76,10 @@ pub fn probes(seed: u64, g: &Gallery, count: usize, sigma: f32) -> Vec<Embedding
 
 use faceprint::index::{ExactIndex, FaceIndex, GalleryIndex, HnswIndex, IndexConfig};
 
-/// A config for small test galleries: `ef_search` above the gallery size makes HNSW
-/// search every point, so results must equal exact search; rebuilds start early.
+/// A config for small test galleries: with `ef_search` above the gallery size an HNSW
+/// walk visits every point the graph links to from its entry point (every point, unless
+/// pruning left one without incoming links), so results equal exact search's; rebuilds
+/// start early.
 pub fn small_config() -> IndexConfig {
     IndexConfig {
         ef_search: 256,
