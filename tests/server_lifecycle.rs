@@ -134,7 +134,12 @@ async fn a_missing_model_is_reported_before_an_unusable_database() {
     };
     for url in [None, Some(unusable.as_str())] {
         let error = start(Some(&missing), url).await;
-        assert!(error.contains("missing.safetensors"), "{error}");
+        assert_eq!(
+            error.matches("missing.safetensors").count(),
+            1,
+            "the path named once, with the reason: {error}"
+        );
+        assert!(error.contains("No such file"), "{error}");
     }
     let error = start(None, Some(&unusable)).await;
     assert!(!error.contains("safetensors"), "{error}");

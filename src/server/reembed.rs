@@ -78,10 +78,7 @@ pub async fn reembed(
         tokio::task::spawn_blocking(move || Embedder::load(&path))
             .await
             .map_err(StartupError::from)?
-            .map_err(|e| StartupError::Model {
-                path: model_path.display().to_string(),
-                reason: e.to_string(),
-            })?
+            .map_err(|e| super::startup::model_error(model_path, e))?
     };
     let store = Store::connect(
         settings.database.url.expose(),

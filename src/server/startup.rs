@@ -224,10 +224,15 @@ fn check_model_header(settings: &Settings) -> Result<(), StartupError> {
         .map_err(|e| model_error(path, e))
 }
 
-fn model_error(path: &std::path::Path, e: crate::model::ModelError) -> StartupError {
+/// `e` as a start-up error naming `path` once: a file error's own text names it too.
+pub(super) fn model_error(path: &std::path::Path, e: crate::model::ModelError) -> StartupError {
+    let reason = match e {
+        crate::model::ModelError::File { message, .. } => message,
+        other => other.to_string(),
+    };
     StartupError::Model {
         path: path.display().to_string(),
-        reason: e.to_string(),
+        reason,
     }
 }
 

@@ -15,6 +15,19 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 /// How long a SQLite writer waits for another writer's lock before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
+/// How long opening the database waits for a first connection. sqlx keeps retrying a
+/// server that refuses connections (one still starting beside this one, as in a compose
+/// file) for this long; a server that answers with an error (unknown role, wrong
+/// password) fails at once.
+const CONNECT_WAIT: Duration = Duration::from_secs(30);
+
+/// After this long without a first connection, the wait is logged with its reason.
+const CONNECT_NOTICE: Duration = Duration::from_secs(2);
+
+/// The longest a single diagnostic connection attempt may take (a host that drops
+/// packets never refuses).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Connections idle this long are closed, so a pool that grew under a burst shrinks back
 /// (and its file descriptors with it) within a minute rather than sqlx's default ten;
 /// opening one again costs milliseconds.
@@ -27,7 +40,20 @@ impl Store {
     /// SQLite connections run in WAL mode with `synchronous = FULL` (a commit is on disk
     /// before it is acknowledged), a busy timeout and foreign keys on. On PostgreSQL,
     /// `sqlx` takes an advisory lock while migrating, so replicas may start together.
+    ///
+    /// A server that cannot be reached within 30 s is an [`StoreError::Unreachable`] naming
+    /// its address and why the last attempt failed (not sqlx's "pool timed out"); the
+    /// wait is logged after two seconds.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        Self::connect_waiting(url, max_connections, CONNECT_WAIT).await
+    }
+
+    /// [`Self::connect`] with the wait for a first connection given.
+    pub(crate) async fn connect_waiting(
+        url: &str,
+        max_connections: u32,
+        wait: Duration,
+    ) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = normalise_url(url)?;
         if backend == Backend::Sqlite {
@@ -42,7 +68,8 @@ impl Store {
                 .after_connect(|conn, _meta| Box::pin(async move { sqlite_pragmas(conn).await })),
             Backend::Postgres => options,
         };
-        let pool = options.connect(&url).await?;
+        let pool = options.connect_lazy(&url)?;
+        first_connection(&pool, &url, backend, wait).await?;
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
@@ -53,6 +80,72 @@ impl Store {
             backend,
             origin: Arc::from(format!("{:016x}", rand::random::<u64>())),
         })
+    }
+}
+
+/// Opens the pool's first connection within `wait`, or says which server did not answer
+/// and why.
+async fn first_connection(
+    pool: &sqlx::AnyPool,
+    url: &str,
+    backend: Backend,
+    wait: Duration,
+) -> Result<(), StoreError> {
+    let acquire = pool.acquire();
+    tokio::pin!(acquire);
+    let first = match tokio::time::timeout(wait.min(CONNECT_NOTICE), &mut acquire).await {
+        Ok(first) => Some(first),
+        Err(_) if wait <= CONNECT_NOTICE => None,
+        Err(_) => {
+            tracing::warn!(
+                address = %address(url, backend),
+                reason = %probe(url).await,
+                "waiting up to {} s for the database",
+                wait.as_secs()
+            );
+            tokio::time::timeout(wait - CONNECT_NOTICE, acquire)
+                .await
+                .ok()
+        }
+    };
+    match first {
+        Some(Ok(_connection)) => Ok(()),
+        Some(Err(sqlx::Error::PoolTimedOut)) | None => Err(StoreError::Unreachable {
+            address: address(url, backend),
+            seconds: wait.as_secs(),
+            reason: probe(url).await,
+        }),
+        Some(Err(e)) => Err(e.into()),
+    }
+}
+
+/// Why a connection to `url` fails now: one attempt outside the pool, whose retries
+/// hide the reason behind "pool timed out".
+async fn probe(url: &str) -> String {
+    use sqlx::Connection;
+    match tokio::time::timeout(PROBE_TIMEOUT, AnyConnection::connect(url)).await {
+        Ok(Err(e)) => e.to_string(),
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            "it answers now".to_owned()
+        }
+        Err(_) => format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
+    }
+}
+
+/// The server `url` names, without credentials: `host:port` (or the socket directory)
+/// for PostgreSQL, the URL itself for SQLite.
+fn address(url: &str, backend: Backend) -> String {
+    use std::str::FromStr;
+    match backend {
+        Backend::Sqlite => url.to_owned(),
+        Backend::Postgres => match sqlx::postgres::PgConnectOptions::from_str(url) {
+            Ok(o) => match o.get_socket() {
+                Some(dir) => dir.display().to_string(),
+                None => format!("{}:{}", o.get_host(), o.get_port()),
+            },
+            Err(_) => redact_password(url),
+        },
     }
 }
 
@@ -169,6 +262,29 @@ mod tests {
         assert!(opened.is_ok(), "{url}: {:?}", opened.err());
         assert!(check_directory("sqlite://faceprint.db?mode=rwc").is_ok());
         assert!(check_directory("sqlite::memory:").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_postgres_server_that_refuses_is_named_with_the_reason_not_a_pool_timeout() {
+        // A port just released: nothing listens there, so each attempt is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url = format!("postgres://faceprint:hunter2@127.0.0.1:{port}/faceprint");
+        let err = match Store::connect_waiting(&url, 1, Duration::from_secs(1)).await {
+            Ok(_) => panic!("connected to {url}"),
+            Err(e) => e,
+        };
+        let message = err.to_string();
+        assert!(matches!(err, StoreError::Unreachable { .. }), "{message}");
+        assert!(
+            message.contains(&format!("at 127.0.0.1:{port} within 1 s")),
+            "{message}"
+        );
+        assert!(message.to_lowercase().contains("refused"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(!message.contains("timed out"), "{message}");
     }
 
     #[test]

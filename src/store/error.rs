@@ -10,6 +10,15 @@ pub enum StoreError {
          it, or point database.url at an existing directory)"
     )]
     MissingDirectory { file: String, dir: String },
+    #[error(
+        "no database server answered at {address} within {seconds} s (the last attempt: \
+         {reason}); start it, or correct database.url"
+    )]
+    Unreachable {
+        address: String,
+        seconds: u64,
+        reason: String,
+    },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
