@@ -42,7 +42,7 @@ impl Store {
     /// `sqlx` takes an advisory lock while migrating, so replicas may start together.
     ///
     /// A server that cannot be reached within 30 s is an [`StoreError::Unreachable`] naming
-    /// its address and why the last attempt failed (not sqlx's "pool timed out"); the
+    /// its address and why a direct attempt failed (not sqlx's "pool timed out"); the
     /// wait is logged after two seconds.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         Self::connect_waiting(url, max_connections, CONNECT_WAIT).await
@@ -84,38 +84,49 @@ impl Store {
 }
 
 /// Opens the pool's first connection within `wait`, or says which server did not answer
-/// and why.
+/// and why. After [`CONNECT_NOTICE`] one direct attempt ([`probe`]) runs beside the
+/// pool's own and the wait is logged with its reason; the pool is still polled meanwhile,
+/// so a server that comes up is taken at once and the wait ends at `wait` even on a host
+/// that drops packets. The error gives that attempt's reason, or, if none finished in
+/// time (a `wait` shorter than the notice and a probe), one more attempt's.
 async fn first_connection(
     pool: &sqlx::AnyPool,
     url: &str,
     backend: Backend,
     wait: Duration,
 ) -> Result<(), StoreError> {
-    let acquire = pool.acquire();
+    let acquire = tokio::time::timeout(wait, pool.acquire());
     tokio::pin!(acquire);
-    let first = match tokio::time::timeout(wait.min(CONNECT_NOTICE), &mut acquire).await {
-        Ok(first) => Some(first),
-        Err(_) if wait <= CONNECT_NOTICE => None,
-        Err(_) => {
-            tracing::warn!(
-                address = %address(url, backend),
-                reason = %probe(url).await,
-                "waiting up to {} s for the database",
-                wait.as_secs()
-            );
-            tokio::time::timeout(wait - CONNECT_NOTICE, acquire)
-                .await
-                .ok()
+    let notice = async {
+        tokio::time::sleep(CONNECT_NOTICE).await;
+        let reason = probe(url).await;
+        tracing::warn!(
+            address = %address(url, backend),
+            reason = %reason,
+            "waiting up to {} s for the database",
+            wait.as_secs()
+        );
+        reason
+    };
+    let mut reason = None;
+    let first = tokio::select! {
+        first = &mut acquire => first,
+        noticed = notice => {
+            reason = Some(noticed);
+            (&mut acquire).await
         }
     };
     match first {
-        Some(Ok(_connection)) => Ok(()),
-        Some(Err(sqlx::Error::PoolTimedOut)) | None => Err(StoreError::Unreachable {
+        Ok(Ok(_connection)) => Ok(()),
+        Ok(Err(sqlx::Error::PoolTimedOut)) | Err(_) => Err(StoreError::Unreachable {
             address: address(url, backend),
             seconds: wait.as_secs(),
-            reason: probe(url).await,
+            reason: match reason {
+                Some(reason) => reason,
+                None => probe(url).await,
+            },
         }),
-        Some(Err(e)) => Err(e.into()),
+        Ok(Err(e)) => Err(e.into()),
     }
 }
 
@@ -285,6 +296,40 @@ mod tests {
         assert!(message.to_lowercase().contains("refused"), "{message}");
         assert!(!message.contains("hunter2"), "{message}");
         assert!(!message.contains("timed out"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_ends_the_wait_on_time_with_the_reason() {
+        // A host that drops packets, as far as a client can tell: the connection is
+        // accepted, the startup message never answered.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        // Long enough for the notice's attempt (after 2 s) to give up (after 5 more).
+        let wait = Duration::from_secs(8);
+        let url = format!("postgres://faceprint@127.0.0.1:{port}/faceprint");
+        let started = std::time::Instant::now();
+        let err = match Store::connect_waiting(&url, 1, wait).await {
+            Ok(_) => panic!("connected to {url}"),
+            Err(e) => e,
+        };
+        let waited = started.elapsed();
+        silent.abort();
+        let message = err.to_string();
+        assert!(matches!(err, StoreError::Unreachable { .. }), "{message}");
+        assert!(message.contains("within 8 s"), "{message}");
+        assert!(message.contains("no answer within 5 s"), "{message}");
+        // The pool was waited on while the attempt ran, and that attempt's reason was
+        // reported: the wait is the 8 s it says (13 s when the pool went unpolled
+        // during the attempt and the wait resumed after it).
+        assert!(waited < wait + Duration::from_secs(3), "waited {waited:?}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub enum StoreError {
     )]
     MissingDirectory { file: String, dir: String },
     #[error(
-        "no database server answered at {address} within {seconds} s (the last attempt: \
+        "no database server answered at {address} within {seconds} s (a direct attempt: \
          {reason}); start it, or correct database.url"
     )]
     Unreachable {
