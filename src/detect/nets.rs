@@ -81,8 +81,8 @@ impl Weights {
             &mut rng,
         )
         .map_err(nn_error)?;
-        conv.weight.value = weight;
-        conv.bias.value = self.take(&format!("{layer}.bias"), &[o])?;
+        conv.weight_mut().value = weight;
+        conv.bias_mut().value = self.take(&format!("{layer}.bias"), &[o])?;
         Ok(conv)
     }
 
@@ -129,7 +129,8 @@ impl Weights {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let config = Conv2dConfig::square(i, bias.len(), 1, 1, 0);
         let mut conv = Conv2d::new(config, Init::Constant(0.0), &mut rng).map_err(nn_error)?;
-        (conv.weight.value, conv.bias.value) = (weight, bias);
+        conv.weight_mut().value = weight;
+        conv.bias_mut().value = bias;
         Ok(conv)
     }
 }

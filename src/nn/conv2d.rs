@@ -71,45 +71,56 @@ impl Conv2dConfig {
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     config: Conv2dConfig,
-    pub weight: Param,
-    pub bias: Param,
+    weight: Param,
+    bias: Param,
     /// Whether backward computes dE/dx (default true).
     pub input_grad: bool,
     cache: Option<Cache>,
     transformed: Transformed,
 }
 
-/// Winograd's transformed weights of the last inference, beside the weights they were
-/// transformed from. An inference whose weights are bit for bit those reuses them: at
-/// batch 1 the transform (one thread, 36 values from every kernel's 9) was 7.5 % of the
-/// samples of a ResNet-14's inference on a 2-core Xeon, the other thread idle meanwhile.
-/// The weights are compared, not tracked, because they are public fields that anything
-/// may change (an optimizer, a model loader, a test); the comparison reads `O·C·9`
-/// values where the transform writes `O·C·36`. A training forward empties it (its weights
-/// change every step). A clone starts empty.
+/// Winograd's transformed weights of the last inference. An inference reuses them while
+/// the weights stay the same: at batch 1 the transform (one thread, 36 values from every
+/// kernel's 9) was 7.5 % of the samples of a ResNet-14's inference on a 2-core Xeon, the
+/// other thread idle meanwhile. The weights are private to the layer and every way to
+/// change them takes it by `&mut` and empties this ([`Conv2d::weight_mut`],
+/// [`Layer::params_mut`], a training forward), so an inference does not compare them:
+/// comparing (2 × 2.4 MB read per inference of the ResNet-14, and a parallel loop per
+/// convolution) cost about 3 % of its batch-1 passes on an AVX-512 EPYC (BENCHMARKS.md).
+/// Debug builds (the tests) still compare, and fail on a change that went around this.
+/// A clone starts empty.
 #[derive(Default)]
 struct Transformed(Mutex<Option<Arc<Kept>>>);
 
-/// Weights `(O, C, 3, 3)` and their transform by [`winograd::weights`], or by
-/// [`winograd::six::weights`] (`six`).
+/// The transform of the weights by [`winograd::weights`], or by
+/// [`winograd::six::weights`] (`six`); in debug builds, the weights it was made from.
 struct Kept {
+    #[cfg(debug_assertions)]
     weights: Vec<f32>,
     six: bool,
     u: Vec<f32>,
 }
 
 impl Transformed {
-    /// The kept transform if it was made from `w` in the same form (`six`), else
-    /// `make()`, kept in its place. The lock is held only to take or replace the `Arc`:
-    /// concurrent inferences of one layer compare (and, on a miss, transform) each on its
-    /// own thread.
+    /// The kept transform if it is in the same form (`six`), else `make()` from the
+    /// weights `w`, kept in its place. The lock is held only to take or replace the
+    /// `Arc`: concurrent inferences of one layer that miss transform each on its own
+    /// thread.
     fn get(&self, w: &[f32], six: bool, make: impl FnOnce() -> Vec<f32>) -> Arc<Kept> {
         let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let last = lock().clone();
-        if let Some(kept) = last.filter(|kept| kept.six == six && same_bits(&kept.weights, w)) {
+        if let Some(kept) = last.filter(|kept| kept.six == six) {
+            #[cfg(debug_assertions)]
+            assert!(
+                same_bits(&kept.weights, w),
+                "conv2d: the weights changed without emptying their kept transform"
+            );
+            #[cfg(not(debug_assertions))]
+            let _ = w; // compared in debug builds only
             return kept;
         }
         let kept = Arc::new(Kept {
+            #[cfg(debug_assertions)]
             weights: w.to_vec(),
             six,
             u: make(),
@@ -131,26 +142,10 @@ impl Transformed {
     }
 }
 
-/// Whether `a` and `b` hold the same bits. A block at a time without stopping early
-/// inside it, so that the comparison vectorises (stopping at the first difference, it
-/// ran a value at a time: 2.9 % of the ResNet-14's batch-1 inference), and the blocks of
-/// a large layer shared among rayon's threads: compared on one thread, the other
-/// waited, and fell asleep between the convolutions' parallel loops (the comparison
-/// reads 2 × 2.4 MB per inference of the ResNet-14).
+/// Whether `a` and `b` hold the same bits (debug builds' check of [`Transformed`]).
+#[cfg(debug_assertions)]
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
-    const BLOCK: usize = 256;
-    const SHARE: usize = 64 * BLOCK;
-    let same = |a: &[f32], b: &[f32]| {
-        a.chunks(BLOCK).zip(b.chunks(BLOCK)).all(|(a, b)| {
-            a.iter()
-                .zip(b)
-                .fold(true, |same, (x, y)| same & (x.to_bits() == y.to_bits()))
-        })
-    };
-    a.len() == b.len()
-        && a.par_chunks(SHARE)
-            .zip(b.par_chunks(SHARE))
-            .all(|(a, b)| same(a, b))
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 impl Clone for Transformed {
@@ -198,6 +193,27 @@ impl Conv2d {
             cache: None,
             transformed: Transformed::default(),
         })
+    }
+
+    /// The weights `(O, C, kh, kw)`.
+    pub fn weight(&self) -> &Param {
+        &self.weight
+    }
+
+    /// The bias `(O)`.
+    pub fn bias(&self) -> &Param {
+        &self.bias
+    }
+
+    /// The weights, to change: the transform kept for inference is dropped.
+    pub fn weight_mut(&mut self) -> &mut Param {
+        self.transformed.clear();
+        &mut self.weight
+    }
+
+    /// The bias, to change (the kept transform holds no bias).
+    pub fn bias_mut(&mut self) -> &mut Param {
+        &mut self.bias
     }
 
     pub fn config(&self) -> Conv2dConfig {
@@ -737,7 +753,9 @@ impl Layer for Conv2d {
         vec![&self.weight, &self.bias]
     }
 
+    /// Drops the transform kept for inference: the caller may change the weights.
     fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.transformed.clear();
         vec![&mut self.weight, &mut self.bias]
     }
 }
@@ -1209,8 +1227,8 @@ mod tests {
     use super::{
         COLUMN_BYTES, Conv2d, Conv2dConfig, Form, Prepared, WINOGRAD_BYTES, band_budget, band_rows,
         cache_size, even_bands, image_band_rows, image_groups, images_per_product, row_band_rows,
-        same_bits, thread_bands, unfolds_by_kernel_row, winograd, winograd_applies,
-        winograd_images, winograd_shape,
+        thread_bands, unfolds_by_kernel_row, winograd, winograd_applies, winograd_images,
+        winograd_shape,
     };
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -1544,30 +1562,11 @@ mod tests {
     }
 
     #[test]
-    fn same_bits_finds_one_difference_in_any_share_of_a_large_layer() {
-        // Several shares of `same_bits`' parallel split and a short last one.
-        let a: Vec<f32> = (0..3 * 64 * 256 + 5)
-            .map(|i| (i % 97) as f32 - 48.0)
-            .collect();
-        assert!(same_bits(&a, &a.clone()));
-        assert!(!same_bits(&a[..a.len() - 1], &a), "a prefix");
-        for at in [0, 64 * 256 + 17, a.len() - 1] {
-            let mut b = a.clone();
-            b[at] = f32::from_bits(b[at].to_bits() ^ 1);
-            assert!(!same_bits(&a, &b), "one bit changed at {at}");
-        }
-        // Bits, not values: −0 is not 0, and a NaN is itself.
-        let (zero, nan) = (vec![0.0f32; 300], vec![f32::NAN; 300]);
-        assert!(!same_bits(&zero, &vec![-0.0; 300]));
-        assert!(same_bits(&nan, &nan.clone()));
-    }
-
-    #[test]
     fn an_inference_after_a_weight_changes_uses_the_new_weights() {
-        // Inference keeps Winograd's transformed weights between calls; one weight
-        // changed through the public field (as an optimizer or a loader changes them)
-        // must not leave the old transform in use. A clone starts without it, and a
-        // training forward empties it.
+        // Inference keeps Winograd's transformed weights between calls; a weight changed
+        // through `weight_mut` or `params_mut` (as a loader or an optimizer changes
+        // them) must not leave the old transform in use. A clone starts without it, and
+        // a training forward empties it.
         let config = Conv2dConfig::square(32, 32, 3, 1, 1);
         let mut rng = ChaCha8Rng::seed_from_u64(21);
         let mut layer = random_layer(config, &mut rng);
@@ -1581,18 +1580,44 @@ mod tests {
         assert!(!layer.transformed.is_empty());
         close("first", &data(&first), &naive(&layer, &x, &zeros).0);
         assert_eq!(layer.infer(&x).unwrap(), first, "the same weights, kept");
-        layer.weight.value.as_slice_mut().unwrap()[5 * 288 + 40] += 0.25;
+        layer.weight_mut().value.as_slice_mut().unwrap()[5 * 288 + 40] += 0.25;
+        assert!(layer.transformed.is_empty());
         let second = layer.infer(&x).unwrap();
         close(
             "one weight changed",
             &data(&second),
             &naive(&layer, &x, &zeros).0,
         );
+        layer.params_mut()[0].value.as_slice_mut().unwrap()[7] -= 0.5;
+        assert!(layer.transformed.is_empty());
+        let third = layer.infer(&x).unwrap();
+        close(
+            "another through params_mut",
+            &data(&third),
+            &naive(&layer, &x, &zeros).0,
+        );
         let clone = layer.clone();
         assert!(clone.transformed.is_empty());
-        assert_eq!(clone.infer(&x).unwrap(), second);
+        assert_eq!(clone.infer(&x).unwrap(), third);
         layer.forward(&x, Mode::Train).unwrap();
         assert!(layer.transformed.is_empty());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "without emptying their kept transform")]
+    fn debug_builds_catch_a_weight_changed_around_the_kept_transform() {
+        // Only this module reaches the field without `weight_mut`; the debug builds'
+        // comparison is the net under that promise.
+        let config = Conv2dConfig::square(32, 32, 3, 1, 1);
+        let mut rng = ChaCha8Rng::seed_from_u64(22);
+        let mut layer = random_layer(config, &mut rng);
+        let x =
+            Tensor::from_shape_simple_fn(vec![1, 32, 64, 66], || rng.random_range(-1.0f32..1.0));
+        layer.infer(&x).unwrap();
+        assert!(!layer.transformed.is_empty());
+        layer.weight.value.as_slice_mut().unwrap()[0] += 1.0;
+        let _ = layer.infer(&x);
     }
 
     #[test]

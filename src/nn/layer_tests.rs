@@ -143,7 +143,7 @@ fn conv2d_without_input_gradient_returns_zeros_and_the_same_parameter_gradients(
         layer.input_grad = input_grad;
         layer.forward(&x, Mode::Train).unwrap();
         let dx = layer.backward(&dy).unwrap();
-        (dx, layer.weight.grad.clone(), layer.bias.grad.clone())
+        (dx, layer.weight().grad.clone(), layer.bias().grad.clone())
     };
     let (dx_full, dw_full, db_full) = grads(true);
     let (dx_none, dw_none, db_none) = grads(false);
