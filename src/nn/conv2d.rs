@@ -86,7 +86,8 @@ pub struct Conv2d {
 /// change them takes it by `&mut` and empties this ([`Conv2d::weight_mut`],
 /// [`Layer::params_mut`], a training forward), so an inference does not compare them:
 /// comparing (2 × 2.4 MB read per inference of the ResNet-14, and a parallel loop per
-/// convolution) cost about 3 % of its batch-1 passes on an AVX-512 EPYC (BENCHMARKS.md).
+/// convolution) cost about 4 % of its fastest batch-1 passes on an AVX-512 EPYC
+/// (BENCHMARKS.md).
 /// Debug builds (the tests) still compare, and fail on a change that went around this.
 /// A clone starts empty.
 #[derive(Default)]
@@ -1575,27 +1576,22 @@ mod tests {
         let (_, g) = layer.geometry(&shape).unwrap();
         assert!(winograd_applies(&g, 32));
         let zeros = vec![0.0; 32 * g.ho * g.wo];
+        // The layer's inference, checked against the definition with its weights now.
+        let infer_checked = |what: &str, layer: &Conv2d| {
+            let y = layer.infer(&x).unwrap();
+            close(what, &data(&y), &naive(layer, &x, &zeros).0);
+            y
+        };
         assert!(layer.transformed.is_empty());
-        let first = layer.infer(&x).unwrap();
+        let first = infer_checked("first", &layer);
         assert!(!layer.transformed.is_empty());
-        close("first", &data(&first), &naive(&layer, &x, &zeros).0);
         assert_eq!(layer.infer(&x).unwrap(), first, "the same weights, kept");
         layer.weight_mut().value.as_slice_mut().unwrap()[5 * 288 + 40] += 0.25;
         assert!(layer.transformed.is_empty());
-        let second = layer.infer(&x).unwrap();
-        close(
-            "one weight changed",
-            &data(&second),
-            &naive(&layer, &x, &zeros).0,
-        );
+        infer_checked("one weight changed", &layer);
         layer.params_mut()[0].value.as_slice_mut().unwrap()[7] -= 0.5;
         assert!(layer.transformed.is_empty());
-        let third = layer.infer(&x).unwrap();
-        close(
-            "another through params_mut",
-            &data(&third),
-            &naive(&layer, &x, &zeros).0,
-        );
+        let third = infer_checked("another through params_mut", &layer);
         let clone = layer.clone();
         assert!(clone.transformed.is_empty());
         assert_eq!(clone.infer(&x).unwrap(), third);
