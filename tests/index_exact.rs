@@ -49,10 +49,14 @@ fn filled(seed: u64, n: usize, d: usize, faces_per_identity: usize) -> (Gallery,
 
 #[test]
 fn exact_search_equals_the_naive_full_sort_for_small_and_parallel_sized_galleries() {
-    // 40_000 faces crosses the parallel-scan threshold; 300 does not.
+    // 40_000 faces crosses the parallel-scan threshold set here; 300 do not.
+    let config = IndexConfig {
+        parallel_scan_min_rows: 32_768,
+        ..Default::default()
+    };
     for (n, d) in [(300, 16), (40_000, 64)] {
         let g = gallery(7, n, d, 4, 0.6);
-        let index = ExactIndex::new(d).unwrap();
+        let index = ExactIndex::with_config(d, &config).unwrap();
         index.insert_batch(&g.items).unwrap();
         assert_eq!(index.len(), n);
         for (i, q) in probes(8, &g, 20, 0.6).iter().enumerate() {
@@ -90,12 +94,14 @@ fn after_removals_search_still_equals_the_naive_reference_on_what_is_left() {
 
 #[test]
 fn concurrent_queries_batched_into_shared_scans_get_the_naive_answers() {
-    // 40_000 faces: batches also take the parallel (chunked and merged) scan; 500 do not.
+    // 40_000 faces: batches also take the parallel (chunked and merged) scan, its
+    // threshold set here; 500 do not.
     for (n, d) in [(500, 16), (40_000, 32)] {
         let g = gallery(31, n, d, 4, 0.6);
         let config = IndexConfig {
             batch_max_queries: 5,
             batch_window_us: 2_000,
+            parallel_scan_min_rows: 32_768,
             ..Default::default()
         };
         let index = ExactIndex::with_config(d, &config).unwrap();

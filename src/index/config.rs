@@ -37,6 +37,12 @@ pub struct IndexConfig {
     /// quarter of the memory traffic, for 136 more bytes per face; `"f32"` reads the
     /// f32 rows alone.
     pub scan: ScanPrecision,
+    /// Galleries of at least this many faces split each exact pass over the engine's
+    /// threads (rayon); smaller ones scan on the querying thread. A split pass queues
+    /// behind the network's forward passes on the same threads, which lengthened the
+    /// tail of `/identify` under load (p99 249–313 ms against 120–136 at 100 000 faces,
+    /// BENCHMARKS.md).
+    pub parallel_scan_min_rows: usize,
     /// Where HNSW graphs are saved (one directory per gallery), so that a restart loads
     /// a gallery's graph instead of building it again. `None` keeps graphs in memory.
     /// The server defaults it to `<database file>.graphs` for a SQLite store; with
@@ -75,6 +81,7 @@ impl Default for IndexConfig {
             // /identify throughput from 0.45x to 0.7x of a small gallery's (BENCHMARKS.md).
             batch_window_us: 10_000,
             scan: ScanPrecision::Int8,
+            parallel_scan_min_rows: DEFAULT_PARALLEL_SCAN_MIN_ROWS,
             graph_dir: None,
         }
     }
@@ -124,6 +131,14 @@ impl IndexConfig {
         Ok(())
     }
 }
+
+/// [`IndexConfig::parallel_scan_min_rows`]'s default: 2²⁰ faces (128 MiB of int8 codes
+/// at 128 dimensions). A server under load gained nothing from splitting a pass over a
+/// million faces (117 / 119 / 110 requests/s split, 108 / 120 / 114 on one thread,
+/// p99 313–374 against 260–320 ms). Larger galleries split it, where one thread's pass
+/// is longest; how much sooner an idle server answers a single query split is measured
+/// in BENCHMARKS.md ("the exact pass on the querying thread").
+pub const DEFAULT_PARALLEL_SCAN_MIN_ROWS: usize = 1 << 20;
 
 /// Bounds a batch's answer buffers and its members' wait.
 const MAX_BATCH_QUERIES: usize = 1024;

@@ -13,11 +13,6 @@ use super::{FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError}
 use crate::batch::{BatchConfig, Batcher, Job};
 use crate::embedding::Embedding;
 
-/// Below this many rows a scan runs on its own thread: splitting costs more than it
-/// saves, and the server already runs many requests at once. Measured by
-/// `cargo bench --bench index` (BENCHMARKS.md, index section).
-pub const PARALLEL_SCAN_MIN_ROWS: usize = 32_768;
-
 /// A query waiting for its batch: `(D)` vector and the identities it wants.
 type Pending = (Vec<f32>, usize);
 
@@ -41,6 +36,8 @@ pub struct ExactIndex {
     /// False when `batch_max_queries == 1`: each query scans alone, concurrently with
     /// others (the behaviour before batching, kept for comparison).
     batching: bool,
+    /// [`IndexConfig::parallel_scan_min_rows`].
+    parallel_min_rows: usize,
 }
 
 /// Rows are kept dense: removing a face moves the last row into its place.
@@ -82,6 +79,7 @@ impl ExactIndex {
                 ..Flat::default()
             }),
             batching: config.batch_max_queries > 1,
+            parallel_min_rows: config.parallel_scan_min_rows,
             batcher: Batcher::new(BatchConfig {
                 max: config.batch_max_queries,
                 window: Duration::from_micros(config.batch_window_us),
@@ -106,7 +104,7 @@ impl ExactIndex {
                 k: j.query.1,
             })
             .collect();
-        let parallel = flat.faces.len() >= PARALLEL_SCAN_MIN_ROWS;
+        let parallel = flat.faces.len() >= self.parallel_min_rows;
         scan(&rows, &queries, parallel)
             .into_iter()
             .map(|top| {

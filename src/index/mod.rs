@@ -35,10 +35,10 @@ mod vector;
 mod worker;
 
 pub use crate::embedding::{Embedding, UNIT_NORM_TOLERANCE};
-pub use config::{IndexConfig, ScanPrecision};
+pub use config::{DEFAULT_PARALLEL_SCAN_MIN_ROWS, IndexConfig, ScanPrecision};
 pub use dot::{dot, dot_many, dot_many_i8, dot_many_u8i8, integer_dot_is_fast};
 pub use error::IndexError;
-pub use exact::{ExactIndex, PARALLEL_SCAN_MIN_ROWS};
+pub use exact::ExactIndex;
 pub use gallery::{GalleryIndex, IndexKind, Restored};
 pub use hnsw::distance::UnitCosine;
 pub use hnsw::{GraphFileError, HnswIndex};
