@@ -83,30 +83,54 @@ pub fn integer_dot_is_fast() -> bool {
     }
 }
 
-/// `out[r] = Σⱼ rows[r, j] · q[j]` exactly, in integers, for int8 `rows` of shape
-/// `(R, D)` and unsigned bytes `q` of length `D`. No overflow below `D` = 66 000
-/// (`|rows·q| ≤ 127·255` per term).
-pub fn dot_many_u8i8(rows: &[i8], q: &[u8], out: &mut [i32]) {
-    debug_assert_eq!(rows.len(), q.len() * out.len());
-    #[cfg(target_arch = "x86_64")]
-    if integer_dot_is_fast() {
-        // SAFETY: the CPU supports AVX-512F, BW and VNNI (checked just above).
-        return unsafe { x86::dot_many_u8i8_vnni(rows, q, out) };
-    }
-    dot_many_u8i8_portable(rows, q, out)
-}
+/// Rows of a group in [`dot_groups_u8i8`]'s layout.
+pub const GROUP_ROWS: usize = 16;
 
-fn dot_many_u8i8_portable(rows: &[i8], q: &[u8], out: &mut [i32]) {
-    if q.is_empty() {
+/// `out[q·stride + r] = Σⱼ c[r, j] · b_q[j]` exactly, in integers, for the int8 codes `c`
+/// of rows kept in groups of [`GROUP_ROWS`] and the unsigned bytes `b_q` of each query.
+/// No overflow below `D` = 66 000 (`|c·b| ≤ 127·255` per term).
+///
+/// Layout: a vector of `D` bytes is `W = ⌈D/4⌉` words of four bytes (the last one padded
+/// with zero codes); group `g` is `groups[64·W·g..64·W·(g + 1)]`, and word `k` of its row
+/// `l` is its bytes `64·k + 4·l .. 64·k + 4·l + 4`: one 64-byte load holds a word of all
+/// sixteen rows. Each query is its `W` words (little-endian). Writes the `16·G` rows of
+/// the `G` groups of `groups` for every query; `stride ≥ 16·G`.
+pub fn dot_groups_u8i8(groups: &[i8], queries: &[&[u32]], out: &mut [i32], stride: usize) {
+    let Some(w) = queries.first().map(|q| q.len()) else {
+        return;
+    };
+    let n = if w == 0 { 0 } else { groups.len() / (64 * w) };
+    assert!(
+        queries.iter().all(|q| q.len() == w),
+        "queries of one length"
+    );
+    assert!(stride >= GROUP_ROWS * n && out.len() >= stride * (queries.len() - 1) + GROUP_ROWS * n);
+    if w == 0 {
         out.fill(0);
         return;
     }
-    for (row, o) in rows.chunks_exact(q.len()).zip(out.iter_mut()) {
-        *o = row
-            .iter()
-            .zip(q)
-            .map(|(&c, &b)| i32::from(c) * i32::from(b))
-            .sum();
+    #[cfg(target_arch = "x86_64")]
+    if integer_dot_is_fast() {
+        // SAFETY: the CPU supports AVX-512F, BW and VNNI (checked just above).
+        return unsafe { x86::dot_groups_u8i8_vnni(&groups[..n * 64 * w], queries, out, stride) };
+    }
+    dot_groups_u8i8_portable(&groups[..n * 64 * w], queries, out, stride)
+}
+
+fn dot_groups_u8i8_portable(groups: &[i8], queries: &[&[u32]], out: &mut [i32], stride: usize) {
+    let w = queries[0].len();
+    for (g, group) in groups.chunks_exact(64 * w).enumerate() {
+        for (q, words) in queries.iter().enumerate() {
+            for l in 0..GROUP_ROWS {
+                out[q * stride + GROUP_ROWS * g + l] = (0..w)
+                    .flat_map(|k| {
+                        let bytes = words[k].to_le_bytes();
+                        (0..4).map(move |t| (k, t, bytes[t]))
+                    })
+                    .map(|(k, t, b)| i32::from(group[64 * k + 4 * l + t]) * i32::from(b))
+                    .sum();
+            }
+        }
     }
 }
 
@@ -153,7 +177,7 @@ fn dot_many_body<T: Copy + Into<f32>, const FMA: bool>(rows: &[T], q: &[f32], ou
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{dot_body, dot_many_body};
+    use super::{GROUP_ROWS, dot_body, dot_many_body};
 
     #[target_feature(enable = "avx512f")]
     pub(super) fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
@@ -175,135 +199,110 @@ mod x86 {
         dot_many_body::<f32, true>(rows, q, out)
     }
 
-    /// 64 byte products per `vpdpbusd`: a 128-d row is two instructions. Rows go
-    /// sixteen at a time: each row's sixteen partial sums stay in a register and the
-    /// sixteen registers are reduced together into one register of sixteen totals
-    /// ([`sum16`]), which costs under three instructions a row instead of the nine of a
-    /// reduction per row. Integer sums are exact, so any order gives the same totals.
+    /// A kernel of [`dot_groups_u8i8_vnni`]: some groups against some queries.
+    type Tile = unsafe fn(&[i8], &[&[u32]], &mut [i32], usize);
+
+    /// 64 byte products per `vpdpbusd`, each a word of sixteen rows times one word of a
+    /// query, summed in the sixteen lanes: no reduction across lanes. Up to four queries
+    /// and four groups at a time share each load (sixteen independent sums, so the
+    /// products are not held up by one sum's latency); a lone query reads the groups one
+    /// at a time, in order ([`lone`]).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) fn dot_many_u8i8_vnni(rows: &[i8], q: &[u8], out: &mut [i32]) {
-        use std::arch::x86_64::*;
-        let d = q.len();
-        if d == 0 {
-            out.fill(0);
-            return;
-        }
-        let groups = rows.chunks_exact(16 * d).zip(out.chunks_exact_mut(16));
-        match d {
-            64 => groups_of_pieces::<1>(groups, q),
-            128 => groups_of_pieces::<2>(groups, q),
-            192 => groups_of_pieces::<3>(groups, q),
-            256 => groups_of_pieces::<4>(groups, q),
-            _ => {
-                for (group, o) in groups {
-                    let mut acc = [_mm512_setzero_si512(); 16];
-                    for (a, row) in acc.iter_mut().zip(group.chunks_exact(d)) {
-                        *a = row_partials(row, q);
-                    }
-                    // SAFETY: `o` holds 16 i32 = 64 bytes; unaligned store.
-                    unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), sum16(acc)) };
+    pub(super) fn dot_groups_u8i8_vnni(
+        groups: &[i8],
+        queries: &[&[u32]],
+        out: &mut [i32],
+        stride: usize,
+    ) {
+        let w = queries[0].len();
+        let n = groups.len() / (64 * w);
+        for (c, qs) in queries.chunks(4).enumerate() {
+            let mut g = 0;
+            let mut run = |size: usize, tile: Tile| {
+                while g + size <= n {
+                    let at = 4 * c * stride + GROUP_ROWS * g;
+                    let tiles = &groups[g * 64 * w..(g + size) * 64 * w];
+                    // SAFETY: the CPU supports what `tile` enables (this function's own
+                    // features); `tile` reads `size` groups of `tiles`.
+                    unsafe { tile(tiles, qs, &mut out[at..], stride) };
+                    g += size;
+                }
+            };
+            match qs.len() {
+                1 => {
+                    run(1, lone);
+                }
+                2 => {
+                    run(4, tile::<2, 4>);
+                    run(1, tile::<2, 1>);
+                }
+                3 => {
+                    run(4, tile::<3, 4>);
+                    run(1, tile::<3, 1>);
+                }
+                _ => {
+                    run(4, tile::<4, 4>);
+                    run(1, tile::<4, 1>);
                 }
             }
         }
-        let done = out.len() - out.len() % 16;
-        for (row, o) in rows[done * d..].chunks_exact(d).zip(&mut out[done..]) {
-            *o = _mm512_reduce_add_epi32(row_partials(row, q));
-        }
     }
 
-    /// Groups of sixteen rows of `P` 64-byte pieces (`D = 64·P`, the common embedding
-    /// sizes): the query stays in registers and the loops unroll, which halves the time
-    /// a row takes against the general loop (0.8–1.1 against 2.3–2.4 ns at D = 128,
-    /// codes in L1).
+    /// One group against one query, its words in four interleaved sums (a lone query's
+    /// pass is bound by memory: the groups are read in order, as they lie).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    #[inline]
-    fn groups_of_pieces<'a, const P: usize>(
-        groups: impl Iterator<Item = (&'a [i8], &'a mut [i32])>,
-        q: &[u8],
+    fn lone(tiles: &[i8], qs: &[&[u32]], out: &mut [i32], _stride: usize) {
+        use std::arch::x86_64::*;
+        let q = qs[0];
+        let w = q.len();
+        assert!(tiles.len() == 64 * w);
+        let mut acc = [_mm512_setzero_si512(); 4];
+        for (k, &word) in q.iter().enumerate() {
+            // SAFETY: 64·k + 64 ≤ 64·w = tiles.len(); unaligned load.
+            let c = unsafe { _mm512_loadu_si512(tiles.as_ptr().add(64 * k).cast()) };
+            acc[k % 4] = _mm512_dpbusd_epi32(acc[k % 4], _mm512_set1_epi32(word as i32), c);
+        }
+        let sum = _mm512_add_epi32(
+            _mm512_add_epi32(acc[0], acc[1]),
+            _mm512_add_epi32(acc[2], acc[3]),
+        );
+        let o = &mut out[..GROUP_ROWS];
+        // SAFETY: `o` holds 16 i32 = 64 bytes; unaligned store.
+        unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), sum) };
+    }
+
+    /// `G` groups of `tiles` against `Q` queries, into `out[q·stride + 16·g ..]`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn tile<const Q: usize, const G: usize>(
+        tiles: &[i8],
+        qs: &[&[u32]],
+        out: &mut [i32],
+        stride: usize,
     ) {
         use std::arch::x86_64::*;
-        let d = 64 * P;
-        debug_assert_eq!(q.len(), d);
-        // SAFETY: q.len() = 64·P; unaligned loads.
-        let b: [__m512i; P] =
-            std::array::from_fn(|p| unsafe { _mm512_loadu_si512(q.as_ptr().add(64 * p).cast()) });
-        for (group, o) in groups {
-            debug_assert!(group.len() == 16 * d && o.len() == 16);
-            let acc: [__m512i; 16] = std::array::from_fn(|r| {
-                let mut a = _mm512_setzero_si512();
-                for (p, &b) in b.iter().enumerate() {
-                    // SAFETY: r·d + 64·p + 64 ≤ 16·d = group.len(); unaligned load.
-                    let c =
-                        unsafe { _mm512_loadu_si512(group.as_ptr().add(r * d + 64 * p).cast()) };
-                    a = _mm512_dpbusd_epi32(a, b, c);
-                }
-                a
+        let w = qs[0].len();
+        assert!(qs.len() == Q && tiles.len() == G * 64 * w);
+        let qs: [&[u32]; Q] = std::array::from_fn(|i| &qs[i][..w]);
+        let mut acc = [[_mm512_setzero_si512(); G]; Q];
+        for k in 0..w {
+            // SAFETY: g·64·w + 64·k + 64 ≤ G·64·w = tiles.len(); unaligned loads.
+            let c: [__m512i; G] = std::array::from_fn(|g| unsafe {
+                _mm512_loadu_si512(tiles.as_ptr().add(g * 64 * w + 64 * k).cast())
             });
-            // SAFETY: `o` holds 16 i32 = 64 bytes; unaligned store.
-            unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), sum16(acc)) };
+            for (acc, q) in acc.iter_mut().zip(qs) {
+                let b = _mm512_set1_epi32(q[k] as i32);
+                for (a, &c) in acc.iter_mut().zip(&c) {
+                    *a = _mm512_dpbusd_epi32(*a, b, c);
+                }
+            }
         }
-    }
-
-    /// Sixteen partial sums of `⟨row, q⟩` (their total is the product); the last piece
-    /// of fewer than 64 bytes is read through a mask that zeroes the rest.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    #[inline]
-    fn row_partials(row: &[i8], q: &[u8]) -> std::arch::x86_64::__m512i {
-        use std::arch::x86_64::*;
-        let d = q.len().min(row.len());
-        let mut acc = _mm512_setzero_si512();
-        let mut j = 0;
-        while j + 64 <= d {
-            // SAFETY: j + 64 ≤ d ≤ row.len(), q.len(); unaligned loads.
-            let (c, b) = unsafe {
-                (
-                    _mm512_loadu_si512(row.as_ptr().add(j).cast()),
-                    _mm512_loadu_si512(q.as_ptr().add(j).cast()),
-                )
-            };
-            acc = _mm512_dpbusd_epi32(acc, b, c);
-            j += 64;
+        for (q, acc) in acc.iter().enumerate() {
+            for (g, &a) in acc.iter().enumerate() {
+                let o = &mut out[q * stride + GROUP_ROWS * g..][..GROUP_ROWS];
+                // SAFETY: `o` holds 16 i32 = 64 bytes; unaligned store.
+                unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), a) };
+            }
         }
-        if j < d {
-            let mask: __mmask64 = (1u64 << (d - j)) - 1; // d − j < 64
-            // SAFETY: the mask reads only bytes j..d, inside both slices.
-            let (c, b) = unsafe {
-                (
-                    _mm512_maskz_loadu_epi8(mask, row.as_ptr().add(j)),
-                    _mm512_maskz_loadu_epi8(mask, q.as_ptr().add(j).cast()),
-                )
-            };
-            acc = _mm512_dpbusd_epi32(acc, b, c);
-        }
-        acc
-    }
-
-    /// The sixteen totals of sixteen registers: element `r` of the result is the sum of
-    /// `a[r]`'s elements. Pairs are interleaved and added three times — 32-bit elements,
-    /// then 64-bit pairs within each 128-bit lane, then the lanes — so every addition
-    /// joins halves of the same row.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn sum16(a: [std::arch::x86_64::__m512i; 16]) -> std::arch::x86_64::__m512i {
-        use std::arch::x86_64::*;
-        // Per 128-bit lane, x = [x0 x1 x2 x3]: [x0+x2, y0+y2, x1+x3, y1+y3].
-        let pairs: [__m512i; 8] = std::array::from_fn(|i| {
-            let (x, y) = (a[2 * i], a[2 * i + 1]);
-            _mm512_add_epi32(_mm512_unpacklo_epi32(x, y), _mm512_unpackhi_epi32(x, y))
-        });
-        // Per lane: the lane's share of rows 4i..4i+4, in order.
-        let quads: [__m512i; 4] = std::array::from_fn(|i| {
-            let (x, y) = (pairs[2 * i], pairs[2 * i + 1]);
-            _mm512_add_epi32(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y))
-        });
-        // Lanes: quads[k]'s four lanes summed into lane k.
-        let halves = |x: __m512i, y: __m512i| {
-            _mm512_add_epi32(
-                _mm512_shuffle_i32x4::<0b10_00_10_00>(x, y),
-                _mm512_shuffle_i32x4::<0b11_01_11_01>(x, y),
-            )
-        };
-        halves(halves(quads[0], quads[1]), halves(quads[2], quads[3]))
     }
 
     /// The int8 kernels are written with intrinsics: auto-vectorised, the widening of
@@ -453,28 +452,84 @@ mod tests {
         }
     }
 
+    /// Row-major codes `(R, d)` in [`dot_groups_u8i8`]'s layout (`R` a multiple of 16).
+    fn grouped(codes: &[i8], d: usize) -> Vec<i8> {
+        let w = d.div_ceil(4);
+        let mut out = vec![0i8; codes.len() / d * 4 * w];
+        for (r, row) in codes.chunks(d).enumerate() {
+            for (j, &c) in row.iter().enumerate() {
+                out[r / 16 * 64 * w + j / 4 * 64 + r % 16 * 4 + j % 4] = c;
+            }
+        }
+        out
+    }
+
+    /// A query's bytes as little-endian words, the last padded with `pad`.
+    fn words(bytes: &[u8], pad: u8) -> Vec<u32> {
+        bytes
+            .chunks(4)
+            .map(|w| {
+                let mut four = [pad; 4];
+                four[..w.len()].copy_from_slice(w);
+                u32::from_le_bytes(four)
+            })
+            .collect()
+    }
+
     #[test]
     fn integer_products_are_exact_on_every_path() {
-        // 37 rows: two groups of sixteen and five alone; d below, at and past 64-byte
-        // pieces, with a masked remainder.
-        let rows = 37;
-        for d in [5, 64, 128, 192, 200, 256, 320] {
+        // 13 groups: a run of eight and of four with one left for a lone query, three
+        // of four and one left for the others; d below, at and past a word, and
+        // between words.
+        let rows = 13 * 16;
+        for d in [3, 4, 5, 64, 128, 130, 256] {
             let mut codes: Vec<i8> = (0..d * rows)
                 .map(|i| ((i * 53 % 255) as i32 - 127) as i8)
                 .collect();
             // The extremes: a row of −127 and one of 127 (against bytes up to 255).
             codes[..d].fill(-127);
             codes[17 * d..18 * d].fill(127);
-            let q: Vec<u8> = (0..d).map(|i| (i * 97 % 256) as u8).collect();
-            let want: Vec<i32> = codes
-                .chunks(d)
-                .map(|r| r.iter().zip(&q).map(|(&c, &b)| c as i32 * b as i32).sum())
-                .collect();
-            let mut got = vec![0; rows];
-            dot_many_u8i8(&codes, &q, &mut got);
-            assert_eq!(got, want, "dispatched d={d}");
-            dot_many_u8i8_portable(&codes, &q, &mut got);
-            assert_eq!(got, want, "portable d={d}");
+            let groups = grouped(&codes, d);
+            for n in 1..=6 {
+                let queries: Vec<Vec<u8>> = (0..n)
+                    .map(|q| (0..d).map(|i| ((i + 31 * q) * 97 % 256) as u8).collect())
+                    .collect();
+                let want: Vec<Vec<i32>> = queries
+                    .iter()
+                    .map(|q| {
+                        codes
+                            .chunks(d)
+                            .map(|r| r.iter().zip(q).map(|(&c, &b)| c as i32 * b as i32).sum())
+                            .collect()
+                    })
+                    .collect();
+                // The padding bytes of the last word meet zero codes: any value will do.
+                let packed: Vec<Vec<u32>> = queries.iter().map(|q| words(q, 255)).collect();
+                let refs: Vec<&[u32]> = packed.iter().map(Vec::as_slice).collect();
+                let stride = rows + 5;
+                for (name, run) in [
+                    (
+                        "dispatched",
+                        dot_groups_u8i8 as fn(&[i8], &[&[u32]], &mut [i32], usize),
+                    ),
+                    ("portable", dot_groups_u8i8_portable),
+                ] {
+                    let mut got = vec![i32::MIN; stride * n];
+                    run(&groups, &refs, &mut got, stride);
+                    for (q, want) in want.iter().enumerate() {
+                        assert_eq!(
+                            &got[q * stride..q * stride + rows],
+                            &want[..],
+                            "{name} d={d}"
+                        );
+                        assert!(
+                            got[q * stride + rows..(q + 1) * stride]
+                                .iter()
+                                .all(|&x| x == i32::MIN)
+                        );
+                    }
+                }
+            }
         }
     }
 

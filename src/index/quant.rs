@@ -14,11 +14,12 @@
 //! Where the CPU multiplies bytes (AVX-512 VNNI) the query is coded too, as
 //! `q ≈ t·b` with `t = max|qⱼ| / 127`, and the product `⟨c, b⟩` is exact integer
 //! arithmetic; the query's own rounding `e_q = q − t·b` widens the interval by
-//! `‖s·c‖·‖e_q‖`. Without VNNI the codes are widened to f32 and multiplied with `q`.
+//! `‖s·c‖·‖e_q‖`. There the codes are kept in groups of sixteen rows interleaved by
+//! four-byte words ([`dot_groups_u8i8`]), so that one load serves sixteen rows and every
+//! query of a batch. Without VNNI the codes are row-major, widened to f32 and multiplied
+//! with `q`.
 
-#[cfg(doc)]
-use super::dot::integer_dot_is_fast;
-use super::dot::{dot_many_i8, dot_many_u8i8};
+use super::dot::{GROUP_ROWS, dot_groups_u8i8, dot_many_i8, integer_dot_is_fast};
 use crate::embedding::UNIT_NORM_TOLERANCE;
 
 /// Largest code magnitude: the scale maps `max|vⱼ|` to it.
@@ -26,10 +27,13 @@ const LEVEL: f32 = 127.0;
 /// Offset making a query's codes unsigned bytes for `vpdpbusd` (`b = c + 128`).
 const OFFSET: i32 = 128;
 
-/// The int8 codes of every row, `(N, D)` row-major, with each row's scale and radius.
-#[derive(Default)]
+/// The int8 codes of every row, with each row's scale and radius.
 pub(crate) struct Codes {
-    pub codes: Vec<i8>,
+    /// Whether scans multiply bytes ([`Probe`]'s integer kernel): then the codes are in
+    /// [`dot_groups_u8i8`]'s layout, the last group padded with zero codes; else `(N, D)`
+    /// row-major.
+    integer: bool,
+    codes: Vec<i8>,
     /// `(N)`: `s` of each row.
     pub scales: Vec<f32>,
     /// `(N)`: an upper bound on `‖s·c − v‖₂` of each row.
@@ -38,47 +42,143 @@ pub(crate) struct Codes {
     pub sums: Vec<i32>,
 }
 
+/// The kernel this CPU runs fast ([`integer_dot_is_fast`]).
+impl Default for Codes {
+    fn default() -> Self {
+        Codes::new(integer_dot_is_fast())
+    }
+}
+
 impl Codes {
+    /// No rows yet; `integer`: products in integers (see [`Codes::integer`]).
+    pub fn new(integer: bool) -> Self {
+        Codes {
+            integer,
+            codes: Vec::new(),
+            scales: Vec::new(),
+            radii: Vec::new(),
+            sums: Vec::new(),
+        }
+    }
+
+    /// Whether scans multiply the codes with a coded query in integers (else the codes
+    /// are widened to f32).
+    pub fn integer(&self) -> bool {
+        self.integer
+    }
+
+    fn len(&self) -> usize {
+        self.scales.len()
+    }
+
+    /// Bytes of a group of rows of dimension `dim` in the integer layout.
+    fn group_len(dim: usize) -> usize {
+        GROUP_ROWS * 4 * dim.div_ceil(4)
+    }
+
+    /// Index of code `j` of row `r` in `codes`.
+    fn at(&self, dim: usize, r: usize, j: usize) -> usize {
+        if self.integer {
+            r / GROUP_ROWS * Self::group_len(dim) + j / 4 * 64 + r % GROUP_ROWS * 4 + j % 4
+        } else {
+            r * dim + j
+        }
+    }
+
+    /// Writes the codes of row `r`.
+    fn put_row(&mut self, r: usize, row: &[i8]) {
+        let dim = row.len();
+        if !self.integer {
+            return self.codes[r * dim..(r + 1) * dim].copy_from_slice(row);
+        }
+        for (k, word) in row.chunks(4).enumerate() {
+            let at = self.at(dim, r, 4 * k);
+            self.codes[at..at + word.len()].copy_from_slice(word);
+        }
+    }
+
+    /// The codes of row `r`.
+    fn row(&self, dim: usize, r: usize) -> Vec<i8> {
+        (0..dim).map(|j| self.codes[self.at(dim, r, j)]).collect()
+    }
+
+    /// Bytes `codes` holds for `rows` rows.
+    fn bytes_for(&self, dim: usize, rows: usize) -> usize {
+        if self.integer {
+            rows.div_ceil(GROUP_ROWS) * Self::group_len(dim)
+        } else {
+            rows * dim
+        }
+    }
+
     /// Appends the codes of `v`.
     pub fn push(&mut self, v: &[f32]) {
-        let start = self.codes.len();
-        self.codes.resize(start + v.len(), 0);
-        let (scale, radius) = encode(v, &mut self.codes[start..]);
-        self.scales.push(scale);
-        self.radii.push(radius);
-        self.sums.push(code_sum(&self.codes[start..]));
+        let r = self.len();
+        self.codes.resize(self.bytes_for(v.len(), r + 1), 0);
+        self.scales.push(0.0);
+        self.radii.push(0.0);
+        self.sums.push(0);
+        self.set(v.len(), r, v);
     }
 
     /// Replaces row `r` (of dimension `dim`) with the codes of `v`.
     pub fn set(&mut self, dim: usize, r: usize, v: &[f32]) {
-        let (scale, radius) = encode(v, &mut self.codes[r * dim..(r + 1) * dim]);
+        debug_assert_eq!(v.len(), dim);
+        let mut row = vec![0i8; dim];
+        let (scale, radius) = encode(v, &mut row);
+        self.put_row(r, &row);
         self.scales[r] = scale;
         self.radii[r] = radius;
-        self.sums[r] = code_sum(&self.codes[r * dim..(r + 1) * dim]);
+        self.sums[r] = code_sum(&row);
     }
 
     /// Moves row `from` into row `to` (a removal keeping the rows dense).
     pub fn move_row(&mut self, dim: usize, from: usize, to: usize) {
-        self.codes
-            .copy_within(from * dim..(from + 1) * dim, to * dim);
+        let row = self.row(dim, from);
+        self.put_row(to, &row);
         self.scales[to] = self.scales[from];
         self.radii[to] = self.radii[from];
         self.sums[to] = self.sums[from];
     }
 
-    /// Keeps the first `rows` rows.
+    /// Keeps the first `rows` rows (the rest of a group, zero codes).
     pub fn truncate(&mut self, dim: usize, rows: usize) {
-        self.codes.truncate(rows * dim);
+        self.codes.truncate(self.bytes_for(dim, rows));
+        if self.integer {
+            for r in rows..rows.next_multiple_of(GROUP_ROWS).min(self.len()) {
+                self.put_row(r, &vec![0; dim]);
+            }
+        }
         self.scales.truncate(rows);
         self.radii.truncate(rows);
         self.sums.truncate(rows);
     }
 
     pub fn reserve(&mut self, dim: usize, rows: usize) {
-        self.codes.reserve(rows * dim);
+        let more = self.bytes_for(dim, self.len() + rows) - self.codes.len();
+        self.codes.reserve(more);
         self.scales.reserve(rows);
         self.radii.reserve(rows);
         self.sums.reserve(rows);
+    }
+
+    /// The integer products of rows `first..first + len` (`first` a multiple of
+    /// [`GROUP_ROWS`]) with queries coded as [`Probe::words`]: `raw[i·stride + r]` for
+    /// query `i` and row `first + r`, `stride ≥ len` rounded up to a group.
+    pub fn integer_products(
+        &self,
+        dim: usize,
+        words: &[&[u32]],
+        first: usize,
+        len: usize,
+        raw: &mut [i32],
+        stride: usize,
+    ) {
+        debug_assert!(self.integer && first.is_multiple_of(GROUP_ROWS));
+        let group = Self::group_len(dim);
+        let start = first / GROUP_ROWS * group;
+        let groups = &self.codes[start..start + len.div_ceil(GROUP_ROWS) * group];
+        dot_groups_u8i8(groups, words, raw, stride);
     }
 }
 
@@ -110,8 +210,9 @@ fn encode(v: &[f32], out: &mut [i8]) -> (f32, f32) {
 /// turns a row's raw product into an interval for its exact score.
 pub(crate) struct Probe<'a> {
     vector: &'a [f32],
-    /// `b = round(q / t) + 128` for the integer kernel; `None`: widen the rows to f32.
-    bytes: Option<Vec<u8>>,
+    /// `b = round(q / t) + 128` for the integer kernel, as little-endian words of four
+    /// bytes (the last padded with 128, a zero code); `None`: widen the rows to f32.
+    words: Option<Vec<u32>>,
     /// `t`, the query's scale (1 without bytes).
     scale: f32,
     /// `‖q‖₂`, rounded up.
@@ -127,9 +228,10 @@ pub(crate) struct Probe<'a> {
 }
 
 impl<'a> Probe<'a> {
-    /// `integer`: the integer kernel (fast only where [`integer_dot_is_fast`]), else
-    /// the f32 widening.
-    pub fn with_kernel(q: &'a [f32], integer: bool) -> Self {
+    /// The query `q` as a scan of `codes` reads it: coded to bytes where the codes
+    /// are multiplied in integers ([`Codes::integer`]).
+    pub fn new(q: &'a [f32], codes: &Codes) -> Self {
+        let integer = codes.integer();
         let d = q.len() as f64;
         let eps = f64::from(f32::EPSILON);
         let norm = q.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
@@ -139,7 +241,7 @@ impl<'a> Probe<'a> {
             let l1 = q.iter().map(|&x| f64::from(x).abs()).sum::<f64>();
             return Probe {
                 vector: q,
-                bytes: None,
+                words: None,
                 scale: 1.0,
                 norm: up(norm),
                 error: 0.0,
@@ -149,9 +251,15 @@ impl<'a> Probe<'a> {
         }
         let mut codes = vec![0i8; q.len()];
         let (scale, error) = encode(q, &mut codes);
-        let bytes = codes
-            .iter()
-            .map(|&c| (i32::from(c) + OFFSET) as u8)
+        let words = codes
+            .chunks(4)
+            .map(|word| {
+                let mut four = [OFFSET as u8; 4];
+                for (b, &c) in four.iter_mut().zip(word) {
+                    *b = (i32::from(c) + OFFSET) as u8;
+                }
+                u32::from_le_bytes(four)
+            })
             .collect();
         // Past D = 1 040 the integer product (≤ 127²·D) is rounded once converting to f32.
         let per_scale = if d > 1_040.0 {
@@ -161,7 +269,7 @@ impl<'a> Probe<'a> {
         };
         Probe {
             vector: q,
-            bytes: Some(bytes),
+            words: Some(words),
             scale,
             norm: up(norm),
             error,
@@ -170,23 +278,27 @@ impl<'a> Probe<'a> {
         }
     }
 
+    /// The query's bytes as words for [`Codes::integer_products`]; `None` where the
+    /// codes are widened to f32 instead.
+    pub fn words(&self) -> Option<&[u32]> {
+        self.words.as_deref()
+    }
+
     /// `out[i]` = row `first + i`'s product with the query before its own scale: the
-    /// integer product (offset undone) times `t`, or the widened f32 product. `raw` is
-    /// scratch of the same length.
-    pub fn products(&self, codes: &Codes, first: usize, out: &mut [f32], raw: &mut [i32]) {
+    /// integer product `raw[i]` ([`Codes::integer_products`]) with the offset undone,
+    /// times `t`; or, without the integer kernel, the widened f32 product (`raw` unread).
+    #[inline(always)]
+    pub fn products(&self, codes: &Codes, first: usize, raw: &[i32], out: &mut [f32]) {
         let dim = self.vector.len();
-        let block = &codes.codes[first * dim..(first + out.len()) * dim];
-        match &self.bytes {
-            None => dot_many_i8(block, self.vector, out),
-            Some(bytes) => {
-                dot_many_u8i8(block, bytes, raw);
-                let sums = &codes.sums[first..first + out.len()];
-                for ((o, &p), &sum) in out.iter_mut().zip(raw.iter()).zip(sums) {
-                    // `p − 128·Σc = Σ cⱼ·(bⱼ − 128)`: exact in i32 below D = 66 000, and
-                    // exact in f32 below D = 1 040 (`per_scale` covers larger D).
-                    *o = (p - OFFSET * sum) as f32 * self.scale;
-                }
-            }
+        if self.words.is_none() {
+            let block = &codes.codes[first * dim..(first + out.len()) * dim];
+            return dot_many_i8(block, self.vector, out);
+        }
+        let sums = &codes.sums[first..first + out.len()];
+        for ((o, &p), &sum) in out.iter_mut().zip(raw).zip(sums) {
+            // `p − 128·Σc = Σ cⱼ·(bⱼ − 128)`: exact in i32 below D = 66 000, and
+            // exact in f32 below D = 1 040 (`per_scale` covers larger D).
+            *o = (p - OFFSET * sum) as f32 * self.scale;
         }
     }
 
@@ -195,6 +307,7 @@ impl<'a> Probe<'a> {
     /// that holds the row's exact score into `halves`. Plain multiply-adds over the
     /// block, which the compiler vectorises; the rounding of this arithmetic (~1e-9) is
     /// far inside `fixed`.
+    #[inline(always)]
     pub fn intervals(&self, codes: &Codes, first: usize, products: &mut [f32], halves: &mut [f32]) {
         // half = radius·‖q‖ + (1 + tol + radius)·‖e_q‖ + s·per_scale + fixed
         let per_radius = self.norm + self.error;
@@ -232,26 +345,32 @@ mod tests {
     #[test]
     fn every_exact_score_lies_in_its_interval_and_the_intervals_are_narrow() {
         let d = 128;
-        let mut codes = Codes::default();
         let rows: Vec<Vec<f32>> = (0..300).map(|i| unit(d, 7 + i)).collect();
-        rows.iter().for_each(|r| codes.push(r));
         let mut widest = 0.0f32;
-        for (qi, integer) in (0..40).map(|i| (i / 2, i % 2 == 1)) {
-            let q = unit(d, 10_000 + qi);
-            let probe = Probe::with_kernel(&q, integer);
-            let mut products = vec![0.0; rows.len()];
-            let mut halves = vec![0.0; rows.len()];
-            let mut raw = vec![0; rows.len()];
-            probe.products(&codes, 0, &mut products, &mut raw);
-            probe.intervals(&codes, 0, &mut products, &mut halves);
-            for (r, row) in rows.iter().enumerate() {
-                let (approx, half) = (products[r], halves[r]);
-                let exact = dot(row, &q);
-                assert!(
-                    (exact - approx).abs() <= half,
-                    "row {r} (integer {integer}): exact {exact}, approx {approx} ± {half}"
-                );
-                widest = widest.max(half);
+        for integer in [false, true] {
+            let mut codes = Codes::new(integer);
+            rows.iter().for_each(|r| codes.push(r));
+            for qi in 0..20 {
+                let q = unit(d, 10_000 + qi);
+                let probe = Probe::new(&q, &codes);
+                let mut products = vec![0.0; rows.len()];
+                let mut halves = vec![0.0; rows.len()];
+                let mut raw = vec![0; rows.len().next_multiple_of(GROUP_ROWS)];
+                if integer {
+                    let (words, stride) = ([probe.words().unwrap()], raw.len());
+                    codes.integer_products(d, &words, 0, rows.len(), &mut raw, stride);
+                }
+                probe.products(&codes, 0, &raw, &mut products);
+                probe.intervals(&codes, 0, &mut products, &mut halves);
+                for (r, row) in rows.iter().enumerate() {
+                    let (approx, half) = (products[r], halves[r]);
+                    let exact = dot(row, &q);
+                    assert!(
+                        (exact - approx).abs() <= half,
+                        "row {r} (integer {integer}): exact {exact}, approx {approx} ± {half}"
+                    );
+                    widest = widest.max(half);
+                }
             }
         }
         // The bound is what makes re-scoring cheap: it must stay near ‖e‖ ≈ s/√12·√D
@@ -261,21 +380,32 @@ mod tests {
 
     #[test]
     fn moved_and_replaced_rows_keep_their_codes() {
-        let d = 16;
-        let (a, b, c) = (unit(d, 1), unit(d, 2), unit(d, 3));
-        let mut codes = Codes::default();
-        codes.push(&a);
-        codes.push(&b);
-        let mut alone = Codes::default();
-        alone.push(&c);
-        codes.set(d, 0, &c);
-        assert_eq!(&codes.codes[..d], &alone.codes[..]);
-        codes.move_row(d, 0, 1);
-        codes.truncate(d, 1);
-        assert_eq!(codes.codes, alone.codes);
-        assert_eq!(codes.scales, alone.scales);
-        assert_eq!(codes.radii, alone.radii);
-        assert_eq!(codes.sums, alone.sums);
+        // 18 = 4·4 + 2: the integer layout's last word half full.
+        let d = 18;
+        for integer in [false, true] {
+            let rows: Vec<Vec<f32>> = (0..20).map(|i| unit(d, 1 + i)).collect();
+            let c = unit(d, 99);
+            let mut codes = Codes::new(integer);
+            rows.iter().for_each(|r| codes.push(r));
+            let mut alone = Codes::new(integer);
+            alone.push(&c);
+            codes.set(d, 3, &c);
+            assert_eq!(codes.row(d, 3), alone.row(d, 0), "integer {integer}");
+            // Row 19 (in the second group) into row 3, then 17 rows kept.
+            codes.move_row(d, 19, 3);
+            codes.truncate(d, 17);
+            let mut want = Codes::new(integer);
+            rows[..17].iter().for_each(|r| want.push(r));
+            want.set(d, 3, &rows[19]);
+            assert_eq!(codes.codes, want.codes, "integer {integer}");
+            assert_eq!(codes.scales, want.scales);
+            assert_eq!(codes.radii, want.radii);
+            assert_eq!(codes.sums, want.sums);
+            // Pushed again past the truncation: the rows cut off left nothing behind.
+            codes.push(&c);
+            want.push(&c);
+            assert_eq!(codes.codes, want.codes, "integer {integer}");
+        }
         let mut zero = Codes::default();
         zero.push(&[0.0; 4]);
         assert_eq!((zero.scales[0], zero.radii[0]), (0.0, 0.0));

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use rayon::prelude::*;
 
 use super::FaceId;
-use super::dot::{dot, dot_many, integer_dot_is_fast};
+use super::dot::{dot, dot_many};
 use super::quant::{Codes, Probe};
 use super::top::{Entry, TopIdentities};
 
@@ -59,7 +59,7 @@ pub(crate) struct Query<'a> {
 /// of [`CHUNK_ROWS`] when `parallel`, merged exactly (see [`TopIdentities::merge`]).
 pub(crate) fn scan(rows: &Rows<'_>, queries: &[Query<'_>], parallel: bool) -> Vec<Vec<Entry>> {
     if let Some(codes) = rows.codes {
-        return scan_codes(rows, codes, queries, parallel, integer_dot_is_fast());
+        return scan_codes(rows, codes, queries, parallel);
     }
     let n = rows.len();
     let tops = if parallel && n > CHUNK_ROWS {
@@ -124,19 +124,17 @@ struct Candidates {
     rows: Vec<(u32, f32)>,
 }
 
-/// [`scan`] over the int8 codes, then the exact re-score (see the module docs);
-/// `integer`: the products on the integer kernel ([`Probe`]).
+/// [`scan`] over the int8 codes, then the exact re-score (see the module docs).
 fn scan_codes(
     rows: &Rows<'_>,
     codes: &Codes,
     queries: &[Query<'_>],
     parallel: bool,
-    integer: bool,
 ) -> Vec<Vec<Entry>> {
     let n = rows.len();
     let probes: Vec<Probe<'_>> = queries
         .iter()
-        .map(|q| Probe::with_kernel(q.vector, integer))
+        .map(|q| Probe::new(q.vector, codes))
         .collect();
     let shared: Vec<SharedFloor> = queries.iter().map(|_| SharedFloor::new()).collect();
     let range = |start, end| scan_codes_range(rows, codes, queries, &probes, &shared, start, end);
@@ -220,19 +218,40 @@ fn scan_codes_range(
         .collect();
     let mut products = [0.0f32; BLOCK_ROWS]; // (block)
     let mut halves = [0.0f32; BLOCK_ROWS]; // (block)
-    let mut raw = [0i32; BLOCK_ROWS]; // (block)
+    // (B, block): every query's integer products of a block, taken together so that
+    // each load of the codes serves the whole batch.
+    let mut raw = vec![
+        0i32;
+        if codes.integer() {
+            queries.len() * BLOCK_ROWS
+        } else {
+            0
+        }
+    ];
+    let words: Vec<&[u32]> = probes.iter().filter_map(Probe::words).collect();
     let mut first = start;
     while first < end {
         let last = (first + BLOCK_ROWS).min(end);
         let products = &mut products[..last - first];
-        let raw = &mut raw[..last - first];
         let halves = &mut halves[..last - first];
-        for ((probe, part), shared) in probes.iter().zip(parts.iter_mut()).zip(shared) {
-            probe.products(codes, first, products, raw);
-            probe.intervals(codes, first, products, halves);
+        if codes.integer() {
+            codes.integer_products(rows.dim, &words, first, last - first, &mut raw, BLOCK_ROWS);
+        }
+        for (i, ((probe, part), shared)) in
+            probes.iter().zip(parts.iter_mut()).zip(shared).enumerate()
+        {
+            let raw = raw.get(i * BLOCK_ROWS..).unwrap_or_default();
+            let block = Block {
+                codes,
+                first,
+                raw,
+                products: &mut *products,
+                halves: &mut *halves,
+            };
+            let highest = bounds(probe, block);
             let mut floor = part.lower.floor().max(shared.get());
             // Once the floor has risen, most blocks hold no row that could reach it.
-            if highest_upper(products, halves) < floor {
+            if highest < floor {
                 continue;
             }
             for (i, (&approx, &half)) in products.iter().zip(halves.iter()).enumerate() {
@@ -259,9 +278,47 @@ fn scan_codes_range(
     parts
 }
 
+/// One block of rows as a query's bounds are computed over it: rows `first..`, their
+/// integer products with the query (`raw`, unread without the integer kernel), and the
+/// outputs, one per row.
+struct Block<'a> {
+    codes: &'a Codes,
+    first: usize,
+    raw: &'a [i32],
+    products: &'a mut [f32],
+    halves: &'a mut [f32],
+}
+
+/// A block's approximate scores into `products` and their intervals' half-widths into
+/// `halves` ([`Probe::products`], [`Probe::intervals`]); returns the highest upper end.
+/// Compiled for AVX-512 where the CPU has it: at the build's baseline (SSE2) these loops
+/// run four lanes wide.
+fn bounds(probe: &Probe<'_>, block: Block<'_>) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked just above).
+        return unsafe { bounds_avx512(probe, block) };
+    }
+    bounds_body(probe, block)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn bounds_avx512(probe: &Probe<'_>, block: Block<'_>) -> f32 {
+    bounds_body(probe, block)
+}
+
+#[inline(always)]
+fn bounds_body(probe: &Probe<'_>, b: Block<'_>) -> f32 {
+    probe.products(b.codes, b.first, b.raw, b.products);
+    probe.intervals(b.codes, b.first, b.products, b.halves);
+    highest_upper(b.products, b.halves)
+}
+
 /// The largest `approx + half` of a block (−∞ when empty), lane by lane so that the
 /// compiler vectorises it: the per-row test of the scan then runs only for the blocks
 /// where some row passes.
+#[inline(always)]
 fn highest_upper(approx: &[f32], halves: &[f32]) -> f32 {
     const LANES: usize = 16;
     let mut top = [f32::NEG_INFINITY; LANES];
@@ -340,8 +397,10 @@ mod tests {
         }
         let faces: Vec<FaceId> = (0..n as FaceId).collect();
         let owners: Vec<u32> = (0..n as u32).map(|r| r % 2_500).collect();
-        let mut codes = Codes::default();
-        vectors.chunks(d).for_each(|v| codes.push(v));
+        let mut both = [Codes::new(false), Codes::new(true)];
+        for codes in &mut both {
+            vectors.chunks(d).for_each(|v| codes.push(v));
+        }
         let plain = Rows {
             dim: d,
             vectors: &vectors,
@@ -365,9 +424,9 @@ mod tests {
         }));
         for parallel in [false, true] {
             let want = scan(&plain, &queries, parallel);
-            for integer in [false, true] {
-                let got = scan_codes(&plain, &codes, &queries, parallel, integer);
-                assert_eq!(got, want, "parallel {parallel} integer {integer}");
+            for codes in &both {
+                let got = scan_codes(&plain, codes, &queries, parallel);
+                assert_eq!(got, want, "parallel {parallel} integer {}", codes.integer());
             }
         }
     }
