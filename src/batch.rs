@@ -10,8 +10,11 @@
 //!
 //! A scan that starts right after another (the index is busy) first waits for the batch
 //! to fill, so arrivals spread over a scan's length are not split into many small
-//! batches — for at most as long as the last scan took, and never longer than
-//! [`BatchConfig::window`]. Waiting one scan's length at most bounds what a query can
+//! batches — to as many queries as the last batch held (what gathered over one scan; with
+//! `n` clients each waiting for its answer before it asks again, `n`), for at most as long
+//! as the last scan took, and never longer than [`BatchConfig::window`]. Filling to
+//! [`BatchConfig::max`] instead made every such batch wait out its whole wait whenever
+//! fewer clients than that were asking. Waiting one scan's length at most bounds what a query can
 //! lose (its latency at most doubles) by what the batch can win (one scan instead of
 //! two): at a million faces a scan reads 128 MB and takes milliseconds, so batches grow
 //! and throughput rises; at a thousand a scan takes microseconds and so does the wait.
@@ -59,6 +62,8 @@ struct Queue<Q, A> {
     last_end: Option<Instant>,
     /// How long the last scan took.
     last_scan: Duration,
+    /// Queries the last scan answered.
+    last_size: usize,
 }
 
 impl<Q: Clone, A> Batcher<Q, A> {
@@ -75,6 +80,7 @@ impl<Q: Clone, A> Batcher<Q, A> {
                 scanning: false,
                 last_end: None,
                 last_scan: Duration::ZERO,
+                last_size: 0,
             }),
             wake: Condvar::new(),
         }
@@ -91,8 +97,8 @@ impl<Q: Clone, A> Batcher<Q, A> {
             ticket,
             query: query.clone(),
         });
-        if q.waiting.len() >= self.config.max {
-            // A leader waiting for its window to fill can go now.
+        if q.waiting.len() >= self.fill_to(&q) {
+            // A leader waiting for its batch to fill can go now.
             self.wake.notify_all();
         }
         loop {
@@ -106,6 +112,7 @@ impl<Q: Clone, A> Batcher<Q, A> {
             q.scanning = true;
             q = self.fill_window(q);
             let batch = self.take_batch(&mut q, ticket, &query);
+            q.last_size = batch.len();
             drop(q);
             let mut guard = EndScan {
                 batcher: self,
@@ -123,8 +130,9 @@ impl<Q: Clone, A> Batcher<Q, A> {
         }
     }
 
-    /// While the index is busy (a scan ended within the window), waits for `max` queries
-    /// up to the window or the last scan's duration, whichever is shorter.
+    /// While the index is busy (a scan ended within the window), waits for as many queries
+    /// as the last batch held ([`Self::fill_to`]) up to the window or the last scan's
+    /// duration, whichever is shorter.
     fn fill_window<'a>(
         &'a self,
         mut q: MutexGuard<'a, Queue<Q, A>>,
@@ -134,7 +142,7 @@ impl<Q: Clone, A> Batcher<Q, A> {
             return q;
         };
         let deadline = Instant::now() + wait;
-        while q.waiting.len() < self.config.max {
+        while q.waiting.len() < self.fill_to(&q) {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -146,6 +154,12 @@ impl<Q: Clone, A> Batcher<Q, A> {
                 .0;
         }
         q
+    }
+
+    /// The batch a busy index waits for: as many queries as the last one held, at least
+    /// one and at most `max`.
+    fn fill_to(&self, q: &Queue<Q, A>) -> usize {
+        q.last_size.clamp(1, self.config.max)
     }
 
     /// This thread's own job plus the oldest others, up to `max`. The own job is made
@@ -278,6 +292,42 @@ mod tests {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batcher.submit(1, run)));
         assert!(first.is_err());
         assert_eq!(batcher.submit(2, run), 3);
+    }
+
+    #[test]
+    fn a_busy_index_waits_for_as_many_queries_as_its_last_batch_held_and_no_more() {
+        let batcher: Batcher<u32, u32> = Batcher::new(BatchConfig {
+            max: 64,
+            window: Duration::from_secs(60),
+        });
+        // As after a batch of two whose scan took a minute and just ended.
+        {
+            let mut q = batcher.lock();
+            q.last_scan = Duration::from_secs(60);
+            q.last_end = Some(Instant::now());
+            q.last_size = 2;
+        }
+        let sizes = Mutex::new(Vec::new());
+        let run = |jobs: &[Job<u32>]| {
+            sizes.lock().unwrap().push(jobs.len());
+            jobs.iter().map(|j| j.query * 10).collect()
+        };
+        let started = Instant::now();
+        let (batcher, run) = (&batcher, &run);
+        std::thread::scope(|s| {
+            let answers: Vec<_> = (1..=2u32)
+                .map(|i| s.spawn(move || (i, batcher.submit(i, run))))
+                .collect();
+            for h in answers {
+                let (i, answer) = h.join().unwrap();
+                assert_eq!(answer, i * 10);
+            }
+        });
+        // The first query waited for the second (one batch), and not for a full batch of
+        // 64: that wait would have lasted the minute.
+        assert_eq!(*sizes.lock().unwrap(), vec![2]);
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert_eq!(batcher.lock().last_size, 2);
     }
 
     #[test]
