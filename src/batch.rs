@@ -10,13 +10,13 @@
 //!
 //! A scan that starts right after another (the index is busy) first waits for the batch
 //! to fill, so arrivals spread over a scan's length are not split into many small
-//! batches — to as many queries as the last batch held (what gathered over one scan; with
-//! `n` clients each waiting for its answer before it asks again, `n`), for at most as long
-//! as the last scan took, and never longer than [`BatchConfig::window`]. Filling to
-//! [`BatchConfig::max`] instead made every such batch wait out its whole wait whenever
-//! fewer clients than that were asking. Waiting one scan's length at most bounds what a query can
-//! lose (its latency at most doubles) by what the batch can win (one scan instead of
-//! two): at a million faces a scan reads 128 MB and takes milliseconds, so batches grow
+//! batches — to as many queries as the last batch held (what gathered over one scan;
+//! with `n` clients each waiting for its answer before it asks again, `n`), for at most
+//! as long as the last scan took, and never longer than [`BatchConfig::window`]. Filling
+//! to [`BatchConfig::max`] instead made every such batch wait out its whole wait whenever
+//! fewer clients than that were asking. Waiting one scan's length at most bounds what a
+//! query can lose (its latency at most doubles) by what the batch can win (one scan
+//! instead of two): at a million faces a scan reads 128 MB and takes milliseconds, so batches grow
 //! and throughput rises; at a thousand a scan takes microseconds and so does the wait.
 //! An index idle for longer than the window never waits.
 
@@ -64,6 +64,8 @@ struct Queue<Q, A> {
     last_scan: Duration,
     /// Queries the last scan answered.
     last_size: usize,
+    /// A leader is waiting for its batch to fill ([`Batcher::fill_window`]).
+    filling: bool,
 }
 
 impl<Q: Clone, A> Batcher<Q, A> {
@@ -81,6 +83,7 @@ impl<Q: Clone, A> Batcher<Q, A> {
                 last_end: None,
                 last_scan: Duration::ZERO,
                 last_size: 0,
+                filling: false,
             }),
             wake: Condvar::new(),
         }
@@ -97,8 +100,8 @@ impl<Q: Clone, A> Batcher<Q, A> {
             ticket,
             query: query.clone(),
         });
-        if q.waiting.len() >= self.fill_to(&q) {
-            // A leader waiting for its batch to fill can go now.
+        if q.filling && q.waiting.len() >= self.fill_to(&q) {
+            // The leader waiting for its batch to fill can go now.
             self.wake.notify_all();
         }
         loop {
@@ -142,6 +145,7 @@ impl<Q: Clone, A> Batcher<Q, A> {
             return q;
         };
         let deadline = Instant::now() + wait;
+        q.filling = true;
         while q.waiting.len() < self.fill_to(&q) {
             let now = Instant::now();
             if now >= deadline {
@@ -153,6 +157,7 @@ impl<Q: Clone, A> Batcher<Q, A> {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+        q.filling = false;
         q
     }
 

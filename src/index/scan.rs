@@ -219,15 +219,9 @@ fn scan_codes_range(
     let mut products = [0.0f32; BLOCK_ROWS]; // (block)
     let mut halves = [0.0f32; BLOCK_ROWS]; // (block)
     // (B, block): every query's integer products of a block, taken together so that
-    // each load of the codes serves the whole batch.
-    let mut raw = vec![
-        0i32;
-        if codes.integer() {
-            queries.len() * BLOCK_ROWS
-        } else {
-            0
-        }
-    ];
+    // each load of the codes serves the whole batch (unused without the integer kernel).
+    let per_query = if codes.integer() { BLOCK_ROWS } else { 0 };
+    let mut raw = vec![0i32; queries.len() * per_query];
     let words: Vec<&[u32]> = probes.iter().filter_map(Probe::words).collect();
     let mut first = start;
     while first < end {
@@ -237,10 +231,10 @@ fn scan_codes_range(
         if codes.integer() {
             codes.integer_products(rows.dim, &words, first, last - first, &mut raw, BLOCK_ROWS);
         }
-        for (i, ((probe, part), shared)) in
+        for (q, ((probe, part), shared)) in
             probes.iter().zip(parts.iter_mut()).zip(shared).enumerate()
         {
-            let raw = raw.get(i * BLOCK_ROWS..).unwrap_or_default();
+            let raw = &raw[q * per_query..(q + 1) * per_query];
             let block = Block {
                 codes,
                 first,
