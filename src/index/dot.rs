@@ -67,7 +67,7 @@ pub fn dot_many_i8(rows: &[i8], q: &[f32], out: &mut [f32]) {
     dot_many_body::<i8, false>(rows, q, out)
 }
 
-/// Whether [`dot_many_u8i8`] runs on integer dot-product instructions (AVX-512 VNNI:
+/// Whether [`dot_groups_u8i8`] runs on integer dot-product instructions (AVX-512 VNNI:
 /// 64 multiply-adds of bytes per instruction); without them it is portable and slow, and
 /// callers use [`dot_many_i8`] instead.
 pub fn integer_dot_is_fast() -> bool {

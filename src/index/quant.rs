@@ -4,7 +4,7 @@
 //! A row `v` is stored as `c = round(v / s)` with `s = max|vⱼ| / 127`, so its approximate
 //! score against a query `q` is `s·⟨c, q⟩`. The rounding error `e = s·c − v` is known
 //! when the row is stored; by Cauchy–Schwarz `|s·⟨c, q⟩ − ⟨v, q⟩| ≤ ‖e‖·‖q‖`, so
-//! [`Codes::radius`] keeps `‖e‖` (rounded up) and a scan knows, for every row, an
+//! [`Codes::radii`] keeps `‖e‖` (rounded up) and a scan knows, for every row, an
 //! interval that surely holds the exact score. The scan ([`super::scan`]) uses the
 //! intervals to pick the few rows that could be in the answer and re-scores only those
 //! from the f32 rows: the answer is the exact index's, bit for bit, at a quarter of the
