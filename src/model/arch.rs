@@ -42,7 +42,7 @@ pub enum HiddenActivation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ArchSpec {
-    /// Flatten → per hidden width: linear → [batch norm] → activation → [dropout if > 0]
+    /// Flatten → per hidden width: linear → (batch norm) → activation → (dropout if > 0)
     /// → linear to `embedding_dim` → L2 normalisation. The defaults are [`ArchSpec::mlp`]'s.
     Mlp {
         #[serde(default = "super::default_input")]

@@ -1,6 +1,7 @@
 //! Checkpoints: one safetensors file holding everything needed to continue a run
 //! exactly — the network, the classifier head, the best network so far, the optimiser
-//! state — plus a JSON [`RunState`] under the header key [`CHECKPOINT_KEY`].
+//! state — plus a JSON [`RunState`](super::record::RunState) under the header key
+//! [`CHECKPOINT_KEY`].
 //!
 //! Tensor names are prefixed by group: `net/…` and `best/…` (the network's own names,
 //! `"{index}.{kind}.{name}"`), `head/…`, `opt/…` (the optimiser's state names).

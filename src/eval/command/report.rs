@@ -6,7 +6,8 @@ use super::pairs::{DetectionSummary, PairsReport};
 use crate::eval::ProtocolReport;
 use crate::eval::promise::PromiseRow;
 
-/// One evaluated method: the model, or a baseline of [`baseline_reports`].
+/// One evaluated method: the model, or a baseline of
+/// [`baseline_reports`](crate::eval::compare::baseline_reports).
 #[derive(Debug, Clone, Serialize)]
 pub struct MethodReport {
     pub name: String,

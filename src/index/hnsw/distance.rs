@@ -3,7 +3,7 @@
 //! For unit vectors this orders neighbours exactly like cosine similarity. hnsw_rs's own
 //! `DistDot` asserts the distance is non-negative and panics when rounding makes
 //! `⟨v, v⟩ > 1` (NOTES.md: 39% of f32-normalised vectors); the clamp removes that, and
-//! [`super::super::dot`] gives the AVX-512/AVX2 kernel without the `simdeez_f` feature.
+//! [`crate::index::dot()`] gives the AVX-512/AVX2 kernel without the `simdeez_f` feature.
 
 use anndists::dist::Distance;
 

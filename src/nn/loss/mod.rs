@@ -2,7 +2,7 @@
 //!
 //! Reductions (all match PyTorch's `reduction="mean"` over the batch, except where noted):
 //! - [`softmax_cross_entropy`]: mean over the N rows (`F.cross_entropy`).
-//! - [`squared_error`]: (1/N) Σᵢ ½‖dᵢ − yᵢ‖², a mean over rows of a *sum* over features
+//! - [`squared_error()`]: (1/N) Σᵢ ½‖dᵢ − yᵢ‖², a mean over rows of a *sum* over features
 //!   (`0.5 * ((d - y)**2).sum(1).mean()`, not `F.mse_loss`, which averages features too
 //!   and drops the ½).
 //! - [`triplet_loss`]: depends on the mining (see [`Mining`]).

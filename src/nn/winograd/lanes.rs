@@ -12,7 +12,7 @@
 //! order as in [`super::transform_input`] and [`super::transform_output`] (rows of a tile
 //! first, then its columns; `Aᵀ` down the columns first, then along the rows with the
 //! bias and the epilogue), so the transforms give the same bits; the products may sum in
-//! another order. [`super::six`] runs F(6×6, 3×3) through the same steps
+//! another order. [`mod@super::six`] runs F(6×6, 3×3) through the same steps
 //! ([`images_of`], with its own [`Transforms`]).
 
 use super::Shape;
