@@ -478,9 +478,8 @@ mod tests {
 
     #[test]
     fn integer_products_are_exact_on_every_path() {
-        // 13 groups: a run of eight and of four with one left for a lone query, three
-        // of four and one left for the others; d below, at and past a word, and
-        // between words.
+        // 13 groups: three runs of four and one left over for two to four queries, one
+        // at a time for a lone query; d below, at and past a word, and between words.
         let rows = 13 * 16;
         for d in [3, 4, 5, 64, 128, 130, 256] {
             let mut codes: Vec<i8> = (0..d * rows)

@@ -37,7 +37,7 @@ pub struct ExactIndex {
     /// others (the behaviour before batching, kept for comparison).
     batching: bool,
     /// [`IndexConfig::parallel_scan_min_rows`].
-    parallel_min_rows: usize,
+    parallel_scan_min_rows: usize,
 }
 
 /// Rows are kept dense: removing a face moves the last row into its place.
@@ -79,7 +79,7 @@ impl ExactIndex {
                 ..Flat::default()
             }),
             batching: config.batch_max_queries > 1,
-            parallel_min_rows: config.parallel_scan_min_rows,
+            parallel_scan_min_rows: config.parallel_scan_min_rows,
             batcher: Batcher::new(BatchConfig {
                 max: config.batch_max_queries,
                 window: Duration::from_micros(config.batch_window_us),
@@ -104,7 +104,7 @@ impl ExactIndex {
                 k: j.query.1,
             })
             .collect();
-        let parallel = flat.faces.len() >= self.parallel_min_rows;
+        let parallel = flat.faces.len() >= self.parallel_scan_min_rows;
         scan(&rows, &queries, parallel)
             .into_iter()
             .map(|top| {

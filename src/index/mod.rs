@@ -36,7 +36,7 @@ mod worker;
 
 pub use crate::embedding::{Embedding, UNIT_NORM_TOLERANCE};
 pub use config::{DEFAULT_PARALLEL_SCAN_MIN_ROWS, IndexConfig, ScanPrecision};
-pub use dot::{GROUP_ROWS, dot, dot_groups_u8i8, dot_many, dot_many_i8, integer_dot_is_fast};
+pub use dot::{dot, dot_many, dot_many_i8, integer_dot_is_fast};
 pub use error::IndexError;
 pub use exact::ExactIndex;
 pub use gallery::{GalleryIndex, IndexKind, Restored};

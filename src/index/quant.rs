@@ -145,8 +145,9 @@ impl Codes {
     pub fn truncate(&mut self, dim: usize, rows: usize) {
         self.codes.truncate(self.bytes_for(dim, rows));
         if self.integer {
+            let zeros = vec![0; dim];
             for r in rows..rows.next_multiple_of(GROUP_ROWS).min(self.len()) {
-                self.put_row(r, &vec![0; dim]);
+                self.put_row(r, &zeros);
             }
         }
         self.scales.truncate(rows);
