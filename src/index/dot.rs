@@ -83,52 +83,75 @@ pub fn integer_dot_is_fast() -> bool {
     }
 }
 
-/// Rows of a group in [`dot_groups_u8i8`]'s layout.
-pub const GROUP_ROWS: usize = 16;
+/// Rows of a group in [`dot_groups_u8i8`]'s layout: four loads of sixteen rows each.
+pub(super) const GROUP_ROWS: usize = 64;
 
-/// `out[q·stride + r] = Σⱼ c[r, j] · b_q[j]` exactly, in integers, for the int8 codes `c`
-/// of rows kept in groups of [`GROUP_ROWS`] and the unsigned bytes `b_q` of each query.
-/// No overflow below `D` = 66 000 (`|c·b| ≤ 127·255` per term).
+/// Bytes of one word (four bytes) of every row of a group: four 64-byte loads.
+const GROUP_WORD: usize = 4 * GROUP_ROWS;
+
+/// `out[q·stride + r] = bias[r] + Σⱼ c[r, j] · b_q[j]` exactly, in integers, for the int8
+/// codes `c` of rows kept in groups of [`GROUP_ROWS`] and the unsigned bytes `b_q` of each
+/// query. No overflow below `D` = 44 000 with `|bias| ≤ 128·127·D` (`|c·b| ≤ 127·255`
+/// per term).
 ///
 /// Layout: a vector of `D` bytes is `W = ⌈D/4⌉` words of four bytes (the last one padded
-/// with zero codes); group `g` is `groups[64·W·g..64·W·(g + 1)]`, and word `k` of its row
-/// `l` is its bytes `64·k + 4·l .. 64·k + 4·l + 4`: one 64-byte load holds a word of all
-/// sixteen rows. Each query is its `W` words (little-endian). Writes the `16·G` rows of
-/// the `G` groups of `groups` for every query; `stride ≥ 16·G`.
-pub fn dot_groups_u8i8(groups: &[i8], queries: &[&[u32]], out: &mut [i32], stride: usize) {
+/// with zero codes); group `g` is `groups[256·W·g..256·W·(g + 1)]`, and word `k` of its
+/// row `l` is its bytes `256·k + 4·l .. 256·k + 4·l + 4`: the 64-byte load at
+/// `256·k + 64·s` holds word `k` of rows `16·s .. 16·s + 16`, and a group is read from
+/// start to end, one stream, whatever the number of queries. Each query is its `W` words
+/// (little-endian); `bias` has one value for each of the `64·G` rows of the `G` groups
+/// read (`groups` may hold more). Writes those rows for every query; `stride ≥ 64·G`.
+pub(super) fn dot_groups_u8i8(
+    groups: &[i8],
+    bias: &[i32],
+    queries: &[&[u32]],
+    out: &mut [i32],
+    stride: usize,
+) {
     let Some(w) = queries.first().map(|q| q.len()) else {
         return;
     };
-    let n = if w == 0 { 0 } else { groups.len() / (64 * w) };
+    let n = bias.len() / GROUP_ROWS;
     assert!(
         queries.iter().all(|q| q.len() == w),
         "queries of one length"
     );
+    assert!(bias.len() == n * GROUP_ROWS && groups.len() >= n * GROUP_WORD * w);
     assert!(stride >= GROUP_ROWS * n && out.len() >= stride * (queries.len() - 1) + GROUP_ROWS * n);
     if w == 0 {
-        out.fill(0);
+        for q in 0..queries.len() {
+            out[q * stride..][..bias.len()].copy_from_slice(bias);
+        }
         return;
     }
+    let groups = &groups[..n * GROUP_WORD * w];
     #[cfg(target_arch = "x86_64")]
     if integer_dot_is_fast() {
         // SAFETY: the CPU supports AVX-512F, BW and VNNI (checked just above).
-        return unsafe { x86::dot_groups_u8i8_vnni(&groups[..n * 64 * w], queries, out, stride) };
+        return unsafe { x86::dot_groups_u8i8_vnni(groups, bias, queries, out, stride) };
     }
-    dot_groups_u8i8_portable(&groups[..n * 64 * w], queries, out, stride)
+    dot_groups_u8i8_portable(groups, bias, queries, out, stride)
 }
 
-fn dot_groups_u8i8_portable(groups: &[i8], queries: &[&[u32]], out: &mut [i32], stride: usize) {
+fn dot_groups_u8i8_portable(
+    groups: &[i8],
+    bias: &[i32],
+    queries: &[&[u32]],
+    out: &mut [i32],
+    stride: usize,
+) {
     let w = queries[0].len();
-    for (g, group) in groups.chunks_exact(64 * w).enumerate() {
+    for (g, group) in groups.chunks_exact(GROUP_WORD * w).enumerate() {
         for (q, words) in queries.iter().enumerate() {
             for l in 0..GROUP_ROWS {
-                out[q * stride + GROUP_ROWS * g + l] = (0..w)
+                let r = GROUP_ROWS * g + l;
+                out[q * stride + r] = (0..w)
                     .flat_map(|k| {
                         let bytes = words[k].to_le_bytes();
                         (0..4).map(move |t| (k, t, bytes[t]))
                     })
-                    .map(|(k, t, b)| i32::from(group[64 * k + 4 * l + t]) * i32::from(b))
-                    .sum();
+                    .map(|(k, t, b)| i32::from(group[GROUP_WORD * k + 4 * l + t]) * i32::from(b))
+                    .fold(bias[r], i32::wrapping_add);
             }
         }
     }
@@ -177,7 +200,7 @@ fn dot_many_body<T: Copy + Into<f32>, const FMA: bool>(rows: &[T], q: &[f32], ou
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{GROUP_ROWS, dot_body, dot_many_body};
+    use super::{GROUP_ROWS, GROUP_WORD, dot_body, dot_many_body};
 
     #[target_feature(enable = "avx512f")]
     pub(super) fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
@@ -199,95 +222,59 @@ mod x86 {
         dot_many_body::<f32, true>(rows, q, out)
     }
 
-    /// A kernel of [`dot_groups_u8i8_vnni`]: some groups against some queries.
-    type Tile = unsafe fn(&[i8], &[&[u32]], &mut [i32], usize);
-
     /// 64 byte products per `vpdpbusd`, each a word of sixteen rows times one word of a
-    /// query, summed in the sixteen lanes: no reduction across lanes. Up to four queries
-    /// and four groups at a time share each load (sixteen independent sums, so the
-    /// products are not held up by one sum's latency); a lone query reads the groups one
-    /// at a time, in order ([`lone`]).
+    /// query, summed in the sixteen lanes: no reduction across lanes. A group's four loads
+    /// of a word serve up to four queries (up to sixteen independent sums, so the
+    /// products are not held up by one sum's latency), and the group is read in order.
+    /// Each sum starts from its row's bias.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) fn dot_groups_u8i8_vnni(
         groups: &[i8],
+        bias: &[i32],
         queries: &[&[u32]],
         out: &mut [i32],
         stride: usize,
     ) {
         let w = queries[0].len();
-        let n = groups.len() / (64 * w);
         for (c, qs) in queries.chunks(4).enumerate() {
-            let mut g = 0;
-            let mut run = |size: usize, tile: Tile| {
-                while g + size <= n {
-                    let at = 4 * c * stride + GROUP_ROWS * g;
-                    let tiles = &groups[g * 64 * w..(g + size) * 64 * w];
-                    // SAFETY: the CPU supports what `tile` enables (this function's own
-                    // features); `tile` reads `size` groups of `tiles`.
-                    unsafe { tile(tiles, qs, &mut out[at..], stride) };
-                    g += size;
-                }
-            };
-            match qs.len() {
-                1 => {
-                    run(1, lone);
-                }
-                2 => {
-                    run(4, tile::<2, 4>);
-                    run(1, tile::<2, 1>);
-                }
-                3 => {
-                    run(4, tile::<3, 4>);
-                    run(1, tile::<3, 1>);
-                }
-                _ => {
-                    run(4, tile::<4, 4>);
-                    run(1, tile::<4, 1>);
+            let rows = groups
+                .chunks_exact(GROUP_WORD * w)
+                .zip(bias.chunks_exact(GROUP_ROWS));
+            for (g, (group, bias)) in rows.enumerate() {
+                let out = &mut out[4 * c * stride + GROUP_ROWS * g..];
+                match qs.len() {
+                    1 => group_tile::<1>(group, bias, qs, out, stride),
+                    2 => group_tile::<2>(group, bias, qs, out, stride),
+                    3 => group_tile::<3>(group, bias, qs, out, stride),
+                    _ => group_tile::<4>(group, bias, qs, out, stride),
                 }
             }
         }
     }
 
-    /// One group against one query, its words in four interleaved sums (a lone query's
-    /// pass is bound by memory: the groups are read in order, as they lie).
+    /// One group against `Q` queries, into `out[q·stride ..][..64]`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    fn lone(tiles: &[i8], qs: &[&[u32]], out: &mut [i32], _stride: usize) {
-        use std::arch::x86_64::*;
-        let q = qs[0];
-        let w = q.len();
-        assert!(tiles.len() == 64 * w);
-        let mut acc = [_mm512_setzero_si512(); 4];
-        for (k, &word) in q.iter().enumerate() {
-            // SAFETY: 64·k + 64 ≤ 64·w = tiles.len(); unaligned load.
-            let c = unsafe { _mm512_loadu_si512(tiles.as_ptr().add(64 * k).cast()) };
-            acc[k % 4] = _mm512_dpbusd_epi32(acc[k % 4], _mm512_set1_epi32(word as i32), c);
-        }
-        let sum = _mm512_add_epi32(
-            _mm512_add_epi32(acc[0], acc[1]),
-            _mm512_add_epi32(acc[2], acc[3]),
-        );
-        let o = &mut out[..GROUP_ROWS];
-        // SAFETY: `o` holds 16 i32 = 64 bytes; unaligned store.
-        unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), sum) };
-    }
-
-    /// `G` groups of `tiles` against `Q` queries, into `out[q·stride + 16·g ..]`.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    fn tile<const Q: usize, const G: usize>(
-        tiles: &[i8],
+    fn group_tile<const Q: usize>(
+        group: &[i8],
+        bias: &[i32],
         qs: &[&[u32]],
         out: &mut [i32],
         stride: usize,
     ) {
         use std::arch::x86_64::*;
+        const LOADS: usize = GROUP_ROWS / 16;
         let w = qs[0].len();
-        assert!(qs.len() == Q && tiles.len() == G * 64 * w);
+        assert!(qs.len() == Q && group.len() == GROUP_WORD * w && bias.len() == GROUP_ROWS);
         let qs: [&[u32]; Q] = std::array::from_fn(|i| &qs[i][..w]);
-        let mut acc = [[_mm512_setzero_si512(); G]; Q];
-        for k in 0..w {
-            // SAFETY: g·64·w + 64·k + 64 ≤ G·64·w = tiles.len(); unaligned loads.
-            let c: [__m512i; G] = std::array::from_fn(|g| unsafe {
-                _mm512_loadu_si512(tiles.as_ptr().add(g * 64 * w + 64 * k).cast())
+        // SAFETY: 16·s + 16 ≤ GROUP_ROWS = bias.len(); unaligned loads.
+        let start: [__m512i; LOADS] = std::array::from_fn(|s| unsafe {
+            _mm512_loadu_si512(bias.as_ptr().add(16 * s).cast())
+        });
+        let mut acc = [start; Q];
+        for (k, word) in group.chunks_exact(GROUP_WORD).enumerate() {
+            // SAFETY: 64·s + 64 ≤ GROUP_WORD = word.len(); unaligned loads.
+            let c: [__m512i; LOADS] = std::array::from_fn(|s| unsafe {
+                _mm512_loadu_si512(word.as_ptr().add(64 * s).cast())
             });
             for (acc, q) in acc.iter_mut().zip(qs) {
                 let b = _mm512_set1_epi32(q[k] as i32);
@@ -297,8 +284,8 @@ mod x86 {
             }
         }
         for (q, acc) in acc.iter().enumerate() {
-            for (g, &a) in acc.iter().enumerate() {
-                let o = &mut out[q * stride + GROUP_ROWS * g..][..GROUP_ROWS];
+            for (s, &a) in acc.iter().enumerate() {
+                let o = &mut out[q * stride + 16 * s..][..16];
                 // SAFETY: `o` holds 16 i32 = 64 bytes; unaligned store.
                 unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), a) };
             }
@@ -452,13 +439,13 @@ mod tests {
         }
     }
 
-    /// Row-major codes `(R, d)` in [`dot_groups_u8i8`]'s layout (`R` a multiple of 16).
+    /// Row-major codes `(R, d)` in [`dot_groups_u8i8`]'s layout (`R` a multiple of 64).
     fn grouped(codes: &[i8], d: usize) -> Vec<i8> {
         let w = d.div_ceil(4);
         let mut out = vec![0i8; codes.len() / d * 4 * w];
         for (r, row) in codes.chunks(d).enumerate() {
             for (j, &c) in row.iter().enumerate() {
-                out[r / 16 * 64 * w + j / 4 * 64 + r % 16 * 4 + j % 4] = c;
+                out[r / 64 * 256 * w + j / 4 * 256 + r % 64 * 4 + j % 4] = c;
             }
         }
         out
@@ -478,9 +465,9 @@ mod tests {
 
     #[test]
     fn integer_products_are_exact_on_every_path() {
-        // 13 groups: three runs of four and one left over for two to four queries, one
-        // at a time for a lone query; d below, at and past a word, and between words.
-        let rows = 13 * 16;
+        // Three groups; one to six queries (a second run of queries past four); d below,
+        // at and past a word, and between words.
+        let rows = 3 * 64;
         for d in [3, 4, 5, 64, 128, 130, 256] {
             let mut codes: Vec<i8> = (0..d * rows)
                 .map(|i| ((i * 53 % 255) as i32 - 127) as i8)
@@ -489,6 +476,10 @@ mod tests {
             codes[..d].fill(-127);
             codes[17 * d..18 * d].fill(127);
             let groups = grouped(&codes, d);
+            // Biases of both signs, up to the largest a row's offset can need.
+            let bias: Vec<i32> = (0..rows as i32)
+                .map(|r| (r * 7_919 % 1_001 - 500) * 128 * 127 * d as i32 / 500)
+                .collect();
             for n in 1..=6 {
                 let queries: Vec<Vec<u8>> = (0..n)
                     .map(|q| (0..d).map(|i| ((i + 31 * q) * 97 % 256) as u8).collect())
@@ -498,7 +489,14 @@ mod tests {
                     .map(|q| {
                         codes
                             .chunks(d)
-                            .map(|r| r.iter().zip(q).map(|(&c, &b)| c as i32 * b as i32).sum())
+                            .zip(&bias)
+                            .map(|(r, &bias)| {
+                                bias + r
+                                    .iter()
+                                    .zip(q)
+                                    .map(|(&c, &b)| c as i32 * b as i32)
+                                    .sum::<i32>()
+                            })
                             .collect()
                     })
                     .collect();
@@ -509,12 +507,12 @@ mod tests {
                 for (name, run) in [
                     (
                         "dispatched",
-                        dot_groups_u8i8 as fn(&[i8], &[&[u32]], &mut [i32], usize),
+                        dot_groups_u8i8 as fn(&[i8], &[i32], &[&[u32]], &mut [i32], usize),
                     ),
                     ("portable", dot_groups_u8i8_portable),
                 ] {
                     let mut got = vec![i32::MIN; stride * n];
-                    run(&groups, &refs, &mut got, stride);
+                    run(&groups, &bias, &refs, &mut got, stride);
                     for (q, want) in want.iter().enumerate() {
                         assert_eq!(
                             &got[q * stride..q * stride + rows],

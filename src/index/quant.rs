@@ -14,12 +14,13 @@
 //! Where the CPU multiplies bytes (AVX-512 VNNI) the query is coded too, as
 //! `q ≈ t·b` with `t = max|qⱼ| / 127`, and the product `⟨c, b⟩` is exact integer
 //! arithmetic; the query's own rounding `e_q = q − t·b` widens the interval by
-//! `‖s·c‖·‖e_q‖`. There the codes are kept in groups of sixteen rows interleaved by
+//! `‖s·c‖·‖e_q‖`. There the codes are kept in groups of sixty-four rows interleaved by
 //! four-byte words ([`dot_groups_u8i8`]), so that one load serves sixteen rows and every
-//! query of a batch. Without VNNI the codes are row-major, widened to f32 and multiplied
+//! query of a batch, and a group is read as one stream. Without VNNI the codes are row-major, widened to f32 and multiplied
 //! with `q`.
 
-use super::dot::{GROUP_ROWS, dot_groups_u8i8, dot_many_i8, integer_dot_is_fast};
+pub(super) use super::dot::GROUP_ROWS;
+use super::dot::{dot_groups_u8i8, dot_many_i8, integer_dot_is_fast};
 use crate::embedding::UNIT_NORM_TOLERANCE;
 
 /// Largest code magnitude: the scale maps `max|vⱼ|` to it.
@@ -38,8 +39,15 @@ pub(crate) struct Codes {
     pub scales: Vec<f32>,
     /// `(N)`: an upper bound on `‖s·c − v‖₂` of each row.
     pub radii: Vec<f32>,
-    /// `(N)`: `Σⱼ cⱼ` of each row, to undo the query's byte offset.
-    pub sums: Vec<i32>,
+    /// `(N` rounded up to a group of [`GROUP_ROWS`]`)`: `−128·Σⱼ cⱼ` of each row (0 past the
+    /// last), where the integer kernel starts the row's sum: it undoes the query's byte
+    /// offset ([`OFFSET`]), so a raw product is `⟨c, b − 128⟩`.
+    pub biases: Vec<i32>,
+    /// `(⌈N / GROUP_ROWS⌉)`: the largest scale among each group's rows, for a bound on a
+    /// whole group ([`Probe::group_upper`]).
+    group_scales: Vec<f32>,
+    /// `(⌈N / GROUP_ROWS⌉)`: the largest radius among each group's rows.
+    group_radii: Vec<f32>,
 }
 
 /// The kernel this CPU runs fast ([`integer_dot_is_fast`]).
@@ -57,7 +65,9 @@ impl Codes {
             codes: Vec::new(),
             scales: Vec::new(),
             radii: Vec::new(),
-            sums: Vec::new(),
+            biases: Vec::new(),
+            group_scales: Vec::new(),
+            group_radii: Vec::new(),
         }
     }
 
@@ -79,7 +89,10 @@ impl Codes {
     /// Index of code `j` of row `r` in `codes`.
     fn at(&self, dim: usize, r: usize, j: usize) -> usize {
         if self.integer {
-            r / GROUP_ROWS * Self::group_len(dim) + j / 4 * 64 + r % GROUP_ROWS * 4 + j % 4
+            r / GROUP_ROWS * Self::group_len(dim)
+                + j / 4 * (4 * GROUP_ROWS)
+                + r % GROUP_ROWS * 4
+                + j % 4
         } else {
             r * dim + j
         }
@@ -117,7 +130,9 @@ impl Codes {
         self.codes.resize(self.bytes_for(v.len(), r + 1), 0);
         self.scales.push(0.0);
         self.radii.push(0.0);
-        self.sums.push(0);
+        self.biases.resize((r + 1).next_multiple_of(GROUP_ROWS), 0);
+        self.group_scales.resize((r + 1).div_ceil(GROUP_ROWS), 0.0);
+        self.group_radii.resize((r + 1).div_ceil(GROUP_ROWS), 0.0);
         self.set(v.len(), r, v);
     }
 
@@ -129,7 +144,16 @@ impl Codes {
         self.put_row(r, &row);
         self.scales[r] = scale;
         self.radii[r] = radius;
-        self.sums[r] = code_sum(&row);
+        self.biases[r] = -OFFSET * code_sum(&row);
+        self.refresh_group(r / GROUP_ROWS);
+    }
+
+    /// Recomputes group `g`'s largest scale and radius from its rows.
+    fn refresh_group(&mut self, g: usize) {
+        let rows = g * GROUP_ROWS..((g + 1) * GROUP_ROWS).min(self.len());
+        let top = |x: &[f32]| x.iter().fold(0.0f32, |m, &v| m.max(v));
+        self.group_scales[g] = top(&self.scales[rows.clone()]);
+        self.group_radii[g] = top(&self.radii[rows]);
     }
 
     /// Moves row `from` into row `to` (a removal keeping the rows dense).
@@ -138,7 +162,8 @@ impl Codes {
         self.put_row(to, &row);
         self.scales[to] = self.scales[from];
         self.radii[to] = self.radii[from];
-        self.sums[to] = self.sums[from];
+        self.biases[to] = self.biases[from];
+        self.refresh_group(to / GROUP_ROWS);
     }
 
     /// Keeps the first `rows` rows (the rest of a group, zero codes).
@@ -152,7 +177,13 @@ impl Codes {
         }
         self.scales.truncate(rows);
         self.radii.truncate(rows);
-        self.sums.truncate(rows);
+        self.biases.truncate(rows.next_multiple_of(GROUP_ROWS));
+        self.biases[rows..].fill(0);
+        self.group_scales.truncate(rows.div_ceil(GROUP_ROWS));
+        self.group_radii.truncate(rows.div_ceil(GROUP_ROWS));
+        if !rows.is_multiple_of(GROUP_ROWS) {
+            self.refresh_group(rows / GROUP_ROWS);
+        }
     }
 
     pub fn reserve(&mut self, dim: usize, rows: usize) {
@@ -160,7 +191,9 @@ impl Codes {
         self.codes.reserve(more);
         self.scales.reserve(rows);
         self.radii.reserve(rows);
-        self.sums.reserve(rows);
+        self.biases.reserve(rows);
+        self.group_scales.reserve(rows.div_ceil(GROUP_ROWS));
+        self.group_radii.reserve(rows.div_ceil(GROUP_ROWS));
     }
 
     /// The integer products of rows `first..first + len` (`first` a multiple of
@@ -178,8 +211,10 @@ impl Codes {
         debug_assert!(self.integer && first.is_multiple_of(GROUP_ROWS));
         let group = Self::group_len(dim);
         let start = first / GROUP_ROWS * group;
-        let groups = &self.codes[start..start + len.div_ceil(GROUP_ROWS) * group];
-        dot_groups_u8i8(groups, words, raw, stride);
+        let n = len.div_ceil(GROUP_ROWS);
+        let groups = &self.codes[start..start + n * group];
+        let biases = &self.biases[first..first + n * GROUP_ROWS];
+        dot_groups_u8i8(groups, biases, words, raw, stride);
     }
 }
 
@@ -286,8 +321,9 @@ impl<'a> Probe<'a> {
     }
 
     /// `out[i]` = row `first + i`'s product with the query before its own scale: the
-    /// integer product `raw[i]` ([`Codes::integer_products`]) with the offset undone,
-    /// times `t`; or, without the integer kernel, the widened f32 product (`raw` unread).
+    /// integer product `raw[i]` ([`Codes::integer_products`], its offset undone by the
+    /// row's bias) times `t`; or, without the integer kernel, the widened f32 product
+    /// (`raw` unread).
     #[inline(always)]
     pub fn products(&self, codes: &Codes, first: usize, raw: &[i32], out: &mut [f32]) {
         let dim = self.vector.len();
@@ -295,12 +331,31 @@ impl<'a> Probe<'a> {
             let block = &codes.codes[first * dim..(first + out.len()) * dim];
             return dot_many_i8(block, self.vector, out);
         }
-        let sums = &codes.sums[first..first + out.len()];
-        for ((o, &p), &sum) in out.iter_mut().zip(raw).zip(sums) {
-            // `p − 128·Σc = Σ cⱼ·(bⱼ − 128)`: exact in i32 below D = 66 000, and
-            // exact in f32 below D = 1 040 (`per_scale` covers larger D).
-            *o = (p - OFFSET * sum) as f32 * self.scale;
+        for (o, &p) in out.iter_mut().zip(raw) {
+            // `p = Σ cⱼ·(bⱼ − 128)`: exact in i32 below D = 44 000, and exact in f32
+            // below D = 1 040 (`per_scale` covers larger D).
+            *o = p as f32 * self.scale;
         }
+    }
+
+    /// An upper bound on the exact score of every row of group `g` (integer codes),
+    /// given the largest raw product `top` among its rows: what [`Self::intervals`]
+    /// would give its highest row, with the group's largest scale and radius in place
+    /// of the row's own. A scan skips a group below its floor without turning each
+    /// row's product into an interval.
+    ///
+    /// Each row's upper end is `t·s·p + r·(‖q‖ + ‖e_q‖) + s·per_scale + constant` with
+    /// `s ≤ S`, `r ≤ R` and `t·s·p ≤ t·S·max(p, 0)`; the f32 rounding of this sum (a few
+    /// ulps of values below 2) is covered by the last `1e-6`, so the result is at least
+    /// every row's exact score.
+    pub fn group_upper(&self, codes: &Codes, g: usize, top: i32) -> f32 {
+        let (s, r) = (codes.group_scales[g], codes.group_radii[g]);
+        let constant = (1.0 + UNIT_NORM_TOLERANCE) * self.error + self.fixed;
+        let upper = self.scale * s * top.max(0) as f32
+            + r * (self.norm + self.error)
+            + s * self.per_scale
+            + constant;
+        upper * (1.0 + 1e-6) + 1e-6
     }
 
     /// Turns `products` (from [`Self::products`], rows `first..`) into each row's
@@ -372,6 +427,21 @@ mod tests {
                     );
                     widest = widest.max(half);
                 }
+                if !integer {
+                    continue;
+                }
+                // A group's bound is above every one of its rows' upper ends, and not by
+                // more than the spread of their scales and radii can explain.
+                for (g, group) in raw.chunks(GROUP_ROWS).enumerate() {
+                    let rows = g * GROUP_ROWS..((g + 1) * GROUP_ROWS).min(rows.len());
+                    let top = group[..rows.len()].iter().copied().max().unwrap();
+                    let bound = probe.group_upper(&codes, g, top);
+                    let highest = rows
+                        .map(|r| products[r] + halves[r])
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    assert!(bound >= highest, "group {g}: {bound} < {highest}");
+                    assert!(bound < highest + 0.1, "group {g}: {bound} ≫ {highest}");
+                }
             }
         }
         // The bound is what makes re-scoring cheap: it must stay near ‖e‖ ≈ s/√12·√D
@@ -384,7 +454,7 @@ mod tests {
         // 18 = 4·4 + 2: the integer layout's last word half full.
         let d = 18;
         for integer in [false, true] {
-            let rows: Vec<Vec<f32>> = (0..20).map(|i| unit(d, 1 + i)).collect();
+            let rows: Vec<Vec<f32>> = (0..70).map(|i| unit(d, 1 + i)).collect();
             let c = unit(d, 99);
             let mut codes = Codes::new(integer);
             rows.iter().for_each(|r| codes.push(r));
@@ -392,16 +462,18 @@ mod tests {
             alone.push(&c);
             codes.set(d, 3, &c);
             assert_eq!(codes.row(d, 3), alone.row(d, 0), "integer {integer}");
-            // Row 19 (in the second group) into row 3, then 17 rows kept.
-            codes.move_row(d, 19, 3);
-            codes.truncate(d, 17);
+            // Row 69 (in the second group) into row 3, then 67 rows kept.
+            codes.move_row(d, 69, 3);
+            codes.truncate(d, 67);
             let mut want = Codes::new(integer);
-            rows[..17].iter().for_each(|r| want.push(r));
-            want.set(d, 3, &rows[19]);
+            rows[..67].iter().for_each(|r| want.push(r));
+            want.set(d, 3, &rows[69]);
             assert_eq!(codes.codes, want.codes, "integer {integer}");
             assert_eq!(codes.scales, want.scales);
             assert_eq!(codes.radii, want.radii);
-            assert_eq!(codes.sums, want.sums);
+            assert_eq!(codes.biases, want.biases);
+            assert_eq!(codes.group_scales, want.group_scales);
+            assert_eq!(codes.group_radii, want.group_radii);
             // Pushed again past the truncation: the rows cut off left nothing behind.
             codes.push(&c);
             want.push(&c);

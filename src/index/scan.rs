@@ -13,7 +13,11 @@
 //! `L`; there are `K` distinct identities scoring at least `L`, so every identity of the
 //! exact answer has a best row scoring at least `L`, and a row whose interval's upper end
 //! is below `L` cannot be one. The floor only rises during the pass, so a row kept
-//! against an earlier floor is checked again against the final one.
+//! against an earlier floor is checked again against the final one. With the integer
+//! kernel a block is first tested as a whole: a bound above every row's exact score, from
+//! the block's largest raw product and its rows' largest scale and radius
+//! ([`Probe::group_upper`]); below the floor, the block holds no row of the answer and
+//! its rows' intervals are never computed.
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
@@ -21,7 +25,7 @@ use rayon::prelude::*;
 
 use super::FaceId;
 use super::dot::{dot, dot_many};
-use super::quant::{Codes, Probe};
+use super::quant::{Codes, GROUP_ROWS, Probe};
 use super::top::{Entry, TopIdentities};
 
 /// Rows scored against every query while they sit in L1/L2 (64 KiB at D = 128).
@@ -235,6 +239,12 @@ fn scan_codes_range(
             probes.iter().zip(parts.iter_mut()).zip(shared).enumerate()
         {
             let raw = &raw[q * per_query..(q + 1) * per_query];
+            let mut floor = part.lower.floor().max(shared.get());
+            // Once the floor has risen, most blocks hold no row that could reach it: with
+            // the integer kernel that shows from the raw products alone.
+            if codes.integer() && block_upper(probe, codes, first, &raw[..last - first]) < floor {
+                continue;
+            }
             let block = Block {
                 codes,
                 first,
@@ -243,8 +253,6 @@ fn scan_codes_range(
                 halves: &mut *halves,
             };
             let highest = bounds(probe, block);
-            let mut floor = part.lower.floor().max(shared.get());
-            // Once the floor has risen, most blocks hold no row that could reach it.
             if highest < floor {
                 continue;
             }
@@ -307,6 +315,36 @@ fn bounds_body(probe: &Probe<'_>, b: Block<'_>) -> f32 {
     probe.products(b.codes, b.first, b.raw, b.products);
     probe.intervals(b.codes, b.first, b.products, b.halves);
     highest_upper(b.products, b.halves)
+}
+
+/// An upper bound on the exact score of every row of a block (rows `first..`, `first` a
+/// multiple of [`GROUP_ROWS`]) from their raw integer products: the highest of its groups'
+/// [`Probe::group_upper`]. A lane-wide maximum per group instead of an interval per row.
+fn block_upper(probe: &Probe<'_>, codes: &Codes, first: usize, raw: &[i32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F (checked just above).
+        return unsafe { block_upper_avx512(probe, codes, first, raw) };
+    }
+    block_upper_body(probe, codes, first, raw)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn block_upper_avx512(probe: &Probe<'_>, codes: &Codes, first: usize, raw: &[i32]) -> f32 {
+    block_upper_body(probe, codes, first, raw)
+}
+
+#[inline(always)]
+fn block_upper_body(probe: &Probe<'_>, codes: &Codes, first: usize, raw: &[i32]) -> f32 {
+    debug_assert!(first.is_multiple_of(GROUP_ROWS));
+    raw.chunks(GROUP_ROWS)
+        .enumerate()
+        .map(|(j, group)| {
+            let top = group.iter().fold(i32::MIN, |m, &p| m.max(p));
+            probe.group_upper(codes, first / GROUP_ROWS + j, top)
+        })
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// The largest `approx + half` of a block (−∞ when empty), lane by lane so that the
