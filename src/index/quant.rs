@@ -16,8 +16,8 @@
 //! arithmetic; the query's own rounding `e_q = q − t·b` widens the interval by
 //! `‖s·c‖·‖e_q‖`. There the codes are kept in groups of sixty-four rows interleaved by
 //! four-byte words ([`dot_groups_u8i8`]), so that one load serves sixteen rows and every
-//! query of a batch, and a group is read as one stream. Without VNNI the codes are row-major, widened to f32 and multiplied
-//! with `q`.
+//! query of a batch, and a group is read as one stream. Without VNNI the codes are
+//! row-major, widened to f32 and multiplied with `q`.
 
 pub(super) use super::dot::GROUP_ROWS;
 use super::dot::{dot_groups_u8i8, dot_many_i8, integer_dot_is_fast};
@@ -42,7 +42,7 @@ pub(crate) struct Codes {
     /// `(N` rounded up to a group of [`GROUP_ROWS`]`)`: `−128·Σⱼ cⱼ` of each row (0 past the
     /// last), where the integer kernel starts the row's sum: it undoes the query's byte
     /// offset ([`OFFSET`]), so a raw product is `⟨c, b − 128⟩`.
-    pub biases: Vec<i32>,
+    biases: Vec<i32>,
     /// `(⌈N / GROUP_ROWS⌉)`: the largest scale among each group's rows, for a bound on a
     /// whole group ([`Probe::group_upper`]).
     group_scales: Vec<f32>,
@@ -168,6 +168,7 @@ impl Codes {
 
     /// Keeps the first `rows` rows (the rest of a group, zero codes).
     pub fn truncate(&mut self, dim: usize, rows: usize) {
+        let rows = rows.min(self.len());
         self.codes.truncate(self.bytes_for(dim, rows));
         if self.integer {
             let zeros = vec![0; dim];
