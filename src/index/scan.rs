@@ -32,6 +32,9 @@ use super::top::{Entry, TopIdentities};
 const BLOCK_ROWS: usize = 128;
 /// Rows per rayon task in a parallel scan (2 MiB of vectors at D = 128).
 const CHUNK_ROWS: usize = 4_096;
+// Blocks and chunks start on a group of the integer layout ([`Codes::integer_products`]).
+const _: () =
+    assert!(BLOCK_ROWS.is_multiple_of(GROUP_ROWS) && CHUNK_ROWS.is_multiple_of(BLOCK_ROWS));
 
 /// The rows of an exact index, borrowed for one scan.
 pub(crate) struct Rows<'a> {
