@@ -241,13 +241,9 @@ fn scan_codes_range(
         for (q, ((probe, part), shared)) in
             probes.iter().zip(parts.iter_mut()).zip(shared).enumerate()
         {
-            let raw = &raw[q * per_query..(q + 1) * per_query];
+            // This block's rows (none without the integer kernel).
+            let raw = &raw[q * per_query..][..per_query.min(last - first)];
             let mut floor = part.lower.floor().max(shared.get());
-            // Once the floor has risen, most blocks hold no row that could reach it: with
-            // the integer kernel that shows from the raw products alone.
-            if codes.integer() && block_upper(probe, codes, first, &raw[..last - first]) < floor {
-                continue;
-            }
             let block = Block {
                 codes,
                 first,
@@ -255,8 +251,8 @@ fn scan_codes_range(
                 products: &mut *products,
                 halves: &mut *halves,
             };
-            let highest = bounds(probe, block);
-            if highest < floor {
+            // Once the floor has risen, most blocks hold no row that could reach it.
+            if bounds(probe, block, floor) < floor {
                 continue;
             }
             for (i, (&approx, &half)) in products.iter().zip(halves.iter()).enumerate() {
@@ -296,25 +292,33 @@ struct Block<'a> {
 
 /// A block's approximate scores into `products` and their intervals' half-widths into
 /// `halves` ([`Probe::products`], [`Probe::intervals`]); returns the highest upper end.
-/// Compiled for AVX-512 where the CPU has it: at the build's baseline (SSE2) these loops
-/// run four lanes wide.
-fn bounds(probe: &Probe<'_>, block: Block<'_>) -> f32 {
+/// With the integer kernel the block is first tested whole ([`block_upper`]): when that
+/// bound is below `floor` it is returned and the intervals are not computed. Compiled
+/// for AVX-512 where the CPU has it: at the build's baseline (SSE2) these loops run four
+/// lanes wide.
+fn bounds(probe: &Probe<'_>, block: Block<'_>, floor: f32) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU supports AVX-512F (checked just above).
-        return unsafe { bounds_avx512(probe, block) };
+        return unsafe { bounds_avx512(probe, block, floor) };
     }
-    bounds_body(probe, block)
+    bounds_body(probe, block, floor)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn bounds_avx512(probe: &Probe<'_>, block: Block<'_>) -> f32 {
-    bounds_body(probe, block)
+fn bounds_avx512(probe: &Probe<'_>, block: Block<'_>, floor: f32) -> f32 {
+    bounds_body(probe, block, floor)
 }
 
 #[inline(always)]
-fn bounds_body(probe: &Probe<'_>, b: Block<'_>) -> f32 {
+fn bounds_body(probe: &Probe<'_>, b: Block<'_>, floor: f32) -> f32 {
+    if b.codes.integer() {
+        let upper = block_upper(probe, b.codes, b.first, b.raw);
+        if upper < floor {
+            return upper;
+        }
+    }
     probe.products(b.codes, b.first, b.raw, b.products);
     probe.intervals(b.codes, b.first, b.products, b.halves);
     highest_upper(b.products, b.halves)
@@ -323,23 +327,8 @@ fn bounds_body(probe: &Probe<'_>, b: Block<'_>) -> f32 {
 /// An upper bound on the exact score of every row of a block (rows `first..`, `first` a
 /// multiple of [`GROUP_ROWS`]) from their raw integer products: the highest of its groups'
 /// [`Probe::group_upper`]. A lane-wide maximum per group instead of an interval per row.
-fn block_upper(probe: &Probe<'_>, codes: &Codes, first: usize, raw: &[i32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F (checked just above).
-        return unsafe { block_upper_avx512(probe, codes, first, raw) };
-    }
-    block_upper_body(probe, codes, first, raw)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn block_upper_avx512(probe: &Probe<'_>, codes: &Codes, first: usize, raw: &[i32]) -> f32 {
-    block_upper_body(probe, codes, first, raw)
-}
-
 #[inline(always)]
-fn block_upper_body(probe: &Probe<'_>, codes: &Codes, first: usize, raw: &[i32]) -> f32 {
+fn block_upper(probe: &Probe<'_>, codes: &Codes, first: usize, raw: &[i32]) -> f32 {
     debug_assert!(first.is_multiple_of(GROUP_ROWS));
     raw.chunks(GROUP_ROWS)
         .enumerate()
