@@ -10,6 +10,10 @@
 //! #   exact scan under 16 concurrent clients, batched vs unbatched
 //! cargo bench --bench index -- --sizes '' --skip-extras --scan 100000,1000000
 //! #   the int8 scan (default) vs the f32 scan: one client and 16 clients
+//! cargo bench --bench index -- --sizes '' --skip-extras --pass 1000000
+//! #   one pass of the exact index over the gallery alone (no batcher, no clients) for
+//! #   1, 2, 4, 8, 16 and 64 queries (`--pass-queries`), on one thread and split over
+//! #   rayon's: median ms of `--pass-rounds` (15) passes
 //! cargo bench --bench index -- --sizes 100000 --skip-extras --m 24 --ef-construction 100
 //! #   HNSW with other graph parameters (defaults: IndexConfig's)
 //! cargo bench --bench index -- --sizes 100000 --skip-extras --graph-dir /tmp/graphs
@@ -59,6 +63,9 @@ struct Args {
     extras: bool,
     batched_sizes: Vec<usize>,
     scan_sizes: Vec<usize>,
+    pass_sizes: Vec<usize>,
+    pass_queries: Vec<usize>,
+    pass_rounds: usize,
     /// The HNSW index's configuration (`--m`, `--ef-construction`).
     hnsw: IndexConfig,
     graph_dir: Option<PathBuf>,
@@ -81,6 +88,9 @@ fn parse_args() -> Args {
         extras: true,
         batched_sizes: Vec::new(),
         scan_sizes: Vec::new(),
+        pass_sizes: Vec::new(),
+        pass_queries: vec![1, 2, 4, 8, 16, 64],
+        pass_rounds: 15,
         hnsw: IndexConfig::default(),
         graph_dir: None,
         shuffle: false,
@@ -99,6 +109,9 @@ fn parse_args() -> Args {
             "--skip-extras" => a.extras = false,
             "--batched" => a.batched_sizes = list(&value()),
             "--scan" => a.scan_sizes = list(&value()),
+            "--pass" => a.pass_sizes = list(&value()),
+            "--pass-queries" => a.pass_queries = list(&value()),
+            "--pass-rounds" => a.pass_rounds = value().parse().unwrap_or(a.pass_rounds).max(1),
             "--m" => a.hnsw.m = value().parse().unwrap_or(a.hnsw.m),
             "--ef-construction" => {
                 a.hnsw.ef_construction = value().parse().unwrap_or(a.hnsw.ef_construction)
@@ -397,6 +410,54 @@ fn bench_scan(sizes: &[usize], queries: usize) {
     }
 }
 
+/// One pass of the exact index (int8 codes, the default) over `n` faces for each batch
+/// size of `batches` ([`ExactIndex::search_many`], no batcher): the median of `rounds`
+/// passes, each with the next queries of a fixed list, on the calling thread (the
+/// default below 2²⁰ faces) and split over rayon's threads; the answers of both equal.
+fn bench_pass(sizes: &[usize], batches: &[usize], rounds: usize) {
+    for &n in sizes {
+        let g = gallery(n as u64, n, D, 4, 0.6);
+        let most = batches.iter().copied().max().unwrap_or(1);
+        let qs = probes(n as u64 + 1, &g, most * rounds, 0.6);
+        let mut answers = Vec::new();
+        for (name, min_rows) in [("one thread", usize::MAX), ("rayon", 0)] {
+            let config = IndexConfig {
+                parallel_scan_min_rows: min_rows,
+                ..Default::default()
+            };
+            let index = ExactIndex::with_config(D, &config).unwrap();
+            index.insert_batch(&g.items).unwrap();
+            let mut got = Vec::new();
+            for &b in batches {
+                let mut ms = Vec::with_capacity(rounds);
+                for r in 0..rounds {
+                    let batch: Vec<&Embedding> = qs[r * b..][..b].iter().collect();
+                    let (hits, t) = timed(|| index.search_many(&batch, K).unwrap());
+                    ms.push(t.as_secs_f64() * 1e3);
+                    got.push(hits);
+                }
+                ms.sort_by(f64::total_cmp);
+                println!(
+                    "| {n} | {name} | {b} | {:.2} | {:.2} | {:.2} |",
+                    ms[rounds / 2],
+                    ms[0],
+                    ms[rounds - 1]
+                );
+            }
+            answers.push(got);
+        }
+        let same = answers[0]
+            .iter()
+            .zip(&answers[1])
+            .filter(|(x, y)| x == y)
+            .count();
+        println!(
+            "| {n} | equal answers | | {same}/{} | | |",
+            answers[0].len()
+        );
+    }
+}
+
 /// Every query once, spread over [`CLIENTS`] threads: answers in query order, q/s and
 /// p99 latency (ms).
 fn concurrent_queries(index: &ExactIndex, qs: &[Embedding]) -> (Vec<Vec<IdentityHit>>, f64, f64) {
@@ -514,6 +575,11 @@ fn main() {
         );
         println!("|---|---|---|---|---|---|---|---|");
         bench_scan(&args.scan_sizes, args.queries);
+    }
+    if !args.pass_sizes.is_empty() {
+        println!("\n| faces | pass | queries | median ms | fastest ms | slowest ms |");
+        println!("|---|---|---|---|---|---|");
+        bench_pass(&args.pass_sizes, &args.pass_queries, args.pass_rounds);
     }
     if !args.extras {
         return;

@@ -140,6 +140,46 @@ fn an_enrolled_face_enrolled_twice_ranks_its_identity_first_by_the_lower_face_id
     assert!(face > 7);
 }
 
+/// One pass for many queries answers each as `search` does, on one thread and split
+/// over rayon's, for every batch size the kernel tiles (1 to 4 queries, and more); a
+/// query of the wrong dimension anywhere in the list answers nothing.
+#[test]
+fn search_many_answers_each_query_as_search_does() {
+    let (n, d) = (40_000, 64);
+    let g = gallery(21, n, d, 4, 0.6);
+    let qs = probes(22, &g, 9, 0.6);
+    for min_rows in [usize::MAX, SPLIT_FROM] {
+        let config = IndexConfig {
+            parallel_scan_min_rows: min_rows,
+            ..Default::default()
+        };
+        let index = ExactIndex::with_config(d, &config).unwrap();
+        index.insert_batch(&g.items).unwrap();
+        for b in [1, 2, 3, 4, 5, 9] {
+            let batch: Vec<_> = qs[..b].iter().collect();
+            let got = index.search_many(&batch, 10).unwrap();
+            assert_eq!(got.len(), b);
+            for (i, (hits, q)) in got.iter().zip(&qs).enumerate() {
+                let what = format!("min_rows {min_rows}, batch {b}, query {i}");
+                assert_eq!(hits, &index.search(q, 10).unwrap(), "{what}");
+                assert_same(hits, &naive(&g.items, q, 10), &what);
+            }
+        }
+        assert_eq!(
+            index.search_many(&[&qs[0], &qs[1]], 0).unwrap(),
+            vec![Vec::new(), Vec::new()]
+        );
+        let short = probes(23, &gallery(24, 8, d / 2, 4, 0.6), 1, 0.6).remove(0);
+        assert!(matches!(
+            index.search_many(&[&qs[0], &short], 10),
+            Err(IndexError::Dimension { expected, got }) if expected == d && got == d / 2
+        ));
+    }
+    let empty = ExactIndex::new(d).unwrap();
+    assert_eq!(empty.search_many(&[&qs[0]], 10).unwrap(), vec![Vec::new()]);
+    assert!(empty.search_many(&[], 10).unwrap().is_empty());
+}
+
 #[test]
 fn a_zero_dimension_is_refused() {
     assert!(matches!(

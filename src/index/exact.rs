@@ -119,6 +119,27 @@ impl ExactIndex {
             .collect()
     }
 
+    /// Each query's top-`k` distinct identities (as [`FaceIndex::search`]) from one pass
+    /// over the rows, outside the batcher (on the calling thread, or split over rayon's
+    /// from [`IndexConfig::parallel_scan_min_rows`] rows): the pass a batch of concurrent
+    /// searches shares, for callers that hold many queries at once, and for timing the
+    /// pass alone (`benches/index.rs`, `--pass`). Fails, answering nothing, if any query
+    /// has the wrong dimension.
+    pub fn search_many(
+        &self,
+        queries: &[&Embedding],
+        k: usize,
+    ) -> Result<Vec<Vec<IdentityHit>>, IndexError> {
+        for q in queries {
+            check_dim(self.dim, q)?;
+        }
+        if k == 0 || self.is_empty() {
+            return Ok(vec![Vec::new(); queries.len()]);
+        }
+        let jobs: Vec<Job<Pending>> = queries.iter().map(|q| Job::new((q.to_vec(), k))).collect();
+        Ok(self.scan_batch(&jobs))
+    }
+
     /// Every live face as `(face, identity, embedding)`, in storage order.
     pub fn items(&self) -> Vec<(FaceId, IdentityId, Embedding)> {
         let flat = self.read();
