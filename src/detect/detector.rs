@@ -231,7 +231,7 @@ impl FaceDetector {
     /// that fills a crop, not one of a group photo), so that a crop is aligned alike
     /// whether it is sent with detection or without: the same landmarks, the same
     /// aligned picture (to rounding: the pyramid's levels whose windows are under
-    /// [`CROP_WINDOW`] of the smallest such face's side are left out, so R-Net and O-Net
+    /// `CROP_WINDOW` of the smallest such face's side are left out, so R-Net and O-Net
     /// see fewer candidates a batch). The second look and the tight-crop look are
     /// skipped (they would cost more searches on every such crop), so a crop found only
     /// by those may be aligned differently than with detection. When the cascade finds

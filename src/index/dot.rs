@@ -47,7 +47,7 @@ pub fn dot_many(rows: &[f32], q: &[f32], out: &mut [f32]) {
 }
 
 /// `out[r] = Σⱼ rows[r, j] · q[j]` for int8 `rows` of shape `(R, D)` with `D = q.len()`:
-/// the unscaled product of a compact row with an f32 query ([`super::quant`]). Each code
+/// the unscaled product of a compact row with an f32 query (`super::quant`). Each code
 /// is widened to f32 in the loop, so the row costs a quarter of an f32 row's memory
 /// traffic and the same arithmetic.
 pub fn dot_many_i8(rows: &[i8], q: &[f32], out: &mut [f32]) {
@@ -67,7 +67,7 @@ pub fn dot_many_i8(rows: &[i8], q: &[f32], out: &mut [f32]) {
     dot_many_body::<i8, false>(rows, q, out)
 }
 
-/// Whether [`dot_groups_u8i8`] runs on integer dot-product instructions (AVX-512 VNNI:
+/// Whether `dot_groups_u8i8` runs on integer dot-product instructions (AVX-512 VNNI:
 /// 64 multiply-adds of bytes per instruction); without them it is portable and slow, and
 /// callers use [`dot_many_i8`] instead.
 pub fn integer_dot_is_fast() -> bool {

@@ -11,7 +11,7 @@ use crate::nn::sequential::Sequential;
 /// efficient, small enough to bound the memory of a request with many images.
 pub const BATCH: usize = 64;
 
-/// [`embed_batch`] over preprocessed images, each `(H, W)`, in passes of [`BATCH`]:
+/// [`embed_batch`] over preprocessed images, each `(H, W)`, in passes of `BATCH`:
 /// row `i` of the `(N, K)` result is image `i`'s embedding.
 pub fn embed_all(
     net: &Sequential,

@@ -60,11 +60,11 @@ impl Conv2dConfig {
 /// (9× the input) in memory, which measured faster. With `input_grad` off (the first
 /// layer, whose input is data), backward skips dE/dx and returns zeros.
 ///
-/// At stride 1 with at least [`ROW_DEPTH`] input channels × kernel columns, the forward
+/// At stride 1 with at least `ROW_DEPTH` input channels × kernel columns, the forward
 /// unfolds the input along kernel columns only and runs one product per kernel row
-/// ([`unfolds_by_kernel_row`]): a third of the copy for a 3×3 kernel.
+/// (`unfolds_by_kernel_row`): a third of the copy for a 3×3 kernel.
 ///
-/// A 3×3 convolution at stride 1 with enough work per image ([`winograd_applies`]: a
+/// A 3×3 convolution at stride 1 with enough work per image (`winograd_applies`: a
 /// residual network's stages, not the reference CNN) runs its forward, its dE/dx and its
 /// dE/dW as Winograd's F(4×4, 3×3) instead, in bands that start on multiples of four
 /// rows.

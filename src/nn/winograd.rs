@@ -293,7 +293,7 @@ fn by_lanes(s: &Shape) -> bool {
 }
 
 /// Whether [`images`] computes F(6×6, 3×3) ([`six::images`]): in the eight-channel form
-/// ([`by_lanes`]), where its 8×8 tiles take at most three quarters of the multiplications
+/// (`by_lanes`), where its 8×8 tiles take at most three quarters of the multiplications
 /// of this form's 6×6 ones. dlib's network's 17×17 maps take 9 tiles of 64 against 25 of
 /// 36 (0.64), and ran faster (`conv2d::winograd_images`); the ResNet-14's 14×12 maps at
 /// batch 16 take 6 of 64 against 12 of 36 (0.89), and were no faster beyond the noise of

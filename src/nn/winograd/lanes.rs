@@ -9,11 +9,11 @@
 //! is 36 contiguous loads; the 36 products read and write their matrices transposed,
 //! `Mᵀ[ξ] (T, O) = Vᵀ[ξ] (T, C) · U[ξ]ᵀ`, so that a tile's 36 transformed values of eight
 //! channels are contiguous too. Each value goes through the same operations in the same
-//! order as in [`super::transform_input`] and [`super::transform_output`] (rows of a tile
+//! order as in `super::transform_input` and `super::transform_output` (rows of a tile
 //! first, then its columns; `Aᵀ` down the columns first, then along the rows with the
 //! bias and the epilogue), so the transforms give the same bits; the products may sum in
 //! another order. [`mod@super::six`] runs F(6×6, 3×3) through the same steps
-//! ([`images_of`], with its own [`Transforms`]).
+//! (`images_of`, with its own `Transforms`).
 
 use super::Shape;
 use crate::nn::epilogue::{self, Epilogue, Rectify};
