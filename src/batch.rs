@@ -8,17 +8,23 @@
 //! which is what the index's blocked scan needs to pay the gallery's memory traffic once
 //! per batch, and what the network needs to run its layers on several images at once.
 //!
-//! A scan that starts right after another (the index is busy) first waits for the batch
-//! to fill, so arrivals spread over a scan's length are not split into many small
-//! batches — to as many queries as the last batch held (what gathered over one scan;
-//! with `n` clients each waiting for its answer before it asks again, `n`), for at most
-//! as long as the last scan took, and never longer than [`BatchConfig::window`]. Filling
+//! A scan of a busy index (one that scanned within the last [`IDLE_AFTER`]) first waits
+//! for the batch to fill, so arrivals spread over a scan's length are not split into
+//! many small batches — to as many queries as the last batch held (what gathered over
+//! one scan; with `n` clients each waiting for its answer before it asks again, `n`), for
+//! at most as long as the last scan took, and never longer than [`BatchConfig::window`].
+//! That holds for the first query of a wave too, not only for queries that arrive during
+//! a scan: the server's queries come in waves, one per forward pass of the network, whose
+//! callers reach the index over a few milliseconds while the next pass holds the cores;
+//! a wave's first query used to find the index between scans and scan alone, a full
+//! pass over a million faces for one query, before the rest of its wave. Filling
 //! to [`BatchConfig::max`] instead made every such batch wait out its whole wait whenever
 //! fewer clients than that were asking. Waiting one scan's length at most bounds what a
 //! query can lose (its latency at most doubles) by what the batch can win (one scan
 //! instead of two): at a million faces a scan reads 128 MB and takes milliseconds, so batches grow
 //! and throughput rises; at a thousand a scan takes microseconds and so does the wait.
-//! An index idle for longer than the window never waits.
+//! A batch of one asks for no company, so a lone client never waits; an index idle for
+//! [`IDLE_AFTER`] never waits.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -133,9 +139,9 @@ impl<Q: Clone, A> Batcher<Q, A> {
         }
     }
 
-    /// While the index is busy (a scan ended within the window), waits for as many queries
-    /// as the last batch held ([`Self::fill_to`]) up to the window or the last scan's
-    /// duration, whichever is shorter.
+    /// While the index is busy ([`fill_wait`]), waits for as many queries as the last batch
+    /// held ([`Self::fill_to`]) up to the window or the last scan's duration, whichever is
+    /// shorter.
     fn fill_window<'a>(
         &'a self,
         mut q: MutexGuard<'a, Queue<Q, A>>,
@@ -191,9 +197,14 @@ impl<Q: Clone, A> Batcher<Q, A> {
     }
 }
 
-/// How long a scan waits for more queries before it starts: the window or the last
-/// scan's duration, whichever is shorter, and only while the index is busy (the last
-/// scan ended less than that long ago); `None` when it starts at once.
+/// How long since its last scan an index counts as busy ([`fill_wait`]): far longer than
+/// the gap between two waves of queries (a forward pass of the network, tens of
+/// milliseconds), far shorter than a pause between users.
+const IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a scan waits at most for more queries before it starts: the window or the
+/// last scan's duration, whichever is shorter, and only while the index is busy (its
+/// last scan ended less than [`IDLE_AFTER`] ago); `None` when it starts at once.
 fn fill_wait(
     window: Duration,
     last_scan: Duration,
@@ -201,7 +212,7 @@ fn fill_wait(
 ) -> Option<Duration> {
     let wait = window.min(last_scan);
     match since_last_end {
-        Some(since) if !wait.is_zero() && since < wait => Some(wait),
+        Some(since) if !wait.is_zero() && since < IDLE_AFTER => Some(wait),
         _ => None,
     }
 }
@@ -299,19 +310,26 @@ mod tests {
         assert_eq!(batcher.submit(2, run), 3);
     }
 
-    #[test]
-    fn a_busy_index_waits_for_as_many_queries_as_its_last_batch_held_and_no_more() {
-        let batcher: Batcher<u32, u32> = Batcher::new(BatchConfig {
+    /// A batcher of a minute's window as after a batch of two queries whose scan took
+    /// `scan` and ended `ago`.
+    fn after_two(scan: Duration, ago: Duration) -> Batcher<u32, u32> {
+        let batcher = Batcher::new(BatchConfig {
             max: 64,
             window: Duration::from_secs(60),
         });
-        // As after a batch of two whose scan took a minute and just ended.
         {
             let mut q = batcher.lock();
-            q.last_scan = Duration::from_secs(60);
-            q.last_end = Some(Instant::now());
+            q.last_scan = scan;
+            q.last_end = Instant::now().checked_sub(ago);
             q.last_size = 2;
         }
+        batcher
+    }
+
+    #[test]
+    fn a_busy_index_waits_for_as_many_queries_as_its_last_batch_held_and_no_more() {
+        // As after a batch of two whose scan took a minute and just ended.
+        let batcher = after_two(Duration::from_secs(60), Duration::ZERO);
         let sizes = Mutex::new(Vec::new());
         let run = |jobs: &[Job<u32>]| {
             sizes.lock().unwrap().push(jobs.len());
@@ -336,6 +354,32 @@ mod tests {
     }
 
     #[test]
+    fn the_first_query_of_a_wave_waits_for_the_rest_though_the_last_scan_ended_before_it() {
+        // A batch of two whose 400 ms scan ended 500 ms ago: longer ago than the scan
+        // took (the gap between two waves), within IDLE_AFTER.
+        let batcher = after_two(Duration::from_millis(400), Duration::from_millis(500));
+        let sizes = Mutex::new(Vec::new());
+        let run = |jobs: &[Job<u32>]| {
+            sizes.lock().unwrap().push(jobs.len());
+            jobs.iter().map(|j| j.query * 10).collect()
+        };
+        let (batcher, run) = (&batcher, &run);
+        std::thread::scope(|s| {
+            let first = s.spawn(move || batcher.submit(1, run));
+            // The second query comes once the first waits for company (or after 5 s, if
+            // it never does: then the first has scanned alone).
+            let asked = Instant::now();
+            while !batcher.lock().filling && asked.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let second = s.spawn(move || batcher.submit(2, run));
+            assert_eq!(first.join().unwrap(), 10);
+            assert_eq!(second.join().unwrap(), 20);
+        });
+        assert_eq!(*sizes.lock().unwrap(), vec![2]);
+    }
+
+    #[test]
     fn a_busy_index_waits_no_longer_than_its_last_scan_took() {
         let us = Duration::from_micros;
         let minute = Duration::from_secs(60);
@@ -346,9 +390,16 @@ mod tests {
             fill_wait(us(2000), us(5000), Some(us(1000))),
             Some(us(2000))
         );
-        // Idle (the last scan ended longer ago than the wait), no scan yet, or no window:
+        // Between two waves of queries (the last scan ended longer ago than it took, but
+        // within IDLE_AFTER): the same wait.
+        assert_eq!(fill_wait(minute, us(5), Some(us(10))), Some(us(5)));
+        assert_eq!(
+            fill_wait(minute, us(5), Some(IDLE_AFTER - us(1))),
+            Some(us(5))
+        );
+        // Idle (the last scan ended IDLE_AFTER ago or more), no scan yet, or no window:
         // start at once.
-        assert_eq!(fill_wait(minute, us(5), Some(us(10))), None);
+        assert_eq!(fill_wait(minute, us(5), Some(IDLE_AFTER)), None);
         assert_eq!(fill_wait(minute, us(5), None), None);
         assert_eq!(fill_wait(Duration::ZERO, us(5), Some(us(1))), None);
         // And the batcher still answers each query with its own answer.

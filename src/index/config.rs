@@ -28,10 +28,10 @@ pub struct IndexConfig {
     /// Most concurrent queries one exact scan answers together. 1..=1024; 1 turns
     /// batching off (each query scans alone, concurrently with the others).
     pub batch_max_queries: usize,
-    /// Most microseconds a busy exact index waits for a batch to fill (to as many
-    /// queries as its last batch held) before scanning; it never waits longer than its
-    /// last scan took, and an index idle for longer than that never waits. 0..=10 000;
-    /// 0 never waits.
+    /// Most microseconds a busy exact index (one that scanned within the last second)
+    /// waits for a batch to fill (to as many queries as its last batch held) before
+    /// scanning; it never waits longer than its last scan took, nor after a batch of
+    /// one. 0..=10 000; 0 never waits.
     pub batch_window_us: u64,
     /// What the exact scan reads: `"int8"` (default) reads compact int8 copies of the
     /// rows and re-scores its few candidates from the f32 rows — the same answers at a
