@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# /identify throughput and latency at 16 concurrent clients with 1k, 10k and 100k
+# /identify throughput and latency at 16 concurrent clients (CLIENTS) with 1k, 10k and 100k
 # enrolled faces (synthetic unit vectors of the model's dimension), start-to-ready time
 # and resident memory per face. Needs `wrk` (Debian package) and /work/pyenv-style
 # Python with numpy (PYTHON=...). Prints one Markdown table row per gallery size.
@@ -10,6 +10,7 @@
 #        IMAGE (the query image, default tests/fixtures/server/s1/1.png, a 92×112 crop),
 #        DETECT (the query's `detect` field: true = find faces first, false = take the
 #        image as a face crop; default false, as before detection existed),
+#        CLIENTS (concurrent connections of wrk, default 16, as the issue's table),
 #        SEED_DIR (keep the seeded databases there and reuse them on the next run: seeding
 #        a million faces takes about a minute)
 set -euo pipefail
@@ -77,6 +78,8 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 # 128 KiB, less than a photograph's base64.
 IMAGE_B64=$(base64 -w0 "${IMAGE:-tests/fixtures/server/s1/1.png}")
 DETECT=${DETECT:-false}
+CLIENTS=${CLIENTS:-16}
+WRK_THREADS=$(( CLIENTS < 2 ? 1 : 2 ))  # wrk wants at least one connection a thread
 printf '{"image": "%s", "top_k": 5, "detect": %s}' "$IMAGE_B64" "$DETECT" >"$WORK/query.json"
 printf '{"image": "%s"}' "$IMAGE_B64" >"$WORK/warm.json"
 cat >"$WORK/identify.lua" <<LUA
@@ -118,7 +121,7 @@ for n in "${SIZES[@]}"; do
   kind=$(curl -fs "$URL/readyz" | $PYTHON -c 'import json,sys; print(",".join(sorted({i["kind"] for i in json.load(sys.stdin)["indexes"]})))')
   curl -fs -H 'Content-Type: application/json' -d @"$WORK/warm.json" "$URL/identify" >/dev/null
   rss=$(rss_kib)
-  out=$(wrk -t2 -c16 -d"$DURATION" --latency -s "$WORK/identify.lua" "$URL/identify")
+  out=$(wrk -t"$WRK_THREADS" -c"$CLIENTS" -d"$DURATION" --latency -s "$WORK/identify.lua" "$URL/identify")
   echo "$out" >&2
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
