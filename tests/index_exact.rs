@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use faceprint::index::{
     ExactIndex, FaceId, FaceIndex, IdentityHit, IdentityId, IndexConfig, IndexError,
 };
-use support::index::{Gallery, Item, gallery, probes};
+use support::index::{Gallery, Item, gallery, probes, random_unit, rng};
 
 /// The split-pass threshold the 40 000-face cases set, below their size, so that the
 /// parallel (chunked and merged) scan stays covered whatever the default.
@@ -169,7 +169,7 @@ fn search_many_answers_each_query_as_search_does() {
             index.search_many(&[&qs[0], &qs[1]], 0).unwrap(),
             vec![Vec::new(), Vec::new()]
         );
-        let short = probes(23, &gallery(24, 8, d / 2, 4, 0.6), 1, 0.6).remove(0);
+        let short = random_unit(&mut rng(23), d / 2);
         assert!(matches!(
             index.search_many(&[&qs[0], &short], 10),
             Err(IndexError::Dimension { expected, got }) if expected == d && got == d / 2
