@@ -75,6 +75,23 @@ on_both_backends!(
     super::identify_returns_no_match_for_a_face_never_enrolled
 );
 
+async fn identify_before_any_enrollment_answers_no_match_for_the_face_it_embedded(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let (status, body) = json_of(app.identify(&face("s1", 1)).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["match"].is_null(), "{body}");
+    assert_eq!(body["candidates"], json!([]), "{body}");
+    assert_eq!(body["gallery_size"], 0, "{body}");
+    let faces = body["faces"].as_array().expect("faces");
+    assert_eq!(faces.len(), 1, "{body}");
+    assert_eq!(faces[0]["embedded"], true, "{body}");
+    assert_eq!(faces[0]["candidates"], json!([]), "{body}");
+}
+on_both_backends!(
+    identify_before_any_enrollment_answers_no_match_for_the_face_it_embedded,
+    super::identify_before_any_enrollment_answers_no_match_for_the_face_it_embedded
+);
+
 async fn a_deleted_identity_is_no_longer_found(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let faces = enroll_two(&app, "alice", "s1").await;

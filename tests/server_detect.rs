@@ -7,6 +7,7 @@ mod support;
 use std::io::Cursor;
 use std::path::Path;
 
+use faceprint::detect::DetectConfig;
 use faceprint::server::Application;
 use image::{GrayImage, ImageFormat, imageops};
 use reqwest::multipart::{Form, Part};
@@ -178,14 +179,20 @@ on_both_backends!(
     super::identify_on_a_photograph_without_faces_answers_no_match
 );
 
+/// `/identify` of `image` at threshold −1 (every candidate a match); panics unless 200.
+async fn identify_accepting_all(app: &TestApp, image: &[u8]) -> Value {
+    let request = json!({"image": b64(image), "threshold": -1.0});
+    let (status, body) = json_of(app.post_json("/identify", &request).await).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 async fn identify_answers_for_every_face_of_a_photograph(db: TestDb) {
     let app = TestApp::spawn(db).await;
     enroll_crops(&app, "alice", "s1").await;
     enroll_crops(&app, "bob", "s2").await;
     let (image, placed) = photo(&[("s2", 3, 1), ("s1", 3, 2)]);
-    let request = json!({"image": b64(&image), "threshold": -1.0});
-    let (status, body) = json_of(app.post_json("/identify", &request).await).await;
-    assert_eq!(status, 200, "{body}");
+    let body = identify_accepting_all(&app, &image).await;
     let faces = body["faces"].as_array().expect("faces");
     assert_eq!(faces.len(), 2, "{body}");
     // Largest first: alice's face, pasted twice as large, is the top-level answer.
@@ -213,6 +220,40 @@ async fn identify_answers_for_every_face_of_a_photograph(db: TestDb) {
 on_both_backends!(
     identify_answers_for_every_face_of_a_photograph,
     super::identify_answers_for_every_face_of_a_photograph
+);
+
+async fn identify_reports_a_face_too_small_to_embed_without_searching_for_it(db: TestDb) {
+    // The faces the detector finds in `photo`'s pasted crops (twice the fixture's 92×112)
+    // are smaller than 200 pixels.
+    let mut settings = test_settings(&db);
+    settings.detector = Some(DetectConfig {
+        min_embed_size: 200,
+        ..DetectConfig::default()
+    });
+    let app = TestApp::spawn_with(db, settings).await;
+    // A crop three times the fixture's size, read whole, is large enough to enroll.
+    let crop = image::load_from_memory(&face("s1", 1))
+        .expect("face")
+        .to_luma8();
+    let crop = imageops::resize(&crop, 276, 336, imageops::FilterType::Triangle);
+    let request = json!({"identity": "alice", "images": [b64(&png(&crop))], "detect": false});
+    let (status, body) = json_of(app.post_json("/enroll", &request).await).await;
+    assert_eq!(status, 201, "{body}");
+    let (image, placed) = photo(&[("s1", 3, 2)]);
+    let body = identify_accepting_all(&app, &image).await;
+    let faces = body["faces"].as_array().expect("faces");
+    assert_eq!(faces.len(), 1, "{body}");
+    assert_eq!(which(&faces[0]["box"], &placed), Some(0), "{body}");
+    assert_eq!(faces[0]["embedded"], false, "{body}");
+    assert_eq!(faces[0]["candidates"], json!([]), "{body}");
+    assert!(faces[0]["match"].is_null(), "even at threshold −1: {body}");
+    // The top-level answer is the largest embedded face's: there is none.
+    assert!(body["match"].is_null() && body["box"].is_null(), "{body}");
+    assert_eq!(body["candidates"], json!([]), "{body}");
+}
+on_both_backends!(
+    identify_reports_a_face_too_small_to_embed_without_searching_for_it,
+    super::identify_reports_a_face_too_small_to_embed_without_searching_for_it
 );
 
 async fn enroll_refuses_an_image_with_several_faces_and_names_it(db: TestDb) {

@@ -13,7 +13,7 @@ use crate::index::FaceIndex;
 use crate::server::decision::{self, Decision, parse_far};
 use crate::server::error::ApiError;
 use crate::server::galleries::GalleryState;
-use crate::server::inference::{Face, Reading, analyse};
+use crate::server::inference::{Face, Reading, analyse_then};
 use crate::server::names::GalleryName;
 use crate::server::payload::{Payload, lenient};
 use crate::server::state::AppState;
@@ -140,9 +140,19 @@ pub async fn identify(
     let gallery = request.gallery.as_deref();
     let decision = decision::decide(&state, request.threshold, request.far, gallery, None);
     let threshold = decision.threshold;
-    let mut analysed = analyse(&state, vec![request.image], vec![request.reading], false).await?;
-    let faces = std::mem::take(&mut analysed[0].faces);
-    let searched = search_faces(request.gallery, faces, request.top_k).await?;
+    let (gallery_state, top_k) = (request.gallery, request.top_k);
+    let images = vec![request.image];
+    let searched = analyse_then(
+        &state,
+        images,
+        vec![request.reading],
+        false,
+        move |analysed| {
+            let faces = analysed.into_iter().flat_map(|image| image.faces).collect();
+            search_faces(gallery_state, faces, top_k)
+        },
+    )
+    .await?;
     let tail = state.embedder.meta().tail.as_ref();
     let faces: Vec<FaceAnswer> = searched
         .into_iter()
@@ -195,37 +205,28 @@ struct Searched {
     candidates: Option<Vec<Candidate>>,
 }
 
-/// Every face with the top-k distinct identities for its embedding, on the blocking pool.
-async fn search_faces(
+/// Every face with the top-k distinct identities for its embedding (on the blocking
+/// thread that embedded them, see [`analyse_then`]).
+fn search_faces(
     gallery: Option<Arc<GalleryState>>,
     faces: Vec<Face>,
     top_k: usize,
 ) -> Result<Vec<Searched>, ApiError> {
-    let Some(gallery) = gallery else {
-        return Ok(faces
-            .into_iter()
-            .map(|face| Searched {
+    faces
+        .into_iter()
+        .map(|face| {
+            let candidates = match (&gallery, face.embedding) {
+                (Some(gallery), Some(query)) => Some(search(gallery, &query, top_k)?),
+                // No gallery yet: an embedded face has no candidates.
+                (None, Some(_)) => Some(Vec::new()),
+                (_, None) => None,
+            };
+            Ok(Searched {
                 bbox: face.bbox,
-                candidates: face.embedding.map(|_| Vec::new()),
+                candidates,
             })
-            .collect());
-    };
-    tokio::task::spawn_blocking(move || {
-        faces
-            .into_iter()
-            .map(|face| {
-                let candidates = face
-                    .embedding
-                    .map(|query| search(&gallery, &query, top_k))
-                    .transpose()?;
-                Ok(Searched {
-                    bbox: face.bbox,
-                    candidates,
-                })
-            })
-            .collect()
-    })
-    .await?
+        })
+        .collect()
 }
 
 /// Top-k distinct identities for one embedding.
