@@ -85,9 +85,9 @@ pub async fn analyse(
 /// request's share of the pixel budget), without going back to the async runtime in
 /// between. `/identify` searches the gallery this way: the callers of one forward pass of
 /// the network are woken together and go straight to the index, where through the runtime
-/// each first waited for a new blocking task while the next forward pass held the cores
-/// (BENCHMARKS.md, "Large galleries": a million-face server answered about a tenth more
-/// requests a second this way).
+/// each first waited for a new blocking task while the next forward pass held the cores.
+/// One blocking task a request instead of two; what it changes in a million-face server's
+/// throughput is within the noise measured so far (BENCHMARKS.md, "Large galleries").
 pub async fn analyse_then<T: Send + 'static>(
     state: &AppState,
     images: Vec<Vec<u8>>,
